@@ -1,0 +1,1 @@
+"""Score-to-audio synchronisation: features, multi-resolution DTW, note mapping, accuracy metrics."""
