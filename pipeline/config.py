@@ -77,12 +77,14 @@ class AlignConfig:
     """Score-to-audio synchronisation (DTW) settings."""
 
     soundfont: str = "MuseScore_General.sf3"  # reference rendering, deliberately not the corpus's
+    program: int = 40  # GM program of the reference rendering (40 violin; 0 piano for MAESTRO)
     feature_rate: int = 100  # DTW frames per second at the finest level
     coarse_rate: int = 10  # frames per second of the first, full DTW
     band_seconds: float = 0.5  # half-width of the fine DTW's band around the coarse path
     onset_weight: float = 1.0  # weight of the onset (DLNCO-like) cost against the chroma cost
     diagonal_weight: float = 1.0  # DTW step weight of a diagonal move (measured: 1 beats the symmetric 2)
     refine_seconds: float = 0.0  # onset refinement search radius (0 disables)
+    workers: int = 2  # recordings aligned in parallel (processes)
 
 
 @dataclass(frozen=True)

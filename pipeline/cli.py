@@ -1,0 +1,156 @@
+"""`performer`: the command-line face of the pipeline.
+
+Every command turns a user error (bad file, unknown performer...) into one line on stderr
+and exit status 1, and never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.errors import PipelineError
+
+app = typer.Typer(help="Deep Performer: score-to-audio performance synthesis pipeline.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+STAGES = ("prepare", "resample", "align", "mel")
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def stage(
+    name: str = typer.Argument(..., help=f"one of: {', '.join(STAGES)}"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file"),
+) -> None:
+    """Run one pipeline stage directly (what `dvc repro` runs, without DVC's bookkeeping)."""
+    import importlib
+
+    from pipeline.config import load_params
+
+    if name not in STAGES:
+        _fail(PipelineError(f"unknown stage {name!r} (known: {', '.join(STAGES)})"))
+    try:
+        importlib.import_module(f"stages.{name}").run(load_params(params))
+    except PipelineError as err:
+        _fail(err)
+
+
+@app.command()
+def performers() -> None:
+    """List the built-in virtual performers and how they play."""
+    from pipeline.performers import PERFORMERS
+
+    for p in PERFORMERS.values():
+        typer.echo(
+            f"{p.name:8s} tempo x{p.tempo_factor:.2f}  rubato {p.rubato_depth:.2f}/{p.phrase_quarters:g}q  "
+            f"jitter {p.jitter_ms:g} ms  legato {p.legato:.2f}  rit {p.final_ritardando:.2f}  "
+            f"vibrato {p.vibrato_rate:g} Hz {p.vibrato_cents:g} c  "
+            f"{p.instrument.soundfont}#{p.instrument.program}"
+        )
+
+
+@app.command()
+def perform(
+    score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
+    output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac)"),
+    performer: str = typer.Option("aurora", help="virtual performer (see `performer performers`)"),
+    sample_rate: int = typer.Option(16000, help="output sample rate"),
+    seed: int = typer.Option(0, help="random seed of the performance"),
+    truth: Optional[Path] = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
+) -> None:
+    """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
+    from pipeline.audio import write_audio
+    from pipeline.datasets.layout import write_reference
+    from pipeline.performers import get_performer
+    from pipeline.rendering import render
+    from pipeline.scores import read_score
+
+    try:
+        player = get_performer(performer)
+        notes = read_score(score)
+        perf = player.perform(notes, seed=seed)
+        write_audio(output, render(perf, player.instrument, sample_rate), sample_rate)
+        if truth is not None:
+            write_reference(truth, perf.onset, perf.offset)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"wrote {output} ({len(notes)} notes, {perf.offset.max():.1f} s)")
+
+
+@app.command()
+def align(
+    score: Path = typer.Argument(..., help="MIDI or MusicXML score"),
+    audio: Path = typer.Argument(..., help="recording (wav/flac/mp3/opus/ogg)"),
+    output: Path = typer.Option(..., "-o", "--output", help="CSV to write: onset,offset (s), pitch, score ticks"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file for the align settings"),
+) -> None:
+    """Align a score to a recording (the `align` stage's method, for one pair of files)."""
+    import pandas as pd
+
+    from pipeline.alignment.align import align_score_to_audio
+    from pipeline.audio import load_audio
+    from pipeline.config import AlignConfig, load_params
+    from pipeline.io import atomic_path
+    from pipeline.scores import read_score
+
+    try:
+        config = load_params(params).align if params.exists() else AlignConfig()
+        notes = read_score(score)
+        signal, rate = load_audio(audio, sample_rate=16000)
+        result = align_score_to_audio(notes, signal, rate, config, program=config.program)
+        frame = pd.DataFrame({"onset": result.onset.round(4), "offset": result.offset.round(4), "pitch": notes.pitch,
+                              "score_onset": notes.onset, "score_duration": notes.duration})
+        with atomic_path(output) as tmp:
+            frame.to_csv(tmp, index=False)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"wrote {output} ({len(notes)} notes)")
+
+
+@app.command()
+def mel(
+    audio: Path = typer.Argument(..., help="recording (any common format; resampled to 16 kHz)"),
+    output: Path = typer.Option(..., "-o", "--output", help=".npy file for the (80, frames) log-mel"),
+    plot: Optional[Path] = typer.Option(None, help="also draw it to this PNG"),
+) -> None:
+    """Compute the project's log-mel spectrogram of one recording."""
+    import numpy as np
+
+    from pipeline.audio import load_audio
+    from pipeline.config import MelConfig
+    from pipeline.io import atomic_path
+    from pipeline.mel import log_mel
+    from pipeline.plots import plot_mel_with_notes
+
+    try:
+        config = MelConfig()
+        signal, _ = load_audio(audio, sample_rate=config.sample_rate)
+        spec = log_mel(signal, config)
+        with atomic_path(output) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, spec)
+        if plot is not None:
+            plot_mel_with_notes(plot, spec, None, config, title=audio.name)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"wrote {output} {spec.shape}")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,69 @@
+"""Per-recording training features: the log-mel plus the notes in both score and frame time.
+
+One ``.npz`` per recording (the format later stages and outside users rely on; see docs/data-formats.md):
+
+    mel            float32 (n_mels, frames)   log-mel, pipeline.mel recipe
+    pitch          int16   (notes,)           MIDI pitch, notes in score order (onset, pitch)
+    velocity       int16   (notes,)
+    score_onset    int32   (notes,)           ticks, 24 per quarter note
+    score_duration int32   (notes,)           ticks
+    onset_frame    int32   (notes,)           first mel frame of the performed note
+    offset_frame   int32   (notes,)           one past its last frame (> onset_frame)
+    performer_id   int16   ()                 index into performers.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+from pipeline.scores import NoteTable
+
+FEATURE_KEYS = ("mel", "pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "performer_id")
+
+
+def note_features(notes: NoteTable, alignment: pd.DataFrame, frames: int, performer_id: int) -> dict[str, np.ndarray]:
+    """Frame-level note data for ``frames`` mel frames from a note table and its alignment."""
+    if len(alignment) != len(notes):
+        raise PipelineError(f"alignment has {len(alignment)} rows but the score {notes.name!r} has {len(notes)} notes")
+    onset = np.clip(alignment["onset_frame"].to_numpy(), 0, max(frames - 1, 0))
+    offset = np.clip(alignment["offset_frame"].to_numpy(), onset + 1, frames)
+    return {
+        "pitch": notes.pitch.astype(np.int16),
+        "velocity": notes.velocity.astype(np.int16),
+        "score_onset": notes.onset.astype(np.int32),
+        "score_duration": notes.duration.astype(np.int32),
+        "onset_frame": onset.astype(np.int32),
+        "offset_frame": offset.astype(np.int32),
+        "performer_id": np.int16(performer_id),
+    }
+
+
+def save_features(path: str | Path, mel: np.ndarray, data: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, mel=mel.astype(np.float32), **data)
+
+
+def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError("feature file not found", path)
+    with np.load(path) as data:
+        missing = [k for k in FEATURE_KEYS if k not in data]
+        if missing:
+            raise PipelineError(f"feature file lacks {', '.join(missing)}", path)
+        return {k: data[k] for k in FEATURE_KEYS}
+
+
+def piano_roll(data: dict[str, np.ndarray], frames: int | None = None) -> np.ndarray:
+    """(128, frames) binary roll of the performed notes (vectorised, no per-frame loop)."""
+    frames = frames or int(data["mel"].shape[1])
+    roll = np.zeros((128, frames + 1), dtype=np.int32)
+    np.add.at(roll, (data["pitch"], data["onset_frame"]), 1)
+    np.add.at(roll, (data["pitch"], np.minimum(data["offset_frame"], frames)), -1)
+    return (np.cumsum(roll, axis=1)[:, :frames] > 0).astype(np.float32)
