@@ -91,7 +91,7 @@ class VirtualPerformer:
             bends.append(self.vibrato_cents * ramp * np.sin(2 * np.pi * rate[i] * t + phase[i]))
             # messa di voce: a bowed attack, a swell to mid-note, a longer diminuendo
             v = np.clip(t / max(dur, 1e-3), 0, 1)
-            shape = np.where(v < 0.4, np.sin(np.pi * v / 0.8) ** 0.5, np.cos(np.pi * (v - 0.4) / 1.2))
+            shape = np.where(v < 0.4, np.sin(np.pi * np.minimum(v, 0.4) / 0.8) ** 0.5, np.cos(np.pi * (v - 0.4) / 1.2))
             attack = np.clip(t / 0.03, 0, 1)
             expressions.append(127 * (1 - self.swell_depth * (1 - shape)) * (0.6 + 0.4 * attack))
         return Performance(onset, offset, notes.pitch.copy(), velocity, bends, expressions, CONTROL_RATE)

@@ -1,0 +1,28 @@
+import pytest
+
+from pipeline.config import Params, load_params
+from pipeline.errors import PipelineError
+
+
+def test_repository_params_load_into_typed_objects(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.mel.hop_length == 256 and params.mel.n_mels == 80 and params.resample.sample_rate == 16000
+    assert params.data.source == "builtin" and isinstance(params.data.builtin.performers, tuple)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("align:\n  feature_rat: 100\n", "unknown setting.*align.feature_rat"),
+        ("mel:\n  n_mels: eighty\n", "mel.n_mels must be int"),
+        ("data:\n  source: youtube\n", "data.source must be builtin, bach-violin or maestro"),
+        ("data: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_params_name_the_file_and_the_setting(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(PipelineError, match=message) as info:
+        load_params(path)
+    assert str(info.value).startswith(str(path))
