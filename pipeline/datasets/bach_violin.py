@@ -1,0 +1,334 @@
+"""The Bach Violin Dataset v1.0 (17 violinists, 105 movements) in the normalised layout.
+
+The released archive holds ``bach-violin/`` with (see shared/fixtures/bach-violin-sample/README.md):
+
+    info.csv                              one row per movement: cut points into its source recording
+    audio/<collection>/<source_filename>  the source recordings (MP3 or Opus); absent for some collections
+    scores/<work>/<score_filename>.mxl    reference scores
+    notes/<collection>/<filename>.csv     onset,offset,pitch,velocity in ticks (24 per quarter note)
+    alignments/<collection>/<filename>.csv  start,end in seconds, one row per note (same order)
+    tempos/<collection>/<filename>.txt    average tempo in quarter notes per minute
+
+Each movement becomes one recording ``<filename>``: its audio is cut from the source between
+info.csv's ``start`` and ``end`` and written as 16-bit FLAC at the source's own sample rate,
+mixed to mono (every later stage reads mono; this halves the size). Movements whose source
+audio is missing are skipped and listed in one warning at the end. Baroque-pitch recordings
+(``baroque_tuning == 1``, about A=415) keep their untransposed notes and get ``tuning_cents=-100``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm import tqdm
+
+from pipeline.config import TICKS_PER_QUARTER, DataConfig
+from pipeline.datasets.download import download, extract_zip, url_filename
+from pipeline.datasets.layout import Recording, write_manifest, write_reference
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+from pipeline.scores import NoteTable
+
+SOURCE = "bach-violin"
+INFO_COLUMNS = ("filename", "collection", "violinist", "work", "source_filename", "start", "end",
+                "score_filename", "baroque_tuning")
+SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml")
+MIN_NOTE_SECONDS = 0.032  # one alignment frame: the floor for notes whose end is not after their start
+READ_BLOCK = 1 << 16  # frames per read of a PCM source (and per write)
+# Containers of plain PCM (or FLAC) are decoded block by block. Any other (MP3, Ogg/Opus...) is
+# decoded in ONE read call: libsndfile 1.2.2's MP3 decoder returns wrong samples after the
+# boundary of a read that splits a codec frame (measured: up to 0.6 off for several hundred
+# samples, whatever the block size, 1152 included), and its MP3 seeking is off by thousands of
+# samples. The whole recording is held as int16 (2 bytes a sample: 200 MB for 19 min stereo at
+# 44.1 kHz), which loses nothing since the cuts are written as 16-bit FLAC.
+BLOCKWISE_FORMATS = {"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "CAF", "FLAC"}
+END_SLACK_S = 1.0  # info.csv cut points are whole seconds: the last one may pass the file's end
+
+
+class MissingAudioWarning(UserWarning):
+    """Movements were skipped because their source recording is not in the dataset."""
+
+
+@dataclass
+class Cut:
+    """One movement to cut out of a source recording: [start, end) seconds into ``dest``."""
+
+    name: str
+    start: float
+    end: float | None  # None: to the end of the recording
+    dest: Path
+    frames: int = 0  # written so far
+
+
+def parse_clock(value: object, where: str, path: Path) -> float:
+    """Seconds of an ``H:MM:SS`` (or ``MM:SS``, ``SS``; fractional seconds allowed) cut point."""
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+(:\d{1,2}){0,2}(\.\d*)?", text):
+        raise PipelineError(f"{where}: cannot read time {text!r} (expected H:MM:SS)", path)
+    seconds = 0.0
+    for field in text.split(":"):
+        seconds = seconds * 60.0 + float(field)
+    return seconds
+
+
+def _decode(src: sf.SoundFile):
+    """Float32 blocks ``(frames, channels)`` of an open source, in order (see BLOCKWISE_FORMATS)."""
+    if src.format in BLOCKWISE_FORMATS:
+        yield from src.blocks(READ_BLOCK, dtype="float32", always_2d=True)
+        return
+    whole = src.read(dtype="int16", always_2d=True)
+    for first in range(0, len(whole), READ_BLOCK):
+        yield whole[first:first + READ_BLOCK].astype(np.float32) * np.float32(1 / 32768)
+
+
+def cut_to_flac(source: Path, cuts: list[Cut], mono: bool = True) -> int:
+    """Decode ``source`` once and write each cut as 16-bit FLAC; returns the source sample rate.
+
+    PCM and FLAC sources are streamed (memory: one block); compressed ones are held once as int16
+    (see BLOCKWISE_FORMATS). Nothing is seeked. Cuts may overlap and come in any order. A cut
+    that starts past the end of the recording is a PipelineError; one that ends past it (by up
+    to END_SLACK_S) is shortened.
+    """
+    try:
+        handle = sf.SoundFile(str(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise PipelineError(f"not a readable audio file ({err})", source) from err
+    with handle as src, contextlib.ExitStack() as stack:
+        rate = src.samplerate
+        channels = 1 if mono else src.channels
+        spans = [(round(c.start * rate), round(c.end * rate) if c.end is not None else sys.maxsize, c) for c in cuts]
+        writers: dict[int, sf.SoundFile] = {}
+        last = max((stop for _, stop, _ in spans), default=0)
+        pos = 0
+        try:
+            for block in _decode(src):
+                if mono:
+                    block = block.mean(axis=1, keepdims=True)
+                np.clip(block, -1.0, 1.0, out=block)  # lossy decoders overshoot slightly; never wrap
+                n = len(block)
+                for index, (start, stop, cut) in enumerate(spans):
+                    lo, hi = max(start, pos), min(stop, pos + n)
+                    if lo >= hi:
+                        continue
+                    if index not in writers:
+                        tmp = stack.enter_context(atomic_path(cut.dest))
+                        writers[index] = stack.enter_context(
+                            sf.SoundFile(str(tmp), "w", rate, channels, subtype="PCM_16", format="FLAC")
+                        )
+                    writers[index].write(block[lo - pos:hi - pos])
+                    cut.frames += hi - lo
+                pos += n
+                if pos >= last:
+                    break
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise PipelineError(f"audio decoding failed at {pos / rate:.1f} s ({err})", source) from err
+        for start, stop, cut in spans:
+            if cut.frames == 0:
+                raise PipelineError(
+                    f"{cut.name} starts at {cut.start:.1f} s but the recording lasts {pos / rate:.1f} s",
+                    source,
+                )
+            if cut.end is not None and stop - start - cut.frames > END_SLACK_S * rate:
+                raise PipelineError(
+                    f"{cut.name} ends at {cut.end:.1f} s but the recording lasts {pos / rate:.1f} s",
+                    source,
+                )
+        for writer in writers.values():  # close (flush) before atomic_path renames them
+            writer.close()
+    return rate
+
+
+def find_dataset_root(root: Path, marker: str) -> Path:
+    """``root`` itself, or the single folder one or two levels below it, that holds ``marker``."""
+    if (root / marker).is_file():
+        return root
+    if not root.is_dir():
+        raise PipelineError("dataset folder not found", root)
+    found = sorted(p.parent for p in root.glob(f"*/{marker}")) or sorted(p.parent for p in root.glob(f"*/*/{marker}"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PipelineError(f"no {marker} in this folder or the ones below it (not an extracted dataset?)", root)
+    raise PipelineError(f"several {marker} below this folder ({', '.join(map(str, found))}): point at one", root)
+
+
+def fetch_archive(url: str, download_dir: Path, **checksums: str | None) -> Path:
+    """Download (resuming, verified) and extract ``url`` under ``download_dir``; returns the extracted folder."""
+    name = url_filename(url, default="dataset.zip")
+    extracted = download_dir / (name[:-4] if name.lower().endswith(".zip") else name + ".extracted")
+    if extracted.is_dir():  # extraction is atomic: the folder exists only complete
+        return extracted
+    archive = download(url, download_dir / name, **checksums)
+    return extract_zip(archive, extracted)
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise PipelineError(f"{what} not found (named by info.csv)", path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise PipelineError(f"cannot read {what} ({err})", path) from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"{what} lacks column(s) {', '.join(missing)}", path)
+    return frame
+
+
+def _read_tempo(path: Path) -> float:
+    if not path.is_file():
+        raise PipelineError("tempo file not found (named by info.csv)", path)
+    try:
+        tempo = float(path.read_text().split()[0])
+    except (ValueError, IndexError) as err:
+        raise PipelineError("tempo file must hold one number (quarter notes per minute)", path) from err
+    if not np.isfinite(tempo) or tempo <= 0:
+        raise PipelineError(f"tempo must be positive, not {tempo}", path)
+    return tempo
+
+
+def _find_score(root: Path, work: str, score_filename: str) -> Path:
+    folder = root / "scores" / work.lower()
+    for suffix in SCORE_SUFFIXES:
+        if (folder / f"{score_filename}{suffix}").is_file():
+            return folder / f"{score_filename}{suffix}"
+    for suffix in SCORE_SUFFIXES:  # some other folder layout: look anywhere under scores/
+        hits = sorted((root / "scores").glob(f"**/{score_filename}{suffix}"))
+        if hits:
+            return hits[0]
+    raise PipelineError("score not found (named by info.csv)", folder / f"{score_filename}.mxl")
+
+
+def read_movement(root: Path, row: dict) -> tuple[NoteTable, np.ndarray, np.ndarray]:
+    """Notes (sorted by onset, pitch) and their reference onset/offset seconds (same order)."""
+    collection, name = row["collection"], row["filename"]
+    _find_score(root, row["work"], row["score_filename"])  # must exist, even if the notes file is what we read
+    notes_path = root / "notes" / collection / f"{name}.csv"
+    align_path = root / "alignments" / collection / f"{name}.csv"
+    notes = _read_csv(notes_path, ("onset", "offset", "pitch", "velocity"), "notes file")
+    align = _read_csv(align_path, ("start", "end"), "alignment file")
+    tempo = _read_tempo(root / "tempos" / collection / f"{name}.txt")
+    if len(notes) == 0:
+        raise PipelineError("notes file holds no notes", notes_path)
+    if len(notes) != len(align):
+        raise PipelineError(f"alignment has {len(align)} rows but the notes file has {len(notes)}", align_path)
+    if notes[["onset", "offset", "pitch", "velocity"]].isna().any(axis=None):
+        raise PipelineError("notes file has empty cells", notes_path)
+    try:
+        onset = notes["onset"].to_numpy(np.int64)
+        duration = np.maximum(notes["offset"].to_numpy(np.int64) - onset, 1)
+        table = NoteTable(
+            onset, duration, notes["pitch"].to_numpy(np.int64), notes["velocity"].to_numpy(np.int64),
+            np.zeros(len(notes), np.int64), tempo_qpm=tempo, resolution=TICKS_PER_QUARTER, name=name,
+        )
+    except (ValueError, TypeError) as err:
+        raise PipelineError(f"notes must be integers ({err})", notes_path) from err
+    start = align["start"].to_numpy(float)
+    end = align["end"].to_numpy(float)
+    if not (np.isfinite(start).all() and np.isfinite(end).all()):
+        raise PipelineError("alignment has empty or non-numeric times", align_path)
+    end = np.where(end <= start, start + MIN_NOTE_SECONDS, end)
+    order = np.lexsort((table.pitch, table.onset))  # the NoteTable order; the reference follows it
+    return table.subset(order), start[order], end[order]
+
+
+def _select(info: pd.DataFrame, config: DataConfig, info_path: Path) -> pd.DataFrame:
+    wanted = config.bach_violin.collections
+    if wanted:
+        known = sorted(info["collection"].unique())
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise PipelineError(
+                f"data.bach_violin.collections: unknown collection(s) {', '.join(unknown)} "
+                f"(info.csv has {', '.join(known)})", info_path,
+            )
+        info = info[info["collection"].isin(wanted)]
+    return info
+
+
+def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
+    """Write the Bach Violin Dataset into ``out`` in the normalised layout; returns its manifest rows."""
+    bv = config.bach_violin
+    out = Path(out)
+    if config.root:
+        root = find_dataset_root(Path(config.root), "info.csv")
+    else:
+        root = find_dataset_root(fetch_archive(bv.url, Path(config.download_dir), md5=bv.md5), "info.csv")
+    info_path = root / "info.csv"
+    info = _read_csv(info_path, INFO_COLUMNS, "movement table")
+    info = _select(info.astype({c: str for c in INFO_COLUMNS if c != "baroque_tuning"}), config, info_path)
+    repeated = info["filename"][info["filename"].duplicated()].unique()
+    if len(repeated):
+        raise PipelineError(f"movement(s) listed twice: {', '.join(repeated)}", info_path)
+
+    # Plan: movements whose source audio exists, in info.csv order, up to max_movements
+    plan: list[dict] = []
+    skipped: list[str] = []
+    for row in info.to_dict("records"):
+        if bv.max_movements is not None and len(plan) >= bv.max_movements:
+            break
+        source = root / "audio" / row["collection"] / row["source_filename"]
+        if not source.is_file():
+            skipped.append(f"{row['filename']} (audio/{row['collection']}/{row['source_filename']})")
+            continue
+        where = f"movement {row['filename']}"
+        row["source"] = source
+        row["start_s"] = parse_clock(row["start"], f"{where} start", info_path)
+        row["end_s"] = parse_clock(row["end"], f"{where} end", info_path)
+        if row["end_s"] <= row["start_s"]:
+            raise PipelineError(f"{where}: end {row['end']} is not after start {row['start']}", info_path)
+        plan.append(row)
+    if not plan:
+        raise PipelineError(
+            f"no movement to read: none of the {len(skipped)} selected movement(s) has its audio "
+            f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})", root
+        )
+
+    # Read every note table first: a broken file fails before the long audio work starts
+    movements = {row["filename"]: read_movement(root, row) for row in plan}
+    for sub in ("audio", "notes", "reference"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    by_source: dict[Path, list[dict]] = {}
+    for row in plan:
+        by_source.setdefault(row["source"], []).append(row)
+    for source, rows in tqdm(by_source.items(), desc="cut bach-violin movements", unit="recording"):
+        cuts = [Cut(r["filename"], r["start_s"], r["end_s"], out / "audio" / f"{r['filename']}.flac") for r in rows]
+        cut_to_flac(source, cuts)
+
+    violinists = sorted({row["violinist"] for row in plan})
+    recordings = []
+    for row in plan:
+        name = row["filename"]
+        notes, onset, offset = movements[name]
+        notes.to_csv(out / "notes" / f"{name}.csv")
+        write_reference(out / "reference" / f"{name}.csv", onset, offset)
+        try:
+            baroque = int(float(row["baroque_tuning"])) == 1
+        except (TypeError, ValueError):
+            baroque = False
+        recordings.append(
+            Recording(
+                id=name, piece=row["score_filename"], performer=row["violinist"],
+                performer_id=violinists.index(row["violinist"]),
+                audio=f"audio/{name}.flac", notes=f"notes/{name}.csv", reference=f"reference/{name}.csv",
+                tempo_qpm=round(notes.tempo_qpm, 3), polyphonic=notes.is_polyphonic,
+                tuning_cents=-100.0 if baroque else 0.0, source=SOURCE,
+            )
+        )
+    write_manifest(out, recordings)
+    if skipped:
+        message = (
+            f"bach-violin: skipped {len(skipped)} movement(s) whose source audio is missing "
+            f"(the dataset ships only YouTube ids for some collections): {', '.join(skipped)}"
+        )
+        warnings.warn(message, MissingAudioWarning, stacklevel=2)  # printed to stderr by default
+    return recordings
