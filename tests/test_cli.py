@@ -68,3 +68,26 @@ def test_perform_then_align_round_trip(tmp_path):
 
     assert spec.shape == (80, sf.info(wav).frames // 256)
     assert (tmp_path / "mel.png").stat().st_size > 10_000
+
+
+def test_prepare_stage_with_a_missing_file_named_in_info_csv(tmp_path, repo_root):
+    """The stage script itself: one line naming the file, exit 1, and no data/raw left behind."""
+    import os
+
+    import yaml
+
+    from tests.test_bach_violin import make_tree
+
+    tree = make_tree(tmp_path / "dataset")
+    victim = tree / "bach-violin/notes/emil-telmanyi/emil-telmanyi_bwv1006_mov6.csv"
+    victim.unlink()
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["data"].update(source="bach-violin", root=str(tree))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, PYTHONPATH=str(repo_root))
+    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=work, capture_output=True, text=True, env=env)
+    assert_one_line_error(result, str(victim))
+    leftovers = list((work / "data").rglob("*")) if (work / "data").exists() else []
+    assert leftovers == []  # not even a temporary folder
