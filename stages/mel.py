@@ -51,7 +51,8 @@ def run(params: Params) -> None:
             data = note_features(notes, alignment, mel.shape[1], rec.performer_id)
             save_features(tmp / f"{rec.id}.npz", mel, data)
             rows.append({"id": rec.id, "piece": rec.piece, "performer": rec.performer, "performer_id": rec.performer_id,
-                         "frames": mel.shape[1], "notes": len(notes), "polyphonic": rec.polyphonic})
+                         "frames": mel.shape[1], "notes": len(notes), "polyphonic": rec.polyphonic,
+                         "tempo_qpm": rec.tempo_qpm})
             total += mel.shape[1]
             sums += float(mel.sum())
             squares += float(np.square(mel, dtype=np.float64).sum())

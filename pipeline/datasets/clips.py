@@ -1,0 +1,158 @@
+"""Training clips: fixed-length windows of the ``mel`` stage's features, with their notes.
+
+A recording of ``frames`` mel frames is cut into windows of ``clip_frames`` (5 s = 312 frames at
+16 ms). Each clip carries the notes sounding in it, with frames relative to the clip start
+(clipped to the window) and score times relative to the first note of the clip. The split into
+training and validation is by recording (one piece played by one performer): no clip of a
+validation recording is ever used for training.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.errors import PipelineError
+from pipeline.features import load_features
+
+CLIP_FRAMES = 312  # 5 s at 16 kHz, hop 256 (4.99 s)
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    recording: str
+    start: int  # first frame of the clip in the recording
+    frames: int
+
+
+def split_recordings(index: pd.DataFrame, validation_share: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Recording ids for (train, validation): a deterministic ``validation_share`` of recordings.
+
+    Recordings are ranked by a hash of (seed, id), so the split is stable when recordings are
+    added; at least one recording is held out when there are two or more, and every performer
+    keeps at least one training recording.
+    """
+    ids = sorted(index["id"].tolist())
+    if len(ids) < 2 or validation_share <= 0:
+        return ids, []
+    performer_of = dict(zip(index["id"], index["performer"]))
+    ranked = sorted(ids, key=lambda i: zlib.crc32(f"{seed}:{i}".encode()))
+    want = max(1, round(validation_share * len(ids)))
+    validation: list[str] = []
+    left = {p: sum(1 for i in ids if performer_of[i] == p) for p in set(performer_of.values())}
+    for rec in ranked:
+        if len(validation) == want:
+            break
+        if left[performer_of[rec]] > 1:
+            validation.append(rec)
+            left[performer_of[rec]] -= 1
+    train = [i for i in ids if i not in set(validation)]
+    return train, sorted(validation)
+
+
+def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int = CLIP_FRAMES, min_frames: int = 32) -> list[ClipRef]:
+    """Consecutive windows of every recording; a short last window is kept if >= ``min_frames``."""
+    frames_of = dict(zip(index["id"], index["frames"]))
+    refs = []
+    for rec in recordings:
+        total = int(frames_of[rec])
+        for start in range(0, total, clip_frames):
+            length = min(clip_frames, total - start)
+            if length >= min_frames:
+                refs.append(ClipRef(rec, start, length))
+    return refs
+
+
+def cut_clip(data: dict[str, np.ndarray], start: int, frames: int) -> dict[str, np.ndarray]:
+    """The notes and mel frames of one window; note frames relative to ``start``, clipped to it."""
+    stop = start + frames
+    on, off = data["onset_frame"].astype(np.int64), data["offset_frame"].astype(np.int64)
+    keep = (on < stop) & (off > start)
+    score_onset = data["score_onset"][keep].astype(np.int64)
+    origin = int(score_onset.min()) if keep.any() else 0
+    return {
+        "mel": data["mel"][:, start:stop],
+        "pitch": data["pitch"][keep].astype(np.int64),
+        "velocity": data["velocity"][keep].astype(np.int64),
+        "score_onset": score_onset - origin,
+        "score_duration": data["score_duration"][keep].astype(np.int64),
+        "onset_frame": np.clip(on[keep] - start, 0, frames - 1),
+        "offset_frame": np.clip(off[keep] - start, 1, frames),
+        # unclipped performed timing, the alignment model's target
+        "target_onset": (on[keep] - start).astype(np.float32),
+        "target_duration": (off[keep] - on[keep]).astype(np.float32),
+        "performer_id": np.int64(data["performer_id"]),
+    }
+
+
+class ClipDataset(Dataset):
+    """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
+
+    def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, clip_frames: int = CLIP_FRAMES,
+                 cache: bool = True) -> None:
+        self.root = Path(features_dir)
+        index_path = self.root / "index.csv"
+        if not index_path.is_file():
+            raise PipelineError("feature index not found (run the mel stage)", index_path)
+        self.index = pd.read_csv(index_path, dtype={"id": str})
+        self.recordings = sorted(self.index["id"]) if recordings is None else list(recordings)
+        unknown = set(self.recordings) - set(self.index["id"])
+        if unknown:
+            raise PipelineError(f"unknown recordings {sorted(unknown)[:3]}", index_path)
+        self.refs = clip_refs(self.index, self.recordings, clip_frames)
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def features(self, recording: str) -> dict[str, np.ndarray]:
+        if recording in self._cache:
+            return self._cache[recording]
+        data = load_features(self.root / f"{recording}.npz")
+        if self.cache:
+            self._cache[recording] = data
+        return data
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        ref = self.refs[i]
+        return cut_clip(self.features(ref.recording), ref.start, ref.frames)
+
+
+NOTE_KEYS = ("pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "target_onset",
+             "target_duration")
+
+
+def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Pad notes and frames to the longest in the batch; masks are True where data is real.
+
+    Shapes: note arrays (B, N), ``note_mask`` (B, N), ``mel`` (B, n_mels, T), ``frame_mask`` (B, T),
+    ``performer`` (B,).
+    """
+    batch = len(items)
+    n_notes = max(1, max(len(it["pitch"]) for it in items))
+    n_frames = max(it["mel"].shape[1] for it in items)
+    n_mels = items[0]["mel"].shape[0]
+    out: dict[str, torch.Tensor] = {}
+    for key in NOTE_KEYS:
+        dtype = torch.float32 if key.startswith("target") else torch.long
+        tensor = torch.zeros(batch, n_notes, dtype=dtype)
+        for b, it in enumerate(items):
+            tensor[b, : len(it[key])] = torch.as_tensor(it[key], dtype=dtype)
+        out[key] = tensor
+    out["offset_frame"] = torch.maximum(out["offset_frame"], out["onset_frame"] + 1)  # keep padding well-formed
+    out["note_mask"] = torch.zeros(batch, n_notes, dtype=torch.bool)
+    out["mel"] = torch.full((batch, n_mels, n_frames), float(np.log(1e-5)))
+    out["frame_mask"] = torch.zeros(batch, n_frames, dtype=torch.bool)
+    for b, it in enumerate(items):
+        out["note_mask"][b, : len(it["pitch"])] = True
+        out["mel"][b, :, : it["mel"].shape[1]] = torch.as_tensor(it["mel"])
+        out["frame_mask"][b, : it["mel"].shape[1]] = True
+    out["performer"] = torch.as_tensor([int(it["performer_id"]) for it in items], dtype=torch.long)
+    return out

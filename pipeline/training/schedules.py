@@ -1,0 +1,28 @@
+"""Learning-rate schedules of the paper (Table 6) and of HiFi-GAN, as LambdaLR multipliers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+
+def transformer_schedule(d_model: int, warmup: int, anneal_steps: Sequence[int] = (), anneal_rate: float = 0.5) -> Callable[[int], float]:
+    """``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``, halved at each of ``anneal_steps``.
+
+    Returned as a multiplier of the optimiser's base lr (use base lr 1.0 for the paper's rule).
+    """
+
+    def factor(step: int) -> float:
+        step = max(step, 1)
+        value = d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+        for boundary in anneal_steps:
+            if step > boundary:
+                value *= anneal_rate
+        return value
+
+    return factor
+
+
+def exponential_schedule(decay_per_epoch: float, steps_per_epoch: int) -> Callable[[int], float]:
+    """HiFi-GAN's ``gamma ** epoch`` stepped smoothly every step."""
+    rate = decay_per_epoch ** (1.0 / max(1, steps_per_epoch))
+    return lambda step: rate**step
