@@ -1,0 +1,110 @@
+"""Synthesis model: aligned notes -> log-mel spectrogram (FastSpeech-like encoder/decoder).
+
+    notes --NoteEmbedding + note-index positions--> encoder (3 FFT blocks)      (B, N, D)
+          --PolyphonicMixer (sum of sounding notes per frame)-->                (B, T, D)
+          --NoteWisePositionalEncoding (1 + p w) per note before the sum-->     (B, T, D)
+          + sinusoidal frame positions + performer embedding
+          --decoder (6 FFT blocks, frame padding masked)--> Linear --> log-mel  (B, n_mels, T)
+
+Ablations (paper section 4.4):
+
+* ``note_wise_pe=False``: the plain mixer output goes on (no ``w``);
+* ``performer_embedding=False``: no performer embedding, the output ignores ``performer``;
+* ``use_encoder=False`` ("without encoder"): no note embedding, encoder or mixer; the decoder
+  gets a linear projection of the piano roll and the position roll (pipeline.models.rolls,
+  128 pitches each, concatenated) plus frame positions and the performer embedding. The
+  position roll carries the note-wise position, so ``note_wise_pe`` has no effect there.
+
+Loss: MSE of the log-mel over real frames (:func:`synthesis_loss`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.models.losses import masked_mse
+from pipeline.models.mixer import PolyphonicMixer
+from pipeline.models.note_encoding import NoteEmbedding
+from pipeline.models.notewise_pe import NoteWisePositionalEncoding
+from pipeline.models.rolls import piano_and_position_rolls
+from pipeline.models.transformer import FFTStack, SinusoidalPositions
+
+__all__ = ["SynthesisModel", "synthesis_loss"]
+
+
+class SynthesisModel(nn.Module):
+    """Notes (B, N) with performed frames + performer (B,) -> (B, n_mels, T) log-mel."""
+
+    def __init__(self, n_performers: int = 32, d_model: int = 128, encoder_layers: int = 3, decoder_layers: int = 6,
+                 heads: int = 2, attention_dim: int = 128, ffn_dim: int = 512, kernels: tuple[int, int] = (9, 1),
+                 dropout: float = 0.2, n_mels: int = 80, max_time: int = 96, max_duration: int = 96,
+                 use_velocity: bool = False, note_wise_pe: bool = True, performer_embedding: bool = True,
+                 use_encoder: bool = True, max_notes: int = 1000, max_frames: int = 1000) -> None:
+        super().__init__()
+        self.hparams: dict[str, Any] = dict(
+            n_performers=n_performers, d_model=d_model, encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers, heads=heads, attention_dim=attention_dim, ffn_dim=ffn_dim,
+            kernels=tuple(kernels), dropout=dropout, n_mels=n_mels, max_time=max_time, max_duration=max_duration,
+            use_velocity=use_velocity, note_wise_pe=note_wise_pe, performer_embedding=performer_embedding,
+            use_encoder=use_encoder, max_notes=max_notes, max_frames=max_frames)
+        self.use_encoder = use_encoder
+        self.use_velocity = use_velocity
+        if use_encoder:
+            self.notes = NoteEmbedding(d_model, max_time, max_duration, use_velocity)
+            self.note_positions = SinusoidalPositions(d_model, max_notes)
+            self.encoder = FFTStack(encoder_layers, d_model, heads, attention_dim, ffn_dim, kernels, dropout)
+            self.mixer = PolyphonicMixer()
+            self.notewise_pe = NoteWisePositionalEncoding(d_model) if note_wise_pe else None
+        else:
+            self.roll_projection = nn.Linear(2 * 128, d_model)
+        self.frame_positions = SinusoidalPositions(d_model, max_frames)
+        self.performer = nn.Embedding(n_performers, d_model) if performer_embedding else None
+        self.decoder = FFTStack(decoder_layers, d_model, heads, attention_dim, ffn_dim, kernels, dropout)
+        self.out = nn.Linear(d_model, n_mels)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor keyword arguments: ``SynthesisModel(**model.config())`` rebuilds it."""
+        return dict(self.hparams)
+
+    def frame_inputs(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, onset_frame: torch.Tensor,
+                     offset_frame: torch.Tensor, note_mask: torch.Tensor, n_frames: int,
+                     velocity: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) frame embeddings fed to the decoder, before frame positions and performer."""
+        if not self.use_encoder:
+            piano, position = piano_and_position_rolls(pitch, onset_frame, offset_frame, note_mask, n_frames,
+                                                       velocity if self.use_velocity else None,
+                                                       self.roll_projection.weight.dtype)
+            return self.roll_projection(torch.cat([piano, position], dim=-1))
+        notes = self.encoder(self.note_positions(self.notes(pitch, onset, duration, note_mask, velocity)), note_mask)
+        mixed = self.mixer(notes, onset_frame, offset_frame, note_mask, n_frames)
+        return mixed.frames if self.notewise_pe is None else self.notewise_pe(notes, mixed)
+
+    def forward(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, onset_frame: torch.Tensor,
+                offset_frame: torch.Tensor, note_mask: torch.Tensor, performer: torch.Tensor,
+                frame_mask: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel of the aligned notes.
+
+        pitch, onset, duration (ticks), velocity: (B, N) long; onset_frame/offset_frame: (B, N) long
+        performed frames (offset exclusive); note_mask: (B, N) bool; performer: (B,) long;
+        frame_mask: (B, T) bool, True for real frames (T = the number of output frames).
+        Returns (B, n_mels, T) float.
+        """
+        n_frames = frame_mask.shape[1]
+        x = self.frame_positions(self.frame_inputs(pitch, onset, duration, onset_frame, offset_frame, note_mask,
+                                                   n_frames, velocity))
+        if self.performer is not None:
+            x = x + self.performer(performer)[:, None, :]
+        return self.out(self.decoder(x, frame_mask)).transpose(1, 2)
+
+    @staticmethod
+    def loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """See :func:`synthesis_loss`."""
+        return synthesis_loss(pred, target_mel, frame_mask)
+
+
+def synthesis_loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """MSE of the log-mel over real frames: pred, target (B, n_mels, T); frame_mask (B, T) bool."""
+    return masked_mse(pred, target_mel, frame_mask[:, None, :])
