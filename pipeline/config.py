@@ -81,10 +81,17 @@ class AlignConfig:
     feature_rate: int = 100  # DTW frames per second at the finest level
     coarse_rate: int = 10  # frames per second of the first, full DTW
     band_seconds: float = 0.5  # half-width of the fine DTW's band around the coarse path
-    onset_weight: float = 1.0  # weight of the onset (DLNCO-like) cost against the chroma cost
+    onset_weight: float = 1.0  # weight of the onset cost against the chroma cost
     diagonal_weight: float = 1.0  # DTW step weight of a diagonal move (measured: 1 beats the symmetric 2)
-    refine_seconds: float = 0.0  # onset refinement search radius (0 disables)
+    window_seconds: float = 0.128  # STFT (Hann) window of the features
+    chroma_gamma: float = 1000.0  # log compression log(1 + gamma x) of the chroma filterbank
+    onset_gamma: float = 10000.0  # log compression of the onset bands (measured: 1e4 >> 1e2)
+    onset_decay: float = 0.05  # seconds an onset stays visible (decaying) in the onset features
+    reference_reverb: int = 30  # reverb send (CC91, 0-127) of the reference: recordings have a room, rests a tail
+    repeat_gap: float = 0.1  # the reference re-articulates a repeated pitch this many seconds before it
+    trim_db: float = 40.0  # leading/trailing audio quieter than this under the loud level is not aligned (0 keeps all)
     workers: int = 2  # recordings aligned in parallel (processes)
+    refine_seconds: float = 0.0  # IGNORED (the onset refinement lost and is gone); only lets params.yaml load
 
 
 @dataclass(frozen=True)
@@ -102,11 +109,75 @@ class MelConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """The training loop's settings (pipeline.training.loop), one block per training stage."""
+
+    max_steps: int = 1000
+    batch_size: int = 16
+    validate_every: int = 200
+    checkpoint_every: int = 200
+    log_every: int = 10
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TransformerOptimizerConfig:
+    """Adam with the transformer schedule (paper Table 6)."""
+
+    lr: float = 1.0  # multiplier of d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)
+    betas: tuple[float, ...] = (0.9, 0.98)
+    eps: float = 1e-9
+    warmup: int = 4000
+    anneal_steps: tuple[int, ...] = ()
+    anneal_rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainAlignmentConfig:
+    model: dict = field(default_factory=dict)  # AlignmentModel keyword arguments (defaults: Table 4)
+    optimizer: TransformerOptimizerConfig = field(
+        default_factory=lambda: TransformerOptimizerConfig(warmup=1000, anneal_steps=(10000, 20000, 50000))
+    )
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainSynthesisConfig:
+    model: dict = field(default_factory=dict)  # SynthesisModel keyword arguments (defaults: Table 5)
+    optimizer: TransformerOptimizerConfig = field(default_factory=TransformerOptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainHifiganConfig:
+    generator: dict = field(default_factory=dict)  # Generator keyword arguments (defaults: HiFi-GAN V2)
+    learning_rate: float = 2e-4
+    betas: tuple[float, ...] = (0.8, 0.99)
+    lr_decay: float = 0.999  # per epoch
+    segment_samples: int = 8192
+    segment_hop: int = 4096
+    feature_matching_weight: float = 2.0
+    mel_weight: float = 45.0
+    discriminator_start: int = 0  # steps of mel-loss-only generator warm-up before the GAN starts
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig = field(default_factory=DataConfig)
     resample: ResampleConfig = field(default_factory=ResampleConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     mel: MelConfig = field(default_factory=MelConfig)
+    train_alignment: TrainAlignmentConfig = field(default_factory=TrainAlignmentConfig)
+    train_synthesis: TrainSynthesisConfig = field(default_factory=TrainSynthesisConfig)
+    train_hifigan: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

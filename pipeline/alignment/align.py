@@ -1,8 +1,16 @@
 """Align a score to a recording: render the score, DTW the features, map every note.
 
-This is what the Bach Violin Dataset's authors did (FluidSynth + MuseScore General, DTW on a
-constant-Q spectrogram), with chroma + onset features, multi-resolution DTW in bounded memory
-and a per-note onset refinement.
+This follows what the Bach Violin Dataset's authors did (a FluidSynth + MuseScore General
+reference rendering, DTW between the reference and the recording), with
+
+* a reference that re-articulates repeated notes and has a little room reverb
+  (pipeline/alignment/reference.py),
+* chroma + per-band onset features from one STFT (pipeline/alignment/features.py),
+* leading and trailing silence of both signals left out of the DTW (:func:`active_range`),
+* multi-resolution DTW in bounded memory (pipeline/alignment/dtw.py),
+* note times read off the path (mean performance frame per reference frame, interpolated).
+
+docs/benchmarks.md has the measurements behind each choice and against the authors' method.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.alignment.dtw import multiresolution_dtw
-from pipeline.alignment.features import CQT_FMIN_MIDI, CQT_OCTAVES, SyncFeatures, sync_features
+from pipeline.alignment.features import sync_features
+from pipeline.alignment.reference import render_reference
 from pipeline.config import AlignConfig
 from pipeline.errors import PipelineError
-from pipeline.rendering import Instrument, render_notes_constant_tempo
 from pipeline.scores import NoteTable
 
 
@@ -34,27 +42,25 @@ def warp_function(path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows.astype(float), np.maximum.accumulate(cols)
 
 
-def refine_onsets(onset: np.ndarray, pitch: np.ndarray, features: SyncFeatures, radius: float) -> np.ndarray:
-    """Move each onset to the strongest energy rise of its pitch (and octave) within ``radius`` seconds."""
-    if radius <= 0:
-        return onset
-    energy = features.pitch_energy
-    rise = np.maximum(np.diff(energy, axis=0, prepend=energy[:1]), 0.0)
-    width = int(round(radius * features.rate))
-    out = onset.copy()
-    for n, (t, p) in enumerate(zip(onset, pitch)):
-        b = int(p) - CQT_FMIN_MIDI
-        if not 0 <= b < 12 * CQT_OCTAVES:
-            continue
-        center = int(round(t * features.rate))
-        lo, hi = max(0, center - width), min(len(rise), center + width + 1)
-        if hi - lo < 3:
-            continue
-        curve = rise[lo:hi, b] + (0.5 * rise[lo:hi, b + 12] if b + 12 < rise.shape[1] else 0.0)
-        peak = int(np.argmax(curve))
-        if curve[peak] > 2.0 * np.median(curve) + 1e-3:
-            out[n] = (lo + peak) / features.rate
-    return out
+def map_frames(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Reference frame positions ``x`` to performance frames; outside the path at slope 1."""
+    y = np.interp(x, rows, cols)
+    y = np.where(x < rows[0], cols[0] + (x - rows[0]), y)
+    return np.where(x > rows[-1], cols[-1] + (x - rows[-1]), y)
+
+
+def active_range(level: np.ndarray, below_peak_db: float) -> tuple[int, int]:
+    """First and one-past-last frame louder than ``below_peak_db`` under the loud (95th percentile) level.
+
+    Leading and trailing silence (or a noise floor under that threshold) is cut; a recording that
+    never drops under it is kept whole.
+    """
+    if below_peak_db <= 0 or len(level) == 0:
+        return 0, len(level)
+    loud = np.flatnonzero(level > np.percentile(level, 95) - below_peak_db)
+    if len(loud) == 0:
+        return 0, len(level)
+    return int(loud[0]), int(loud[-1]) + 1
 
 
 def align_score_to_audio(
@@ -71,24 +77,35 @@ def align_score_to_audio(
         raise PipelineError(f"score {notes.name!r} holds no notes")
     if config.feature_rate % config.coarse_rate:
         raise PipelineError("align.feature_rate must be a multiple of align.coarse_rate")
-    shifted = notes.subset(np.arange(len(notes)))
-    shifted.pitch = np.clip(notes.pitch + int(round(tuning_cents / 100.0)), 0, 127)
-    reference = render_notes_constant_tempo(shifted, Instrument(config.soundfont, program=program, reverb_send=0), sample_rate)
-    ref_features = sync_features(reference, sample_rate, config.feature_rate)
-    perf_features = sync_features(audio, sample_rate, config.feature_rate)
+    rate = config.feature_rate
+    score_on, score_off = notes.seconds()
+    pitch = np.clip(notes.pitch + int(round(tuning_cents / 100.0)), 0, 127)
+    reference = render_reference(
+        score_on, score_off, pitch, notes.velocity, config.soundfont, program, sample_rate,
+        repeat_gap=config.repeat_gap, reverb_send=config.reference_reverb,
+    )
+    options = dict(
+        window_seconds=config.window_seconds,
+        chroma_gamma=config.chroma_gamma,
+        onset_gamma=config.onset_gamma,
+        onset_decay=config.onset_decay,
+    )
+    ref = sync_features(reference, sample_rate, rate, **options)
+    del reference
+    perf = sync_features(audio, sample_rate, rate, **options)
+    r0, r1 = active_range(ref.level, config.trim_db)
+    p0, p1 = active_range(perf.level, config.trim_db)
     path = multiresolution_dtw(
-        ref_features,
-        perf_features,
-        factors=(config.feature_rate // config.coarse_rate,),
-        radius=int(round(config.band_seconds * config.feature_rate)),
+        ref.cut(r0, r1),
+        perf.cut(p0, p1),
+        factor=rate // config.coarse_rate,
+        radius=int(round(config.band_seconds * rate)),
         onset_weight=config.onset_weight,
         diagonal_weight=config.diagonal_weight,
     )
-    rows, cols = warp_function(path)
-    score_on, score_off = notes.seconds()
-    rate = config.feature_rate
-    onset = np.interp(score_on * rate, rows, cols) / rate
-    offset = np.interp(score_off * rate, rows, cols) / rate
-    onset = refine_onsets(onset, shifted.pitch, perf_features, config.refine_seconds)
+    rows, cols = warp_function(path + np.array([r0, p0]))
+    onset = map_frames(score_on * rate, rows, cols) / rate
+    offset = map_frames(score_off * rate, rows, cols) / rate
+    onset = np.clip(onset, 0.0, len(audio) / sample_rate)
     offset = np.maximum(offset, onset + 1.0 / rate)
     return NoteAlignment(onset, offset)

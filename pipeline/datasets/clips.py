@@ -69,13 +69,19 @@ def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int = CLI
     return refs
 
 
-def cut_clip(data: dict[str, np.ndarray], start: int, frames: int) -> dict[str, np.ndarray]:
-    """The notes and mel frames of one window; note frames relative to ``start``, clipped to it."""
+def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = "sounding") -> dict[str, np.ndarray]:
+    """The notes and mel frames of one window; note frames relative to ``start``, clipped to it.
+
+    ``notes="sounding"`` keeps every note heard in the window (synthesis); ``"starting"`` only the
+    notes whose onset lies in it (alignment: every target onset is then inside the clip).
+    """
     stop = start + frames
     on, off = data["onset_frame"].astype(np.int64), data["offset_frame"].astype(np.int64)
-    keep = (on < stop) & (off > start)
+    keep = (on < stop) & (off > start) if notes == "sounding" else (on >= start) & (on < stop)
     score_onset = data["score_onset"][keep].astype(np.int64)
     origin = int(score_onset.min()) if keep.any() else 0
+    # alignment clips count performed time from their first note (where a grid cut falls is arbitrary)
+    time_origin = int(on[keep].min()) if notes == "starting" and keep.any() else start
     return {
         "mel": data["mel"][:, start:stop],
         "pitch": data["pitch"][keep].astype(np.int64),
@@ -84,8 +90,8 @@ def cut_clip(data: dict[str, np.ndarray], start: int, frames: int) -> dict[str, 
         "score_duration": data["score_duration"][keep].astype(np.int64),
         "onset_frame": np.clip(on[keep] - start, 0, frames - 1),
         "offset_frame": np.clip(off[keep] - start, 1, frames),
-        # unclipped performed timing, the alignment model's target
-        "target_onset": (on[keep] - start).astype(np.float32),
+        # unclipped performed timing, the alignment model's target (frames from the time origin)
+        "target_onset": (on[keep] - time_origin).astype(np.float32),
         "target_duration": (off[keep] - on[keep]).astype(np.float32),
         "performer_id": np.int64(data["performer_id"]),
     }
@@ -95,7 +101,10 @@ class ClipDataset(Dataset):
     """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
 
     def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, clip_frames: int = CLIP_FRAMES,
-                 cache: bool = True) -> None:
+                 notes: str = "sounding", cache: bool = True) -> None:
+        if notes not in ("sounding", "starting"):
+            raise ValueError(f"notes must be 'sounding' or 'starting', not {notes!r}")
+        self.notes = notes
         self.root = Path(features_dir)
         index_path = self.root / "index.csv"
         if not index_path.is_file():
@@ -106,6 +115,8 @@ class ClipDataset(Dataset):
         if unknown:
             raise PipelineError(f"unknown recordings {sorted(unknown)[:3]}", index_path)
         self.refs = clip_refs(self.index, self.recordings, clip_frames)
+        tempo = self.index["tempo_qpm"] if "tempo_qpm" in self.index else pd.Series(100.0, index=self.index.index)
+        self._tempo = dict(zip(self.index["id"], tempo.astype(float)))
         self._cache: dict[str, dict[str, np.ndarray]] = {}
         self.cache = cache
 
@@ -122,7 +133,9 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         ref = self.refs[i]
-        return cut_clip(self.features(ref.recording), ref.start, ref.frames)
+        clip = cut_clip(self.features(ref.recording), ref.start, ref.frames, self.notes)
+        clip["tempo_qpm"] = np.float32(self._tempo[ref.recording])
+        return clip
 
 
 NOTE_KEYS = ("pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "target_onset",
@@ -133,7 +146,7 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
     """Pad notes and frames to the longest in the batch; masks are True where data is real.
 
     Shapes: note arrays (B, N), ``note_mask`` (B, N), ``mel`` (B, n_mels, T), ``frame_mask`` (B, T),
-    ``performer`` (B,).
+    ``performer`` (B,), ``tempo_qpm`` (B,).
     """
     batch = len(items)
     n_notes = max(1, max(len(it["pitch"]) for it in items))
@@ -155,4 +168,5 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
         out["mel"][b, :, : it["mel"].shape[1]] = torch.as_tensor(it["mel"])
         out["frame_mask"][b, : it["mel"].shape[1]] = True
     out["performer"] = torch.as_tensor([int(it["performer_id"]) for it in items], dtype=torch.long)
+    out["tempo_qpm"] = torch.as_tensor([float(it.get("tempo_qpm", 100.0)) for it in items], dtype=torch.float32)
     return out

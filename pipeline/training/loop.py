@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,22 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pipeline.config import TrainConfig
 from pipeline.training.checkpoint import LATEST, load_checkpoint, save_checkpoint
 from pipeline.training.device import autocast, autocast_dtype, select_device
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    max_steps: int = 1000
-    batch_size: int = 16
-    validate_every: int = 200
-    checkpoint_every: int = 200
-    log_every: int = 10
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    device: str = "auto"
-    seed: int = 0
-    num_workers: int = 0
 
 
 class Tracker(Protocol):

@@ -1,0 +1,51 @@
+"""Waveform segments for the vocoder: fixed-length windows of the 16 kHz recordings.
+
+The vocoder needs no alignment; it learns mel -> waveform on ``segment_samples``-long windows
+(8192 = 32 mel frames). The mel is computed from the segment itself on the training device,
+through the one recipe in :mod:`pipeline.mel`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.audio import load_audio
+from pipeline.datasets.layout import read_manifest
+
+SEGMENT_SAMPLES = 8192
+
+
+class AudioSegments(Dataset):
+    """Windows of ``segment_samples`` on a grid over each recording in ``recordings``.
+
+    ``hop`` < segment gives overlapping windows (more, correlated examples from a small corpus).
+    """
+
+    def __init__(self, audio_dir: str | Path, recordings: list[str], segment_samples: int = SEGMENT_SAMPLES,
+                 hop: int | None = None) -> None:
+        root = Path(audio_dir)
+        manifest = {r.id: r for r in read_manifest(root)}
+        self.segment = segment_samples
+        self.audio = [load_audio(root / manifest[rec].audio)[0] for rec in recordings]
+        hop = hop or segment_samples
+        self.refs = [(i, start) for i, a in enumerate(self.audio)
+                     for start in range(0, max(1, len(a) - segment_samples + 1), hop)]
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        which, start = self.refs[index]
+        piece = self.audio[which][start:start + self.segment]
+        if len(piece) < self.segment:
+            piece = np.pad(piece, (0, self.segment - len(piece)))
+        return {"audio": piece}
+
+
+def collate_segments(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """``audio``: (B, segment_samples) float32."""
+    return {"audio": torch.from_numpy(np.stack([it["audio"] for it in items]).astype(np.float32))}

@@ -1,0 +1,125 @@
+"""MLflow tracking: one run per training stage in the embedded SQLite store.
+
+The store is ``sqlite:///mlflow.db`` in the project root unless ``MLFLOW_TRACKING_URI`` names
+another (a team server, say). A stage that is interrupted and re-run continues the same MLflow
+run (its id is kept beside the checkpoints). Runs are tagged with the git commit and the hashes
+of the stage's DVC inputs, so a logged model can be traced to the exact data it was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri(root: str | Path = ".") -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+def git_commit(root: str | Path = ".") -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def dvc_input_hashes(stage: str, root: str | Path = ".") -> dict[str, str]:
+    """``{dep path: md5}`` of ``stage``'s dependencies as recorded in dvc.lock (empty if unknown)."""
+    lock = Path(root) / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    data = yaml.safe_load(lock.read_text()) or {}
+    deps = data.get("stages", {}).get(stage, {}).get("deps", [])
+    return {d["path"]: str(d.get("md5", d.get("hash", ""))) for d in deps if "path" in d}
+
+
+class MlflowTracker:
+    """The Tracker the training loop logs to; only rank 0 creates one."""
+
+    def __init__(self, experiment: str, run_name: str, run_dir: str | Path, params: dict[str, Any] | None = None,
+                 tags: dict[str, str] | None = None, root: str | Path = ".") -> None:
+        import mlflow
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(tracking_uri(root))
+        mlflow.set_experiment(experiment)
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.run_dir / "mlflow_run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else None
+        try:
+            self.run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+        except Exception:  # the run was deleted or the store changed: start afresh
+            self.run = mlflow.start_run(run_name=run_name)
+        id_file.write_text(self.run.info.run_id)
+        if params and not run_id:
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+        all_tags = {"git_commit": git_commit(root), **(tags or {})}
+        mlflow.set_tags(all_tags)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=step)
+
+    def log_examples(self, examples: dict[str, Any], step: int) -> None:
+        """``mel/<name>``: (n_mels, frames) arrays -> PNG; ``audio/<name>``: (samples,) at 16 kHz -> WAV."""
+        from pipeline.audio import write_audio
+        from pipeline.config import MelConfig
+        from pipeline.plots import plot_mel_with_notes
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, value in examples.items():
+                kind, _, name = key.partition("/")
+                if kind == "mel":
+                    path = Path(tmp) / f"{name}.png"
+                    plot_mel_with_notes(path, np.asarray(value), None, MelConfig(), title=f"{name} (step {step})")
+                elif kind == "audio":
+                    path = Path(tmp) / f"{name}.wav"
+                    write_audio(path, np.asarray(value, dtype=np.float32), 16000)
+                else:
+                    continue
+                self.mlflow.log_artifact(str(path), artifact_path=f"examples/step_{step:07d}")
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_model(self, model, name: str) -> str:
+        """Log a torch module (pickle format: variable input lengths keep working); returns its URI."""
+        import mlflow.pytorch
+
+        info = mlflow.pytorch.log_model(
+            model, name=name, serialization_format="pickle",
+            pip_requirements=["torch==2.13.0", "numpy", "librosa"],
+        )
+        return info.model_uri
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.mlflow.end_run(status=status)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,81 @@
+"""Training task of the HiFi-GAN V2 vocoder: log-mel -> waveform.
+
+Generator and discriminators alternate as in HiFi-GAN (LSGAN + feature matching x2 + mel L1 x45,
+AdamW (0.8, 0.99), exponential decay). With ``discriminator_start > 0`` the first steps train the
+generator on the mel loss alone, a cheap warm-up that makes short CPU runs produce sound.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from pipeline.config import MelConfig, TrainHifiganConfig
+from pipeline.mel import LogMelSpectrogram
+from pipeline.models.hifigan import (
+    Generator,
+    HifiganLossWeights,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    discriminators_loss,
+    generator_losses,
+    mel_l1_loss,
+)
+from pipeline.training.schedules import exponential_schedule
+
+
+class HifiganTask:
+    def __init__(self, generator: Generator, config: TrainHifiganConfig, mel: MelConfig, steps_per_epoch: int) -> None:
+        self.generator = generator
+        self.mpd, self.msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
+        self.mel = LogMelSpectrogram(mel)
+        self.modules = {"generator": generator, "mpd": self.mpd, "msd": self.msd, "mel": self.mel}
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
+        self.weights = HifiganLossWeights(feature_matching=config.feature_matching_weight, mel=config.mel_weight)
+
+    def optimizers(self):
+        c = self.config
+        rule = exponential_schedule(c.lr_decay, self.steps_per_epoch)
+        g = torch.optim.AdamW(self.generator.parameters(), lr=c.learning_rate, betas=tuple(c.betas))
+        d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate, betas=tuple(c.betas))
+        return {"generator": (g, rule), "discriminator": (d, rule)}
+
+    def training_step(self, batch, step) -> dict[str, float]:
+        audio = batch["audio"]  # (B, samples)
+        with torch.no_grad():
+            mel = self.mel(audio)  # (B, 80, samples // 256)
+        with step.autocast():
+            fake = self.modules["generator"](mel)  # (B, 1, samples)
+        fake = fake.float()
+        if step.trainer.step < self.config.discriminator_start:
+            loss = mel_l1_loss(audio, fake, self.mel)
+            step.optimize("generator", self.weights.mel * loss)
+            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item()}
+        with step.autocast():
+            d_loss = discriminators_loss([self.modules["mpd"], self.modules["msd"]], audio, fake)
+        step.optimize("discriminator", d_loss)
+        # the generator step goes through the plain (unwrapped) discriminators: they are not updated here
+        with step.autocast():
+            losses = generator_losses([self.mpd, self.msd], audio, fake, self.mel, self.weights)
+        step.optimize("generator", losses["total"])
+        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "adversarial": losses["adversarial"].item(),
+                "feature_matching": losses["feature_matching"].item(), "discriminator": d_loss.item()}
+
+    def validation_step(self, batch) -> dict[str, float]:
+        audio = batch["audio"]
+        fake = self.generator(self.mel(audio)).float()
+        mel_l1 = mel_l1_loss(audio, fake, self.mel).item()
+        return {"loss": self.weights.mel * mel_l1, "mel_l1": mel_l1}
+
+    def examples(self, batch) -> dict[str, Any]:
+        audio = batch["audio"][:1]
+        fake = self.generator(self.mel(audio)).float()[0, 0]
+        return {"audio/reconstructed": fake.cpu().numpy(), "audio/recording": audio[0].cpu().numpy(),
+                "mel/reconstructed": self.mel(fake[None])[0].cpu().numpy(), "mel/recording": self.mel(audio)[0].cpu().numpy()}
+
+    def export_model(self) -> Generator:
+        """The inference vocoder: a copy with weight norm folded into the weights."""
+        return copy.deepcopy(self.generator).eval().remove_weight_norm()

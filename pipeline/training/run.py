@@ -1,0 +1,123 @@
+"""Everything a training stage does around ``Trainer.fit``: MLflow run, outputs, metrics, plots.
+
+Outputs of a stage named ``train_<name>`` (paths relative to the project root):
+
+    models/<name>/model.pt            {"hparams": constructor kwargs, "state_dict": weights}
+    models/<name>/checkpoints/        the resumable state (kept across runs: DVC ``persist``)
+    metrics/train_<name>.json         final validation losses, steps, steps per second
+    plots/train_<name>_loss.csv       step, split, loss (for ``dvc plots``)
+    plots/train_<name>_loss.png       the loss curves as a picture
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from pipeline.config import TrainConfig
+from pipeline.io import atomic_path, write_json
+from pipeline.training.checkpoint import LATEST, load_checkpoint
+from pipeline.training.loop import Trainer, distributed_env
+
+
+def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
+
+
+def load_model(path: str | Path, cls: type[torch.nn.Module]) -> torch.nn.Module:
+    """Rebuild ``cls`` from a ``model.pt`` written by :func:`save_model` (weights_only load)."""
+    state = load_checkpoint(path)
+    model = cls(**state["hparams"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def discard_incompatible_checkpoint(out_dir: Path, hparams: dict[str, Any]) -> None:
+    """A checkpoint of a differently shaped model cannot be resumed: start afresh (and say so)."""
+    path = out_dir / "checkpoints" / LATEST
+    if path.is_file() and load_checkpoint(path).get("hparams") != hparams:
+        print(f"{path}: model settings changed since this checkpoint; training starts afresh")
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        (out_dir / "mlflow_run_id").unlink(missing_ok=True)
+
+
+def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for split, rows in history.groupby("split"):
+        ax.plot(rows["step"], rows["loss"], label=split, marker="o" if split == "val" else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
+                 config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".") -> dict[str, float]:
+    """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
+
+    ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
+    MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
+    """
+    root = Path(root)
+    out_dir = root / "models" / name
+    stage = f"train_{name}"
+    rank, _, world = distributed_env()
+    discard_incompatible_checkpoint(out_dir, hparams)
+    tracker = None
+    if rank == 0:
+        from pipeline.tracking import MlflowTracker, dvc_input_hashes
+
+        tags = {"stage": stage, "world_size": str(world),
+                **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(stage, root).items()}}
+        tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root)
+    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, tracker=tracker, hparams=hparams)
+    start_step, started = trainer.step, time.perf_counter()
+    try:
+        final = trainer.fit()
+    except BaseException:
+        if tracker is not None:
+            tracker.end("KILLED")
+        raise
+    elapsed = time.perf_counter() - started
+    if rank != 0:
+        return final
+    save_model(out_dir / "model.pt", model, hparams)
+    history = pd.DataFrame(trainer.history)
+    steps_run = trainer.step - start_step
+    metrics = {
+        "steps": trainer.step,
+        "train_loss": float(history[history.split == "train"]["loss"].iloc[-1]) if len(history) else float("nan"),
+        **{f"val_{k}": round(float(v), 6) for k, v in final.items()},
+        "steps_per_second": round(steps_run / elapsed, 4) if steps_run else None,
+        "device": str(trainer.device),
+        "world_size": world,
+    }
+    write_json(root / "metrics" / f"{stage}.json", metrics)
+    curve = history[["step", "split", "loss"]] if len(history) else pd.DataFrame(columns=["step", "split", "loss"])
+    with atomic_path(root / "plots" / f"{stage}_loss.csv") as tmp:
+        curve.to_csv(tmp, index=False)
+    plot_history(root / "plots" / f"{stage}_loss.png", curve, f"{stage} ({trainer.step} steps)")
+    tracker.log_artifact(root / "plots" / f"{stage}_loss.png")
+    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)}, trainer.step)
+    export = task.export_model() if hasattr(task, "export_model") else model.eval()
+    uri = tracker.log_model(export, name)
+    write_json(out_dir / "mlflow.json", {"run_id": tracker.run_id, "model_uri": uri})
+    tracker.end()
+    print(f"{stage}: {trainer.step} steps, val {final}, model {out_dir / 'model.pt'}, MLflow {uri}")
+    return final

@@ -1,0 +1,26 @@
+"""Stage `train_alignment`: the alignment model on 5-second clips (models/alignment)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pipeline.config import Params
+from pipeline.datasets.clips import collate_clips
+from pipeline.models.alignment import AlignmentModel
+from pipeline.training.alignment_task import AlignmentTask
+from pipeline.training.run import run_training
+from stages._common import stage_main
+from stages._training import clip_datasets
+
+
+def run(params: Params) -> None:
+    config = params.train_alignment
+    train_set, val_set, n_performers = clip_datasets(config.validation_share, config.train.seed, notes="starting")
+    model = AlignmentModel(**{"n_performers": n_performers, **config.model})
+    hparams = model.config()
+    run_training("alignment", AlignmentTask(model, config.optimizer), model, hparams, train_set, val_set,
+                 collate_clips, config.train, asdict(config))
+
+
+if __name__ == "__main__":
+    stage_main(run, __doc__)

@@ -1,0 +1,36 @@
+"""Stage `train_hifigan`: the HiFi-GAN V2 vocoder on waveform segments (models/hifigan)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import Params
+from pipeline.datasets.clips import split_recordings
+from pipeline.datasets.segments import AudioSegments, collate_segments
+from pipeline.models.hifigan import Generator
+from pipeline.training.hifigan_task import HifiganTask
+from pipeline.training.run import run_training
+from stages._common import stage_main
+from stages._training import FEATURES
+
+AUDIO = Path("data/audio16k")
+
+
+def run(params: Params) -> None:
+    config = params.train_hifigan
+    index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
+    train_ids, val_ids = split_recordings(index, config.validation_share, config.train.seed)
+    train_set = AudioSegments(AUDIO, train_ids, config.segment_samples, config.segment_hop)
+    val_set = AudioSegments(AUDIO, val_ids, config.segment_samples)
+    generator = Generator(**config.generator)
+    steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
+    task = HifiganTask(generator, config, params.mel, steps_per_epoch)
+    run_training("hifigan", task, generator, generator.generator_hparams(), train_set, val_set, collate_segments,
+                 config.train, asdict(config))
+
+
+if __name__ == "__main__":
+    stage_main(run, __doc__)

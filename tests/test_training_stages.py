@@ -1,0 +1,121 @@
+"""The training-stage runner on synthetic features: outputs, resume, MLflow run and logged model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.config import TrainConfig, TransformerOptimizerConfig
+from pipeline.datasets.clips import ClipDataset, collate_clips, split_recordings
+from pipeline.features import save_features
+from pipeline.models.alignment import AlignmentModel
+from pipeline.models.synthesis import SynthesisModel
+from pipeline.training.alignment_task import AlignmentTask
+from pipeline.training.run import load_model, run_training
+from pipeline.training.synthesis_task import SynthesisTask
+
+SMALL = dict(d_model=32, attention_dim=16, ffn_dim=32, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    """Six recordings of a repeating two-performer melody with a matching fake mel."""
+    root = tmp_path_factory.mktemp("features")
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(6):
+        n, frames = 60, 700
+        onset = np.arange(n) * 11 + r
+        pitch = 60 + (np.arange(n) * 7) % 12
+        mel = np.full((80, frames), -8.0, np.float32)
+        for on, p in zip(onset, pitch):
+            mel[p - 40, on:on + 10] = 0.0
+        mel += rng.normal(0, 0.1, mel.shape).astype(np.float32)
+        data = {"pitch": pitch.astype(np.int16), "velocity": np.full(n, 80, np.int16),
+                "score_onset": (np.arange(n) * 12).astype(np.int32), "score_duration": np.full(n, 12, np.int32),
+                "onset_frame": onset.astype(np.int32), "offset_frame": (onset + 10).astype(np.int32),
+                "performer_id": np.int16(r % 2)}
+        save_features(root / f"rec{r}.npz", mel, data)
+        rows.append({"id": f"rec{r}", "piece": f"p{r // 2}", "performer": f"perf{r % 2}", "performer_id": r % 2,
+                     "frames": frames, "notes": n, "polyphonic": False, "tempo_qpm": 120.0})
+    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
+    return root
+
+
+def test_split_is_by_recording_and_deterministic(features):
+    index = pd.read_csv(features / "index.csv")
+    train, val = split_recordings(index, 0.2, seed=0)
+    assert len(val) == 1 and not set(train) & set(val) and split_recordings(index, 0.2, seed=0) == (train, val)
+    val_clips = ClipDataset(features, val)
+    assert {ref.recording for ref in val_clips.refs} == set(val)
+
+
+def test_clip_batches_have_masks_and_clip_relative_frames(features):
+    ds = ClipDataset(features, ["rec0"])
+    assert [r.frames for r in ds.refs] == [312, 312, 76]
+    batch = collate_clips([ds[0], ds[2]])
+    assert batch["mel"].shape == (2, 80, 312) and batch["frame_mask"][1].sum() == 76
+    assert batch["note_mask"][1].sum() < batch["note_mask"][0].sum()
+    on, off, mask = batch["onset_frame"], batch["offset_frame"], batch["note_mask"]
+    assert (on[mask] >= 0).all() and (off[mask] <= 312).all() and (off > on).all()
+    starting = ClipDataset(features, ["rec0"], notes="starting")[1]
+    assert starting["target_onset"][0] == 0 and (starting["target_onset"] >= 0).all()
+
+
+def run_stage(tmp_path, monkeypatch, features, name, task, model, steps):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    notes = "starting" if name == "alignment" else "sounding"
+    train = ClipDataset(features, ["rec0", "rec1", "rec2", "rec3"], notes=notes)
+    val = ClipDataset(features, ["rec4", "rec5"], notes=notes)
+    config = TrainConfig(max_steps=steps, batch_size=4, validate_every=steps, checkpoint_every=steps, log_every=1)
+    return run_training(name, task, model, model.config(), train, val, collate_clips, config, {"steps": steps},
+                        root=tmp_path)
+
+
+def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, monkeypatch, features):
+    torch.manual_seed(0)
+    model = AlignmentModel(n_performers=2, layers=1, **SMALL)
+    run_stage(tmp_path, monkeypatch, features, "alignment", AlignmentTask(model, TransformerOptimizerConfig(warmup=5)),
+              model, 6)
+    metrics = json.loads((tmp_path / "metrics/train_alignment.json").read_text())
+    assert metrics["steps"] == 6 and np.isfinite(metrics["val_loss"])
+    curve = pd.read_csv(tmp_path / "plots/train_alignment_loss.csv")
+    assert set(curve.split) == {"train", "val"} and len(curve) >= 7
+    assert (tmp_path / "plots/train_alignment_loss.png").stat().st_size > 5000
+    rebuilt = load_model(tmp_path / "models/alignment/model.pt", AlignmentModel)
+    for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+
+    import mlflow
+
+    info = json.loads((tmp_path / "models/alignment/mlflow.json").read_text())
+    client = mlflow.MlflowClient()
+    run = client.get_run(info["run_id"])
+    assert run.info.status == "FINISHED" and "val_loss" in run.data.metrics and run.data.tags["git_commit"]
+    logged = mlflow.pytorch.load_model(info["model_uri"]).eval()
+    for n in (5, 17):  # variable input length
+        pitch = torch.randint(40, 80, (2, n))
+        onset = torch.arange(n).repeat(2, 1) * 12
+        out = logged(pitch, onset, torch.full((2, n), 12), torch.ones(2, n, dtype=torch.bool),
+                     torch.tensor([0, 1]), torch.tensor([10, 12]))
+        assert out.shape == (2, n, 2) and torch.isfinite(out).all()
+
+
+def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, features):
+    torch.manual_seed(0)
+    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
+    model = make()
+    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+              model, 3)
+    first_run = json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"]
+    model = make()
+    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+              model, 5)  # more steps: continues from step 3, in the same MLflow run
+    metrics = json.loads((tmp_path / "metrics/train_synthesis.json").read_text())
+    assert metrics["steps"] == 5
+    assert json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"] == first_run
+    steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
+    assert steps == [1, 2, 3, 4, 5]
