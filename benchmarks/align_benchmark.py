@@ -227,7 +227,9 @@ def corpus_accuracy(root: Path, overrides: dict, workers: int) -> list[dict]:
         err = np.concatenate([d[1] for d in parts])
         rows.append({
             "corpus": root.name, "material": "polyphonic" if poly else "monophonic", "recordings": len(parts),
-            "notes": int(err.size), "median_ms": round(float(np.median(err)), 2), "mean_ms": round(float(err.mean()), 2),
+            "notes": int(err.size),
+            "median_ms": round(float(np.median(err)), 2),
+            "mean_ms": round(float(err.mean()), 2),
             "p95_ms": round(float(np.percentile(err, 95)), 2), "within_50ms": round(float(np.mean(err <= 50)), 4),
             "seconds_per_recording": round(float(np.mean([d[2] for d in parts])), 2),
         })
@@ -285,7 +287,8 @@ def table(results: list[dict]) -> str:
         rows.append(
             f"| {r['recording']} ({r['audio_seconds'] / 60:.1f} min) | {r['method']} | {r['seconds']:.1f} s ({runs})"
             f" | {r['seconds_per_5min']:.1f} s | {r['peak_rss_mb']:.0f} MB | {r['rss_before_mb']:.0f} MB"
-            f" | {r['median_ms']:.1f} ms | {r['mean_ms']:.1f} ms | {r['p95_ms']:.1f} ms | {100 * r['within_50ms']:.1f} % |"
+            f" | {r['median_ms']:.1f} ms | {r['mean_ms']:.1f} ms | {r['p95_ms']:.1f} ms"
+            f" | {100 * r['within_50ms']:.1f} % |"
         )
     return "\n".join(rows)
 
@@ -295,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the test recording (default 10)")
-    parser.add_argument("--performers", nargs="+", default=["aurora"], help="virtual performers (pipeline/performers.py)")
+    parser.add_argument("--performers", nargs="+", default=["aurora"], help="virtual performers to record")
     parser.add_argument("--repeats", type=int, default=3, help="runs of our method; the median time is reported")
     parser.add_argument("--baseline-repeats", type=int, default=1, help="runs of the baseline")
     parser.add_argument("--skip-baseline", action="store_true", help="only our method")

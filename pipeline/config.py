@@ -91,7 +91,6 @@ class AlignConfig:
     repeat_gap: float = 0.1  # the reference re-articulates a repeated pitch this many seconds before it
     trim_db: float = 40.0  # leading/trailing audio quieter than this under the loud level is not aligned (0 keeps all)
     workers: int = 2  # recordings aligned in parallel (processes)
-    refine_seconds: float = 0.0  # IGNORED (the onset refinement lost and is gone); only lets params.yaml load
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Unlike :func:`pipeline.rendering.render` (per-note vibrato and expression curves, EQ), this
 plays plain note-on/note-off events, and it asks FluidSynth to load only the samples of the
 preset it uses (``synth.dynamic-sample-loading``): decoding the whole MuseScore General
-.sf3 takes seconds and hundreds of MB, the violin samples alone a few ms.
+.sf3 takes seconds and hundreds of MB, the violin samples alone a few ms. Repeated pitches can
+be re-articulated (:func:`detach_repeats`) and a little reverb added, both of which make the
+rendering look more like a recording to the DTW (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
