@@ -16,13 +16,7 @@ from pipeline.models.transformer import FFTStack, sinusoidal_encoding
 SMALL = dict(d_model=32, layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and 10x slower when 2 threads fight other jobs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_score(gen: torch.Generator, n: int) -> dict[str, torch.Tensor]:

@@ -17,13 +17,7 @@ ABLATIONS = [dict(), dict(note_wise_pe=False), dict(performer_embedding=False), 
              dict(use_velocity=True), dict(use_velocity=True, use_encoder=False)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and 10x slower when 2 threads fight other jobs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def polyphonic_example():

@@ -266,6 +266,19 @@ class Generator(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor, slope: float) -> tuple[torch.Tensor, FeatureMaps]:
+    """Shared body of both sub-discriminators: conv + leaky ReLU layers, then ``conv_post``.
+
+    Returns the flattened logits ``(B, L)`` and every layer's output (the feature maps)."""
+    features: FeatureMaps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), slope)
+        features.append(x)
+    x = conv_post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """One sub-discriminator of the MPD: reflect-pads ``(B, 1, N)`` to a multiple of ``period``,
     folds it to ``(B, 1, ceil(N / period), period)`` and applies 2-D convolutions with
@@ -302,13 +315,7 @@ class PeriodDiscriminator(nn.Module):
         if remainder:
             x = F.pad(x, (0, self.period - remainder), mode="reflect")
         x = x.view(b, c, -1, self.period)
-        features: FeatureMaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.leaky_slope)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.conv_post, x, self.leaky_slope)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -341,14 +348,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = wrap(nn.Conv1d(self.LAYERS[-1][1], 1, 3, padding=1))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, FeatureMaps]:
-        x = _as_audio(audio)
-        features: FeatureMaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.leaky_slope)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.conv_post, _as_audio(audio), self.leaky_slope)
 
 
 class MultiPeriodDiscriminator(nn.Module):
