@@ -26,3 +26,13 @@ def test_bad_params_name_the_file_and_the_setting(tmp_path, text, message):
     with pytest.raises(PipelineError, match=message) as info:
         load_params(path)
     assert str(info.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("name", ["paper-violin", "paper-piano"])
+def test_paper_parameter_files_load_with_the_papers_step_counts(repo_root, name):
+    params = load_params(repo_root / "params" / f"{name}.yaml")
+    assert params.train_alignment.train.max_steps == 10_000
+    assert params.train_synthesis.train.max_steps == (100_000 if name == "paper-violin" else 250_000)
+    assert params.train_hifigan.train.max_steps == 1_000_000 and params.train_hifigan.discriminator_start == 0
+    assert params.train_synthesis.model["decoder_layers"] == 6 and params.train_synthesis.optimizer.warmup == 4000
+    assert params.data.source == ("bach-violin" if name == "paper-violin" else "maestro")
