@@ -52,11 +52,3 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), audio, sample_rate, format=fmt, subtype=subtype)
 
-
-def audio_duration(path: str | Path) -> float:
-    """Length in seconds without decoding the whole file."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise PipelineError(f"not a readable audio file ({err})", path) from err
-    return info.frames / info.samplerate

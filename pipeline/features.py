@@ -59,11 +59,3 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
             raise PipelineError(f"feature file lacks {', '.join(missing)}", path)
         return {k: data[k] for k in FEATURE_KEYS}
 
-
-def piano_roll(data: dict[str, np.ndarray], frames: int | None = None) -> np.ndarray:
-    """(128, frames) binary roll of the performed notes (vectorised, no per-frame loop)."""
-    frames = frames or int(data["mel"].shape[1])
-    roll = np.zeros((128, frames + 1), dtype=np.int32)
-    np.add.at(roll, (data["pitch"], data["onset_frame"]), 1)
-    np.add.at(roll, (data["pitch"], np.minimum(data["offset_frame"], frames)), -1)
-    return (np.cumsum(roll, axis=1)[:, :frames] > 0).astype(np.float32)

@@ -100,7 +100,12 @@ def render(perf: Performance, instrument: Instrument, sample_rate: int = 16000, 
     """
     import fluidsynth  # needs libfluidsynth3 (scripts/setup.sh)
 
-    synth = fluidsynth.Synth(gain=instrument.gain, samplerate=sample_rate, channels=32)
+    settings = {
+        "synth.dynamic-sample-loading": 1,  # decode only the samples of the preset in use (seconds saved per .sf3)
+        "synth.reverb.active": int(instrument.reverb_send > 0),
+        "synth.chorus.active": 0,  # CC93 is 0 on every channel anyway
+    }
+    synth = fluidsynth.Synth(gain=instrument.gain, samplerate=sample_rate, channels=32, **settings)
     try:
         sfid = synth.sfload(str(find_soundfont(instrument.soundfont)))
         synth.set_reverb(instrument.reverb_room, instrument.reverb_damping, instrument.reverb_width, instrument.reverb_level)
@@ -140,11 +145,17 @@ def render(perf: Performance, instrument: Instrument, sample_rate: int = 16000, 
         end = float(np.max(perf.offset)) if len(perf) else 0.0
         total = int(round((end + tail) * sample_rate))
         out = np.zeros((total, 2), dtype=np.float32)
+
+        def play(begin: int, end: int) -> None:
+            for a in range(begin, end, 1 << 16):  # bounded blocks of interleaved int16 stereo
+                b = min(end, a + (1 << 16))
+                out[a:b] = synth.get_samples(b - a).reshape(-1, 2) / np.float32(32768.0)
+
         pos = 0
         for time, _, kind, chan, a, b in events:
             time = min(time, total)
             if time > pos:
-                out[pos:time] = synth.get_samples(time - pos).reshape(-1, 2) / 32768.0
+                play(pos, time)
                 pos = time
             if kind == 0:
                 synth.noteoff(chan, a)
@@ -155,15 +166,8 @@ def render(perf: Performance, instrument: Instrument, sample_rate: int = 16000, 
             else:
                 synth.cc(chan, 11, a)
         if pos < total:
-            out[pos:] = synth.get_samples(total - pos).reshape(-1, 2) / 32768.0
+            play(pos, total)
     finally:
         synth.delete()
     return apply_eq(out, sample_rate, instrument.low_shelf_db, instrument.high_shelf_db)
-
-
-def render_notes_constant_tempo(notes, instrument: Instrument, sample_rate: int = 16000, tempo_qpm: float | None = None) -> np.ndarray:
-    """Mechanical rendering of a NoteTable at a constant tempo (mono float32), e.g. the DTW reference."""
-    onset, offset = notes.seconds(tempo_qpm)
-    perf = Performance(onset, offset, notes.pitch, notes.velocity)
-    return render(perf, instrument, sample_rate).mean(axis=1)
 
