@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 from pipeline.soundfonts import find_soundfont
 
@@ -74,6 +73,8 @@ def _shelf(sample_rate: int, freq: float, gain_db: float, high: bool) -> np.ndar
 
 def apply_eq(audio: np.ndarray, sample_rate: int, low_shelf_db: float, high_shelf_db: float) -> np.ndarray:
     """Shelving EQ along axis 0 (no-op for 0 dB)."""
+    from scipy import signal  # local: ~80 MB of imports that the dry DTW reference never needs
+
     for freq, gain, high in ((300.0, low_shelf_db, False), (3000.0, high_shelf_db, True)):
         if abs(gain) > 1e-6:
             audio = signal.sosfilt(_shelf(sample_rate, freq, gain, high), audio, axis=0)
