@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from pipeline.models.alignment import AlignmentModel, alignment_loss, to_timelin
 from pipeline.models.note_encoding import inter_onset_ticks, metric_tokens
 from pipeline.models.tempo import tempo_centers, tempo_class, tempo_classes, tempo_edges
 from pipeline.models.transformer import FFTStack, sinusoidal_encoding
+from pipeline.training.run import load_model, save_model
 
 SMALL = dict(d_model=32, layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
 
@@ -204,12 +204,10 @@ def test_to_timeline_handles_unsorted_scores():
     check_timeline(onset, offset, score, mask)
 
 
-def test_config_round_trip_through_a_checkpoint():
+def test_config_round_trip_through_a_checkpoint(tmp_path):
     model = AlignmentModel(n_performers=5, n_tempo_classes=8, use_velocity=True, **SMALL)
-    buffer = io.BytesIO()
-    torch.save({"hparams": model.config(), "model": model.state_dict()}, buffer)
-    buffer.seek(0)
-    ckpt = torch.load(buffer, weights_only=True)
-    clone = AlignmentModel(**ckpt["hparams"])
-    clone.load_state_dict(ckpt["model"])
+    save_model(tmp_path / "model.pt", model, model.config())  # the stages' own save/load path
+    clone = load_model(tmp_path / "model.pt", AlignmentModel)
     assert clone.config() == model.config()
+    for a, b in zip(clone.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)

@@ -75,3 +75,12 @@ def test_two_process_ddp_keeps_rank_weights_identical(tmp_path):
     for key in w0:
         torch.testing.assert_close(w0[key], w1[key], rtol=0, atol=0)
     assert not torch.equal(w0["0.weight"], initial["0.weight"])
+
+
+def test_a_checkpoint_of_other_model_settings_is_not_resumed(tmp_path):
+    config = TrainConfig(max_steps=4, **CONFIG)
+    Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 32}).fit()
+    same = Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 32})
+    other = Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 64})
+    assert same.resumed and same.step == 4
+    assert not other.resumed and other.step == 0

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.config import TransformerOptimizerConfig
 from pipeline.models.alignment import AlignmentModel, tempo_classes
-from pipeline.training.schedules import transformer_schedule
+from pipeline.training.schedules import adam_with_transformer_schedule
 
 
 def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -26,10 +26,7 @@ class AlignmentTask:
         self.optimizer_config = optimizer
 
     def optimizers(self):
-        c = self.optimizer_config
-        adam = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=tuple(c.betas), eps=c.eps)
-        rule = transformer_schedule(self.model.hparams["d_model"], c.warmup, c.anneal_steps, c.anneal_rate)
-        return {"alignment": (adam, rule)}
+        return {"alignment": adam_with_transformer_schedule(self.model, self.optimizer_config)}
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.modules["alignment"]  # DDP wrapper when distributed

@@ -158,6 +158,10 @@ class Trainer:
         if not path.is_file():
             return False
         state = load_checkpoint(path, map_location=self.device)
+        if state.get("hparams") != self.hparams:  # a differently shaped model: its state cannot be resumed
+            if self.is_main:
+                print(f"{path}: model settings changed since this checkpoint; training starts afresh")
+            return False
         for name, module in self.modules.items():
             module.load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers.items():

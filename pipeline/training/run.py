@@ -11,7 +11,6 @@ Outputs of a stage named ``train_<name>`` (paths relative to the project root):
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.io import atomic_path, write_json
-from pipeline.training.checkpoint import LATEST, load_checkpoint
+from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.loop import Trainer, distributed_env
 
 
@@ -36,15 +35,6 @@ def load_model(path: str | Path, cls: type[torch.nn.Module]) -> torch.nn.Module:
     model = cls(**state["hparams"])
     model.load_state_dict(state["state_dict"])
     return model.eval()
-
-
-def discard_incompatible_checkpoint(out_dir: Path, hparams: dict[str, Any]) -> None:
-    """A checkpoint of a differently shaped model cannot be resumed: start afresh (and say so)."""
-    path = out_dir / "checkpoints" / LATEST
-    if path.is_file() and load_checkpoint(path).get("hparams") != hparams:
-        print(f"{path}: model settings changed since this checkpoint; training starts afresh")
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-        (out_dir / "mlflow_run_id").unlink(missing_ok=True)
 
 
 def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
@@ -78,15 +68,17 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
     out_dir = root / "models" / name
     stage = f"train_{name}"
     rank, _, world = distributed_env()
-    discard_incompatible_checkpoint(out_dir, hparams)
+    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, hparams=hparams)
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
 
+        if not trainer.resumed:  # a fresh start is a new MLflow run; a resumed one continues its run
+            (out_dir / "mlflow_run_id").unlink(missing_ok=True)
         tags = {"stage": stage, "world_size": str(world),
                 **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(stage, root).items()}}
         tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root)
-    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, tracker=tracker, hparams=hparams)
+        trainer.tracker = tracker
     start_step, started = trainer.step, time.perf_counter()
     try:
         final = trainer.fit()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
+
 
 def transformer_schedule(d_model: int, warmup: int, anneal_steps: Sequence[int] = (), anneal_rate: float = 0.5) -> Callable[[int], float]:
     """``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``, halved at each of ``anneal_steps``.
@@ -26,3 +28,12 @@ def exponential_schedule(decay_per_epoch: float, steps_per_epoch: int) -> Callab
     """HiFi-GAN's ``gamma ** epoch`` stepped smoothly every step."""
     rate = decay_per_epoch ** (1.0 / max(1, steps_per_epoch))
     return lambda step: rate**step
+
+
+def adam_with_transformer_schedule(model: torch.nn.Module, config) -> tuple[torch.optim.Adam, Callable[[int], float]]:
+    """The alignment and synthesis models' optimiser (Table 6) and its LR rule.
+
+    ``config`` is a :class:`pipeline.config.TransformerOptimizerConfig`; ``model.hparams`` holds ``d_model``.
+    """
+    adam = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+    return adam, transformer_schedule(model.hparams["d_model"], config.warmup, config.anneal_steps, config.anneal_rate)

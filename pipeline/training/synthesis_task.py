@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import MelConfig, TransformerOptimizerConfig
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.training.schedules import transformer_schedule
+from pipeline.training.schedules import adam_with_transformer_schedule
 
 
 def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -38,10 +38,7 @@ class SynthesisTask:
         self.optimizer_config = optimizer
 
     def optimizers(self):
-        c = self.optimizer_config
-        adam = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=tuple(c.betas), eps=c.eps)
-        rule = transformer_schedule(self.model.hparams["d_model"], c.warmup, c.anneal_steps, c.anneal_rate)
-        return {"synthesis": (adam, rule)}
+        return {"synthesis": adam_with_transformer_schedule(self.model, self.optimizer_config)}
 
     def _predict(self, batch):
         return self.modules["synthesis"](**synthesis_inputs(self.model, batch))
