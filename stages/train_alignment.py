@@ -8,9 +8,9 @@ from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.alignment import AlignmentModel
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import run_training
+from pipeline.training.run import data_fingerprint, run_training
 from stages._common import stage_main
-from stages._training import clip_datasets
+from stages._training import FEATURES, clip_datasets
 
 
 def run(params: Params) -> None:
@@ -19,7 +19,8 @@ def run(params: Params) -> None:
     model = AlignmentModel(**{"n_performers": n_performers, **config.model})
     hparams = model.config()
     run_training("alignment", AlignmentTask(model, config.optimizer), model, hparams, train_set, val_set,
-                 collate_clips, config.train, asdict(config))
+                 collate_clips, config.train, asdict(config),
+                 data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)))
 
 
 if __name__ == "__main__":

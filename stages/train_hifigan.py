@@ -12,7 +12,7 @@ from pipeline.datasets.clips import split_recordings
 from pipeline.datasets.segments import AudioSegments, collate_segments
 from pipeline.models.hifigan import Generator
 from pipeline.training.hifigan_task import HifiganTask
-from pipeline.training.run import run_training
+from pipeline.training.run import data_fingerprint, run_training
 from stages._common import stage_main
 from stages._training import FEATURES
 
@@ -29,7 +29,7 @@ def run(params: Params) -> None:
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = HifiganTask(generator, config, params.mel, steps_per_epoch)
     run_training("hifigan", task, generator, generator.generator_hparams(), train_set, val_set, collate_segments,
-                 config.train, asdict(config))
+                 config.train, asdict(config), data_id=data_fingerprint(AUDIO, extra=(train_ids, val_ids)))
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def test_clip_batches_have_masks_and_clip_relative_frames(features):
     assert starting["target_onset"][0] == 0 and (starting["target_onset"] >= 0).all()
 
 
-def run_stage(tmp_path, monkeypatch, features, name, task, model, steps):
+def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id=""):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     notes = "starting" if name == "alignment" else "sounding"
@@ -72,7 +72,7 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps):
     val = ClipDataset(features, ["rec4", "rec5"], notes=notes)
     config = TrainConfig(max_steps=steps, batch_size=4, validate_every=steps, checkpoint_every=steps, log_every=1)
     return run_training(name, task, model, model.config(), train, val, collate_clips, config, {"steps": steps},
-                        root=tmp_path)
+                        root=tmp_path, data_id=data_id)
 
 
 def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, monkeypatch, features):
@@ -119,3 +119,19 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     assert json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"] == first_run
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2, 3, 4, 5]
+
+
+def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monkeypatch, features):
+    from pipeline.training.run import data_fingerprint
+
+    assert data_fingerprint(features, extra=1) == data_fingerprint(features, extra=1) != data_fingerprint(features, extra=2)
+    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
+    runs = []
+    for data_id in ("corpus-1", "corpus-2"):
+        model = make()
+        run_stage(tmp_path, monkeypatch, features, "synthesis",
+                  SynthesisTask(model, TransformerOptimizerConfig(warmup=5)), model, 2, data_id=data_id)
+        runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
+    steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
+    assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
+    assert runs[0] != runs[1]

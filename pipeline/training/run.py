@@ -11,6 +11,7 @@ Outputs of a stage named ``train_<name>`` (paths relative to the project root):
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,21 @@ def load_model(path: str | Path, cls: type[torch.nn.Module]) -> torch.nn.Module:
     return model.eval()
 
 
+def data_fingerprint(*paths: str | Path, extra: object = None) -> str:
+    """Identity of the training data: path, size and mtime of every file under ``paths``, plus ``extra``.
+
+    Conservative by design: an upstream stage that re-writes its outputs (even identically) makes
+    the next training start afresh, so a checkpoint is never resumed on data it was not trained on.
+    """
+    digest = hashlib.sha256(repr(extra).encode())
+    for root in map(Path, paths):
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            stat = f.stat()
+            digest.update(f"{f}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
     import matplotlib
 
@@ -58,17 +74,20 @@ def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
 
 
 def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
-                 config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".") -> dict[str, float]:
+                 config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".",
+                 data_id: str = "") -> dict[str, float]:
     """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
 
     ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
+    A checkpoint is resumed only if both ``hparams`` and ``data_id`` (see :func:`data_fingerprint`)
+    match the ones it was written with.
     """
     root = Path(root)
     out_dir = root / "models" / name
     stage = f"train_{name}"
     rank, _, world = distributed_env()
-    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, hparams=hparams)
+    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, hparams={"model": hparams, "data": data_id})
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
