@@ -144,6 +144,57 @@ def mel(
     typer.echo(f"wrote {output} {spec.shape}")
 
 
+@app.command()
+def render(
+    score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
+    output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, 16 kHz)"),
+    performer: Optional[str] = typer.Option(None, help="a performer the models were trained on (default: the first)"),
+    tempo: Optional[float] = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
+    models: str = typer.Option("models", help="folder of the training stages' outputs, or MLflow model URIs "
+                               "(models:/deep-performer-{name}@ALIAS, models:/@ALIAS, or alignment,synthesis,hifigan)"),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
+    mel_plot: Optional[Path] = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
+    timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+) -> None:
+    """Render a score to audio through the three trained models (alignment -> synthesis -> HiFi-GAN)."""
+    import time
+
+    from pipeline.audio import write_audio
+    from pipeline.inference import load_models, render_score
+    from pipeline.scores import read_score
+    from pipeline.training.device import select_device
+
+    started = time.perf_counter()
+    try:
+        notes = read_score(score)
+        if len(notes) == 0:
+            raise PipelineError("the score has no notes", score)
+        bundle = load_models(models, select_device(device))
+        if performer is None:
+            performer = bundle.performers[0] if bundle.performers else "0"
+        result = render_score(bundle, notes, performer, tempo)
+        write_audio(output, result.audio, result.sample_rate)
+        if mel_plot is not None:
+            _plot_rendering(mel_plot, result, notes, score.name)
+        if timing is not None:
+            from pipeline.datasets.layout import write_reference
+
+            frame = result.hop_length / result.sample_rate
+            write_reference(timing, result.onset_frame * frame, result.offset_frame * frame)
+    except PipelineError as err:
+        _fail(err)
+    typer.echo(f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {performer}, "
+               f"{time.perf_counter() - started:.1f} s)")
+
+
+def _plot_rendering(path: Path, result, notes, title: str) -> None:
+    from pipeline.config import MelConfig
+    from pipeline.plots import plot_mel_with_notes
+
+    timed = {"pitch": notes.pitch, "onset_frame": result.onset_frame, "offset_frame": result.offset_frame}
+    plot_mel_with_notes(path, result.mel, timed, MelConfig(), title=title)
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()

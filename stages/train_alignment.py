@@ -15,8 +15,8 @@ from stages._training import FEATURES, clip_datasets
 
 def run(params: Params) -> None:
     config = params.train_alignment
-    train_set, val_set, n_performers = clip_datasets(config.validation_share, config.train.seed, notes="starting")
-    model = AlignmentModel(**{"n_performers": n_performers, **config.model})
+    train_set, val_set, performers = clip_datasets(config.validation_share, config.train.seed, notes="starting")
+    model = AlignmentModel(**{"n_performers": len(performers), "performer_names": performers, **config.model})
     hparams = model.config()
     run_training("alignment", AlignmentTask(model, config.optimizer), model, hparams, train_set, val_set,
                  collate_clips, config.train, asdict(config),

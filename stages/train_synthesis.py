@@ -15,8 +15,8 @@ from stages._training import FEATURES, clip_datasets
 
 def run(params: Params) -> None:
     config = params.train_synthesis
-    train_set, val_set, n_performers = clip_datasets(config.validation_share, config.train.seed)
-    model = SynthesisModel(**{"n_performers": n_performers, **config.model})
+    train_set, val_set, performers = clip_datasets(config.validation_share, config.train.seed)
+    model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **config.model})
     run_training("synthesis", SynthesisTask(model, config.optimizer), model, model.config(), train_set, val_set,
                  collate_clips, config.train, asdict(config),
                  data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)))

@@ -101,7 +101,11 @@ class ClipDataset(Dataset):
     """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
 
     def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, clip_frames: int = CLIP_FRAMES,
-                 notes: str = "sounding", cache: bool = True) -> None:
+                 notes: str = "sounding", cache: bool = True, audio_dir: str | Path | None = None,
+                 hop_length: int = 256) -> None:
+        """``audio_dir`` (the resample stage's folder, e.g. data/audio16k): clips also carry the
+        waveform under ``audio``: ``frames * hop_length`` samples starting at ``start * hop_length``
+        (zero-padded at the end of a recording), what the waveform baselines train on."""
         if notes not in ("sounding", "starting"):
             raise ValueError(f"notes must be 'sounding' or 'starting', not {notes!r}")
         self.notes = notes
@@ -119,6 +123,17 @@ class ClipDataset(Dataset):
         self._tempo = dict(zip(self.index["id"], tempo.astype(float)))
         self._cache: dict[str, dict[str, np.ndarray]] = {}
         self.cache = cache
+        self.hop_length = hop_length
+        self._audio_paths: dict[str, Path] = {}
+        if audio_dir is not None:
+            from pipeline.datasets.layout import read_manifest
+
+            manifest = {r.id: Path(audio_dir) / r.audio for r in read_manifest(audio_dir)}
+            missing = [r for r in self.recordings if r not in manifest]
+            if missing:
+                raise PipelineError(f"no audio for recordings {missing[:3]}", Path(audio_dir) / "manifest.csv")
+            self._audio_paths = {r: manifest[r] for r in self.recordings}
+        self._audio: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -135,7 +150,25 @@ class ClipDataset(Dataset):
         ref = self.refs[i]
         clip = cut_clip(self.features(ref.recording), ref.start, ref.frames, self.notes)
         clip["tempo_qpm"] = np.float32(self._tempo[ref.recording])
+        if self._audio_paths:
+            audio = self.audio(ref.recording)
+            first, n = ref.start * self.hop_length, ref.frames * self.hop_length
+            segment = np.zeros(n, np.float32)
+            piece = audio[first:first + n]
+            segment[: len(piece)] = piece
+            clip["audio"] = segment
         return clip
+
+    def audio(self, recording: str) -> np.ndarray:
+        """The whole 16 kHz waveform of a recording (cached like the features)."""
+        if recording in self._audio:
+            return self._audio[recording]
+        from pipeline.audio import load_audio
+
+        signal = load_audio(self._audio_paths[recording])[0].astype(np.float32)
+        if self.cache:
+            self._audio[recording] = signal
+        return signal
 
 
 NOTE_KEYS = ("pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "target_onset",
@@ -146,7 +179,7 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
     """Pad notes and frames to the longest in the batch; masks are True where data is real.
 
     Shapes: note arrays (B, N), ``note_mask`` (B, N), ``mel`` (B, n_mels, T), ``frame_mask`` (B, T),
-    ``performer`` (B,), ``tempo_qpm`` (B,).
+    ``performer`` (B,), ``tempo_qpm`` (B,); ``audio`` (B, T * hop) when the clips carry audio.
     """
     batch = len(items)
     n_notes = max(1, max(len(it["pitch"]) for it in items))
@@ -169,4 +202,9 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
         out["frame_mask"][b, : it["mel"].shape[1]] = True
     out["performer"] = torch.as_tensor([int(it["performer_id"]) for it in items], dtype=torch.long)
     out["tempo_qpm"] = torch.as_tensor([float(it.get("tempo_qpm", 100.0)) for it in items], dtype=torch.float32)
+    if "audio" in items[0]:
+        samples = max(len(it["audio"]) for it in items)
+        out["audio"] = torch.zeros(batch, samples)
+        for b, it in enumerate(items):
+            out["audio"][b, : len(it["audio"])] = torch.as_tensor(it["audio"])
     return out

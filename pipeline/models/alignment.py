@@ -54,14 +54,18 @@ class AlignmentModel(nn.Module):
                  tempo_range: tuple[float, float] = TEMPO_RANGE, d_model: int = 128, layers: int = 3, heads: int = 2,
                  attention_dim: int = 64, ffn_dim: int = 256, kernels: tuple[int, int] = (9, 1), dropout: float = 0.2,
                  max_time: int = 96, max_duration: int = 96, use_velocity: bool = False, max_notes: int = 1000,
-                 tempo_prior: bool = True, ticks_per_quarter: int = 24, frame_rate: float = 16000 / 256) -> None:
+                 tempo_prior: bool = True, ticks_per_quarter: int = 24, frame_rate: float = 16000 / 256,
+                 performer_names: tuple[str, ...] = ()) -> None:
         super().__init__()
+        performer_names = tuple(str(n) for n in performer_names)
+        if len(performer_names) > n_performers:
+            raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.hparams: dict[str, Any] = dict(
             n_performers=n_performers, n_tempo_classes=n_tempo_classes, tempo_range=tuple(tempo_range),
             d_model=d_model, layers=layers, heads=heads, attention_dim=attention_dim, ffn_dim=ffn_dim,
             kernels=tuple(kernels), dropout=dropout, max_time=max_time, max_duration=max_duration,
             use_velocity=use_velocity, max_notes=max_notes, tempo_prior=tempo_prior,
-            ticks_per_quarter=ticks_per_quarter, frame_rate=frame_rate)
+            ticks_per_quarter=ticks_per_quarter, frame_rate=frame_rate, performer_names=performer_names)
         self.tempo_prior = tempo_prior
         self.notes = NoteEmbedding(d_model, max_time, max_duration, use_velocity)
         self.positions = SinusoidalPositions(d_model, max_notes)

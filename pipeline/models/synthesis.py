@@ -42,14 +42,19 @@ class SynthesisModel(nn.Module):
                  heads: int = 2, attention_dim: int = 128, ffn_dim: int = 512, kernels: tuple[int, int] = (9, 1),
                  dropout: float = 0.2, n_mels: int = 80, max_time: int = 96, max_duration: int = 96,
                  use_velocity: bool = False, note_wise_pe: bool = True, performer_embedding: bool = True,
-                 use_encoder: bool = True, max_notes: int = 1000, max_frames: int = 1000) -> None:
+                 use_encoder: bool = True, max_notes: int = 1000, max_frames: int = 1000,
+                 performer_names: tuple[str, ...] = ()) -> None:
         super().__init__()
+        performer_names = tuple(str(n) for n in performer_names)
+        if len(performer_names) > n_performers:
+            raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.hparams: dict[str, Any] = dict(
             n_performers=n_performers, d_model=d_model, encoder_layers=encoder_layers,
             decoder_layers=decoder_layers, heads=heads, attention_dim=attention_dim, ffn_dim=ffn_dim,
             kernels=tuple(kernels), dropout=dropout, n_mels=n_mels, max_time=max_time, max_duration=max_duration,
             use_velocity=use_velocity, note_wise_pe=note_wise_pe, performer_embedding=performer_embedding,
-            use_encoder=use_encoder, max_notes=max_notes, max_frames=max_frames)
+            use_encoder=use_encoder, max_notes=max_notes, max_frames=max_frames,
+            performer_names=performer_names)
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity
         if use_encoder:
