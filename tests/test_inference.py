@@ -280,6 +280,7 @@ def test_models_load_back_from_mlflow_by_run_uris_and_registry_alias(tmp_path, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("render-test")  # not an experiment id cached from another store
     models = small_models(seed=5)
     uris = []
     for name, module in zip(("alignment", "synthesis", "hifigan"), (models.alignment, models.synthesis, models.vocoder)):
