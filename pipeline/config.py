@@ -151,6 +151,15 @@ class TrainSynthesisConfig:
     optimizer: TransformerOptimizerConfig = field(default_factory=TransformerOptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validation_share: float = 0.1
+    # the paper's ablations (section 4.4): name -> SynthesisModel keyword overrides; each is trained
+    # like the full model by stage train_ablation@<name> (dvc.yaml foreach) into models/synthesis_<name>
+    ablations: dict = field(default_factory=dict)
+
+    def ablation_model(self, name: str) -> dict:
+        """Model keyword arguments of ablation ``name`` (the full model's, overridden)."""
+        if name not in self.ablations:
+            raise KeyError(f"unknown ablation {name!r} (params.yaml train_synthesis.ablations: {sorted(self.ablations)})")
+        return {**self.model, **(self.ablations[name] or {})}
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,17 @@ from pipeline.config import Params, load_params
 from pipeline.errors import PipelineError
 
 
-def stage_main(run: Callable[[Params], None], description: str) -> None:
-    """Parse ``--params``, run the stage, turn a PipelineError into ``error: ...`` and exit 1."""
+def stage_main(run: Callable[..., None], description: str, options: dict[str, str] | None = None) -> None:
+    """Parse ``--params`` (and ``--<option>`` for each of ``options``: name -> help, passed to
+    ``run`` as keyword arguments), run the stage, turn a PipelineError into ``error: ...`` and exit 1."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    for name, help_text in (options or {}).items():
+        parser.add_argument(f"--{name}", default=None, help=help_text)
     args = parser.parse_args()
+    extra = {name: getattr(args, name) for name in (options or {})}
     try:
-        run(load_params(args.params))
+        run(load_params(args.params), **extra)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

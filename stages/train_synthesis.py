@@ -1,4 +1,8 @@
-"""Stage `train_synthesis`: the synthesis model on 5-second clips (models/synthesis)."""
+"""Stage `train_synthesis`: the synthesis model on 5-second clips (models/synthesis).
+
+With ``--ablation NAME`` (stage ``train_ablation@NAME``), the same training for one of the paper's
+ablations listed in ``train_synthesis.ablations`` (models/synthesis_NAME).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import asdict
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
+from pipeline.errors import PipelineError
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.run import data_fingerprint, run_training
 from pipeline.training.synthesis_task import SynthesisTask
@@ -13,14 +18,21 @@ from stages._common import stage_main
 from stages._training import FEATURES, clip_datasets
 
 
-def run(params: Params) -> None:
+def run(params: Params, ablation: str | None = None) -> None:
     config = params.train_synthesis
+    try:
+        kwargs = config.ablation_model(ablation) if ablation else config.model
+    except KeyError as err:
+        raise PipelineError(str(err.args[0]), "params.yaml") from None
     train_set, val_set, performers = clip_datasets(config.validation_share, config.train.seed)
-    model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **config.model})
-    run_training("synthesis", SynthesisTask(model, config.optimizer), model, model.config(), train_set, val_set,
-                 collate_clips, config.train, asdict(config),
-                 data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)))
+    model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **kwargs})
+    name = f"synthesis_{ablation}" if ablation else "synthesis"
+    logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
+    run_training(name, SynthesisTask(model, config.optimizer), model, model.config(), train_set, val_set,
+                 collate_clips, config.train, logged,
+                 data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
+                 dvc_stage=f"train_ablation@{ablation}" if ablation else None)
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__)
+    stage_main(run, __doc__, {"ablation": "one of train_synthesis.ablations (default: the full model)"})

@@ -135,3 +135,45 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
     assert runs[0] != runs[1]
+
+
+def test_clips_can_carry_the_audio_of_their_frames(tmp_path):
+    """With ``audio_dir`` every clip has ``frames * 256`` samples starting at ``start * 256``."""
+    from pipeline.audio import write_audio
+    from pipeline.datasets.layout import Recording, write_manifest
+
+    root = tmp_path / "features"
+    root.mkdir()
+    audio_dir = tmp_path / "audio16k"
+    frames = 400
+    signal = np.sin(np.arange(frames * 256) * 0.01).astype(np.float32) * 0.5
+    signal[: 312 * 256] *= 0.2  # the first clip is quieter than the second
+    (audio_dir / "audio").mkdir(parents=True)
+    write_audio(audio_dir / "audio" / "r.wav", signal, 16000)
+    write_manifest(audio_dir, [Recording(id="r", piece="p", performer="a", performer_id=0, audio="audio/r.wav",
+                                         notes="", reference="", polyphonic=False, tempo_qpm=100.0)])
+    data = {"pitch": np.array([60], np.int16), "velocity": np.array([80], np.int16),
+            "score_onset": np.array([0], np.int32), "score_duration": np.array([24], np.int32),
+            "onset_frame": np.array([0], np.int32), "offset_frame": np.array([300], np.int32),
+            "performer_id": np.int16(0)}
+    save_features(root / "r.npz", np.zeros((80, frames), np.float32), data)
+    pd.DataFrame([{"id": "r", "piece": "p", "performer": "a", "performer_id": 0, "frames": frames, "notes": 1,
+                   "polyphonic": False, "tempo_qpm": 100.0}]).to_csv(root / "index.csv", index=False)
+    ds = ClipDataset(root, ["r"], audio_dir=audio_dir)
+    first, second = ds[0], ds[1]
+    assert first["audio"].shape == (312 * 256,) and second["audio"].shape == (88 * 256,)
+    np.testing.assert_allclose(second["audio"], signal[312 * 256:], atol=1e-4)  # 16-bit WAV
+    batch = collate_clips([first, second])
+    assert batch["audio"].shape == (2, 312 * 256) and float(batch["audio"][1, 88 * 256:].abs().max()) == 0.0
+
+
+def test_ablations_override_the_full_model_and_unknown_names_fail(repo_root):
+    from pipeline.config import load_params
+
+    config = load_params(repo_root / "params.yaml").train_synthesis
+    assert set(config.ablations) == {"no_notewise_pe", "no_performer_embedding", "no_encoder"}
+    no_encoder = config.ablation_model("no_encoder")
+    assert no_encoder["use_encoder"] is False and no_encoder["d_model"] == config.model["d_model"]
+    SynthesisModel(n_performers=2, **{**no_encoder, **SMALL})  # builds
+    with pytest.raises(KeyError, match="unknown ablation 'no_mixer'"):
+        config.ablation_model("no_mixer")

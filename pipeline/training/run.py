@@ -75,13 +75,14 @@ def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
 
 def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
                  config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".",
-                 data_id: str = "") -> dict[str, float]:
+                 data_id: str = "", dvc_stage: str | None = None) -> dict[str, float]:
     """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
 
     ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
     A checkpoint is resumed only if both ``hparams`` and ``data_id`` (see :func:`data_fingerprint`)
-    match the ones it was written with.
+    match the ones it was written with. ``dvc_stage`` names the stage in dvc.lock whose input
+    hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
     """
     root = Path(root)
     out_dir = root / "models" / name
@@ -95,7 +96,7 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
         if not trainer.resumed:  # a fresh start is a new MLflow run; a resumed one continues its run
             (out_dir / "mlflow_run_id").unlink(missing_ok=True)
         tags = {"stage": stage, "world_size": str(world),
-                **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(stage, root).items()}}
+                **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(dvc_stage or stage, root).items()}}
         tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root)
         trainer.tracker = tracker
     start_step, started = trainer.step, time.perf_counter()
