@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything deep-performer needs on a fresh Debian/Ubuntu machine:
-#   1. system packages: libfluidsynth3 and the SoundFonts (apt-get, only when missing)
+#   1. system packages: libfluidsynth3, the SoundFonts and Chromium (headless, for the listening
+#      report's browser check in tests/test_report.py) (apt-get, only when missing)
 #   2. a virtual environment in .venv with the project and its Python packages
 # Idempotent: a second run checks and returns in seconds.
 set -euo pipefail
@@ -14,10 +15,12 @@ ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so\.3' || missing+=(libfluidsy
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] || missing+=(musescore-general-soundfont)
 [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     say "error: missing system packages (${missing[*]}) and no apt-get here; install FluidSynth 2.x and the" \
-        "FluidR3_GM, MuseScore_General and TimGM6mb SoundFonts, or set PERFORMER_SOUNDFONT_DIR" >&2
+        "FluidR3_GM, MuseScore_General and TimGM6mb SoundFonts (or set PERFORMER_SOUNDFONT_DIR)," \
+        "and Chromium (chromium or chromium-browser on PATH)" >&2
     exit 1
   fi
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else

@@ -1,0 +1,1 @@
+"""Evaluation: objective metrics and the listening report of the evaluate stage."""

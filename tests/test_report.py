@@ -1,0 +1,167 @@
+"""The listening report (pipeline.evaluation.report): HTML, assets, and a real headless-Chromium load."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from pipeline.evaluation.report import (
+    ReportClip,
+    SystemOutput,
+    check_report_in_browser,
+    find_chromium,
+    format_value,
+    write_report,
+)
+
+SR = 16000
+HOP = 256
+EVIL = "<script>alert('x')</script>"
+SYSTEMS = ["recording", "deep performer", f"baseline {EVIL}"]
+
+
+def _clips() -> list[ReportClip]:
+    rng = np.random.default_rng(7)
+    clips = []
+    for c in range(2):
+        outputs = {}
+        for s, name in enumerate(SYSTEMS):
+            seconds = 1.0 + 0.3 * s + 0.2 * c  # 1.0 .. 1.8 s, all different
+            t = np.arange(int(round(seconds * SR))) / SR
+            audio = (0.3 * np.sin(2 * np.pi * (330 + 110 * s) * t)).astype(np.float32)
+            frames = int(seconds * SR / HOP)
+            mel = rng.normal(-4.0, 2.0, size=(80, frames)).astype(np.float32) if s < 2 else None
+            outputs[name] = SystemOutput(audio=audio, mel=mel)
+        onset = np.array([0, 15, 30, 45]) + 5 * c
+        clips.append(
+            ReportClip(
+                id=f"clip-{c}",
+                title=f"Bach {c} & friends",
+                pitch=np.array([60, 64, 67, 72]) + c,
+                onset_frame=onset,
+                offset_frame=onset + 14,
+                outputs=outputs,
+            )
+        )
+    return clips
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"mel_l1": [0.0, 0.43216, 0.9876], "onset_f1": [1.0, 0.8125, np.nan], "n_clips": [2, 2, 2]},
+        index=pd.Index(SYSTEMS, name="system"),
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "reports"
+    index = write_report(out, _table(), _clips(), title="Held-out <listening> test", notes="line one\nline two")
+    assert index == out / "index.html"
+    return index
+
+
+def _srcs(page: str, tag: str) -> list[str]:
+    return re.findall(rf'<{tag}\b[^>]*\bsrc="([^"]+)"', page)
+
+
+def test_html_table_elements_and_assets(report: Path):
+    page = report.read_text(encoding="utf-8")
+    # the metrics table: formatted numbers, NaN as an en dash
+    for text in ("0.4322", "0.9876", "0.8125", ">1<", ">0<", "\u2013", "mel_l1", "onset_f1", "n_clips"):
+        assert text in page, text
+    assert not re.search(r">\s*nan\s*<", page, re.I)
+    # one player per system per clip, one piano roll + one mel per system with a mel
+    assert len(re.findall(r"<audio\b", page)) == 6
+    assert len(re.findall(r'<audio controls preload="metadata"', page)) == 6
+    assert len(re.findall(r"<img\b", page)) == 2 + 2 * 2
+    srcs = _srcs(page, "audio") + _srcs(page, "img")
+    assert len(srcs) == 12
+    for src in srcs:
+        assert not src.startswith(("/", "file:", "http:", "https:")), src
+        assert (report.parent / src).is_file(), src
+    assert not re.search(r"https?://", page), "no external resources"
+    wavs = sorted(report.parent.glob("assets/*/*.wav"))
+    assert len(wavs) == 6
+    for wav in wavs:
+        info = sf.info(str(wav))
+        assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+    for png in report.parent.glob("assets/*/*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # no temporary directories left beside the report
+    assert [p.name for p in report.parent.parent.iterdir()] == ["reports"]
+
+
+def test_text_is_escaped(report: Path):
+    page = report.read_text(encoding="utf-8")
+    assert EVIL not in page
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "Held-out &lt;listening&gt; test" in page
+    assert "Bach 0 &amp; friends" in page
+    assert page.count("<script>") == 1  # only the page's own check script
+
+
+def test_format_value():
+    assert format_value(float("nan")) == "\u2013"
+    assert format_value(None) == "\u2013"
+    assert format_value(np.float32(0.123456)) == "0.1235"
+    assert format_value(3) == "3"
+    assert format_value(np.int64(12)) == "12"
+    assert format_value(0.0) == "0"
+    assert format_value(1234.567) == "1234.6"
+    assert format_value(2.5e-5) == "2.500e-05"
+    assert format_value(-0.5) == "\u22120.5"
+    assert format_value("abc") == "abc"
+
+
+def test_rewrite_replaces_the_folder(tmp_path: Path):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    clip = _clips()[0]
+    clip.outputs = dict(list(clip.outputs.items())[:1])
+    write_report(out, _table().iloc[:1], [clip], title="again")
+    assert not (out / "stale.txt").exists()
+    assert (out / "index.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_missing_chromium_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "index.html").write_text("<html></html>")
+    with pytest.raises(RuntimeError, match="scripts/setup.sh"):
+        check_report_in_browser(tmp_path / "index.html", chromium="no-such-chromium-binary")
+
+
+def test_report_loads_in_headless_chromium(report: Path, tmp_path: Path):
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh")
+    find_chromium()
+    # relative links: the folder still works after a move
+    moved = tmp_path / "moved report"
+    shutil.copytree(report.parent, moved)
+    page = (moved / "index.html").read_text(encoding="utf-8")
+    audio_srcs, img_srcs = _srcs(page, "audio"), _srcs(page, "img")
+
+    shot = tmp_path / "report.png"
+    result = check_report_in_browser(moved / "index.html", screenshot=shot, timeout_s=90)
+
+    assert result["reason"] == "complete", result
+    assert len(result["audio"]) == len(audio_srcs) == 6
+    assert result["audio_ok"] == 6, result
+    for src, duration in zip(audio_srcs, result["audio"]):
+        expected = sf.info(str(moved / src)).duration
+        assert duration is not None and duration == pytest.approx(expected, abs=0.05), (src, duration, expected)
+    assert result["images"] == len(img_srcs) == 6
+    assert result["images_ok"] == 6, result
+    assert all(w > 0 for w in result["image_width"])
+
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 20_000
