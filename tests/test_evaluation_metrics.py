@@ -1,0 +1,72 @@
+"""Evaluation metrics on cases with known answers."""
+
+import numpy as np
+import pytest
+
+from pipeline.evaluation import metrics as m
+
+SR = 16000
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tone(midi: float, seconds: float, harmonics: int = 4) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    return (sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, harmonics + 1)) * 0.3).astype(np.float32)
+
+
+def plucks(onsets_s, seconds: float, midi: float = 64) -> np.ndarray:
+    out = np.zeros(int(seconds * SR), np.float32)
+    for i, on in enumerate(onsets_s):
+        note = tone(midi + (i % 3) * 2, 0.25) * np.exp(-np.arange(int(0.25 * SR)) / (0.06 * SR)).astype(np.float32)
+        note[-160:] *= np.linspace(1, 0, 160, dtype=np.float32)  # no click where the note is cut
+        start = int(on * SR)
+        out[start:start + len(note)] += note[: len(out) - start]
+    return out
+
+
+def test_pitch_accuracy_of_a_pure_tone():
+    audio = tone(67, 1.0)
+    right = m.pitch_accuracy(audio, [67], [0.1], [0.9])
+    wrong = m.pitch_accuracy(audio, [68], [0.1], [0.9])
+    assert right.accuracy > 0.95 and right.voiced > 0.95 and right.frames == 50
+    assert wrong.accuracy < 0.05
+    silent = m.pitch_accuracy(np.zeros(SR, np.float32), [67], [0.1], [0.9])
+    assert silent.voiced < 0.05 and silent.accuracy < 0.05
+    nothing = m.pitch_accuracy(audio, [67], [2.0], [3.0])
+    assert nothing.frames == 0 and np.isnan(nothing.accuracy)
+
+
+def test_identical_signals_score_zero_and_shifts_grow_the_distance():
+    audio = plucks([0.1, 0.4, 0.7, 1.0], 1.5)
+    assert m.multi_resolution_stft_distance(audio, audio) == pytest.approx(0.0, abs=1e-9)
+    assert m.audio_mel_mse(audio, audio) == pytest.approx(0.0, abs=1e-12)
+    shifted = [m.multi_resolution_stft_distance(np.roll(audio, int(s * SR)), audio) for s in (0.01, 0.04, 0.1)]
+    assert 0 < shifted[0] < shifted[1] < shifted[2]
+    assert m.audio_mel_mse(np.roll(audio, int(0.04 * SR)), audio) > 0.1
+
+
+def test_mel_mse_crops_to_common_frames_and_checks_bins():
+    a, b = np.zeros((80, 10)), np.ones((80, 12))
+    assert m.mel_mse(a, b) == 1.0 and m.mel_mse(2 * b, b[:, :5]) == 1.0
+    with pytest.raises(ValueError, match="mel bins differ"):
+        m.mel_mse(np.zeros((80, 4)), np.zeros((40, 4)))
+
+
+def test_onset_f1_against_true_and_shifted_onsets():
+    onsets = np.array([0.2, 0.5, 0.8, 1.1, 1.4, 1.7])
+    audio = plucks(onsets, 2.2)
+    exact = m.onset_f1(audio, onsets)
+    assert exact.f1 == 1.0 and len(exact.detected) == 6
+    late = m.onset_f1(audio, onsets + 0.12)
+    assert late.f1 == 0.0
+    assert m.onset_f1(np.zeros(SR, np.float32), onsets).f1 == 0.0
+    assert np.isnan(m.onset_f1(audio, []).f1)
+
+
+def test_timing_errors_exact_numbers():
+    errors = m.timing_errors([0, 10, 22], [0, 12, 20], [5, 5, 5], [6, 5, 2], frame_seconds=0.016)
+    assert errors["onset_mae_frames"] == pytest.approx(4 / 3)
+    assert errors["onset_mae_ms"] == pytest.approx(4 / 3 * 16)
+    assert errors["onset_median_ms"] == pytest.approx(32.0)
+    assert errors["duration_mae_frames"] == pytest.approx(4 / 3) and errors["duration_mae_ms"] == pytest.approx(64 / 3)
