@@ -178,6 +178,14 @@ class TrainHifiganConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    clips: int = 0  # held-out clips scored (0 = every clip of the validation recordings)
+    audio_metric_clips: int = 8  # pitch accuracy, onset F1 and MR-STFT on the first N clips (pYIN is slow)
+    report_clips: int = 3  # clips in reports/index.html
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig = field(default_factory=DataConfig)
     resample: ResampleConfig = field(default_factory=ResampleConfig)
@@ -186,6 +194,7 @@ class Params:
     train_alignment: TrainAlignmentConfig = field(default_factory=TrainAlignmentConfig)
     train_synthesis: TrainSynthesisConfig = field(default_factory=TrainSynthesisConfig)
     train_hifigan: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

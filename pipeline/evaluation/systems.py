@@ -1,0 +1,88 @@
+"""The systems the evaluate stage compares, each turning a batch of held-out clips into audio (and a mel).
+
+Every synthesis system gets the same input: a ``collate_clips`` batch of held-out clips with their
+aligned notes (the recording's own timing, as in the paper's Table 2) and audio. Each returns, per
+clip, the waveform it makes and, where it has one, its own log-mel prediction:
+
+* ``Deep Performer`` and its ablations: synthesis model -> log-mel -> HiFi-GAN vocoder;
+* ``HiFi-GAN baseline``: aligned piano roll + position roll -> waveform (no mel in between);
+* ``PerformanceNet``: piano roll -> log1p power spectrogram (its mel: the project's mel of it) ->
+  Griffin-Lim;
+* ``Vocoder reconstruction``: the recording's mel -> HiFi-GAN (the vocoder's ceiling);
+* ``Recording``: the recording itself (the ceiling of every audio metric).
+
+Loading is strict: a system whose model is missing raises a PipelineError naming it, so the table
+never has silent gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.inference import vocode
+from pipeline.models.hifigan import Generator
+from pipeline.models.synthesis import SynthesisModel
+from pipeline.training.synthesis_task import synthesis_inputs
+
+
+@dataclass
+class ClipOutput:
+    audio: np.ndarray  # (samples,) float32, 16 kHz, the clip's length
+    mel: np.ndarray | None = None  # (n_mels, frames): the system's own log-mel prediction, if it has one
+
+
+Batch = dict[str, torch.Tensor]
+System = Callable[[Batch], list[ClipOutput]]
+
+
+def _frames(batch: Batch) -> list[int]:
+    return [int(n) for n in batch["frame_mask"].sum(dim=1)]
+
+
+def require_model(path: Path, system: str) -> Path:
+    if not path.is_file():
+        raise PipelineError(f"system {system!r} has no trained model (run its training stage first)", path)
+    return path
+
+
+def load_vocoder(models: Path) -> Generator:
+    from pipeline.training.run import load_model
+
+    return load_model(require_model(models / "hifigan" / "model.pt", "vocoder"), Generator).remove_weight_norm()
+
+
+def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str) -> System:
+    """A synthesis model (``models/<folder>``) followed by the vocoder."""
+    from pipeline.training.run import load_model
+
+    model = load_model(require_model(models / folder / "model.pt", name), SynthesisModel)
+
+    @torch.inference_mode()
+    def run(batch: Batch) -> list[ClipOutput]:
+        mel = model(**synthesis_inputs(model, batch)).float().numpy()
+        return [ClipOutput(vocode(vocoder, mel[i, :, :n]), mel[i, :, :n]) for i, n in enumerate(_frames(batch))]
+
+    return run
+
+
+def vocoder_reconstruction(vocoder: Generator) -> System:
+    @torch.inference_mode()
+    def run(batch: Batch) -> list[ClipOutput]:
+        mel = batch["mel"].numpy()
+        return [ClipOutput(vocode(vocoder, mel[i, :, :n])) for i, n in enumerate(_frames(batch))]
+
+    return run
+
+
+def recording(hop_length: int = 256) -> System:
+    def run(batch: Batch) -> list[ClipOutput]:
+        audio = batch["audio"].numpy()
+        return [ClipOutput(audio[i, : n * hop_length].copy()) for i, n in enumerate(_frames(batch))]
+
+    return run

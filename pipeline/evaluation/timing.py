@@ -1,0 +1,43 @@
+"""Timing systems of the evaluate stage: the alignment model and its constant-tempo baseline.
+
+Both predict every note's performed onset and duration in frames for the held-out clips of
+``notes="starting"`` (onsets relative to the clip's first note, like the alignment model's
+training targets, so the first note costs nothing):
+
+* ``alignment model``: :class:`pipeline.models.alignment.AlignmentModel` given score, performer
+  and tempo class; predictions made valid by ``to_timeline`` (what rendering uses);
+* ``constant tempo`` (paper Fig. 4): the score played at the recording's average tempo
+  (``tempo_qpm`` of the feature index), no expressive timing at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.models.alignment import AlignmentModel, to_timeline
+from pipeline.training.alignment_task import alignment_inputs
+
+Batch = dict[str, torch.Tensor]
+
+
+def constant_tempo(batch: Batch, frame_rate: float, ticks_per_quarter: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """(onset, duration) in frames, (B, N) float: score ticks at the recording's average tempo."""
+    frames_per_tick = frame_rate * 60.0 / (batch["tempo_qpm"][:, None] * ticks_per_quarter)
+    return batch["score_onset"].float() * frames_per_tick, batch["score_duration"].float() * frames_per_tick
+
+
+@torch.inference_mode()
+def alignment_model_timing(model: AlignmentModel, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(onset, duration) in frames, (B, N) float, as the renderer would play them."""
+    pred = model(**alignment_inputs(model, batch))
+    pred[..., 0] -= pred[:, :1, 0]  # the first note of a clip is its time origin, as in the targets
+    onset, offset = to_timeline(pred, batch["score_onset"], batch["note_mask"])
+    return onset.float(), (offset - onset).float()
+
+
+def timing_rows(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> dict[str, np.ndarray]:
+    """Per-note absolute errors (frames) of valid notes: ``onset`` and ``duration`` arrays."""
+    mask = batch["note_mask"]
+    return {"onset": (onset - batch["target_onset"]).abs()[mask].numpy(),
+            "duration": (duration - batch["target_duration"]).abs()[mask].numpy()}
