@@ -178,6 +178,33 @@ class TrainHifiganConfig:
 
 
 @dataclass(frozen=True)
+class TrainHifiganBaselineConfig:
+    """The HiFi-GAN piano-roll baseline: the vocoder's optimiser and losses, fed the score's rolls."""
+
+    generator: dict = field(default_factory=dict)  # Generator keyword arguments (defaults: HiFi-GAN V2)
+    learning_rate: float = 2e-4
+    betas: tuple[float, ...] = (0.8, 0.99)
+    lr_decay: float = 0.999  # per epoch
+    segment_frames: int = 32  # training window (32 frames = 8192 samples, HiFi-GAN's segment)
+    feature_matching_weight: float = 2.0
+    mel_weight: float = 45.0
+    discriminator_start: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainPerformanceNetConfig:
+    model: dict = field(default_factory=dict)  # PerformanceNet keyword arguments (defaults: the paper's widths)
+    learning_rate: float = 5e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+    segment_frames: int = 0  # training window in frames (0 = whole 5-second clips, as the paper)
+    griffin_lim_iterations: int = 32
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     clips: int = 0  # held-out clips scored (0 = every clip of the validation recordings)
     audio_metric_clips: int = 8  # pitch accuracy, onset F1 and MR-STFT on the first N clips (pYIN is slow)
@@ -194,6 +221,8 @@ class Params:
     train_alignment: TrainAlignmentConfig = field(default_factory=TrainAlignmentConfig)
     train_synthesis: TrainSynthesisConfig = field(default_factory=TrainSynthesisConfig)
     train_hifigan: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)
+    train_hifigan_baseline: TrainHifiganBaselineConfig = field(default_factory=TrainHifiganBaselineConfig)
+    train_performancenet: TrainPerformanceNetConfig = field(default_factory=TrainPerformanceNetConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 

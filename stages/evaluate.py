@@ -47,6 +47,9 @@ def build_systems(params: Params) -> dict:
     for name in params.train_synthesis.ablations:
         title = ABLATION_TITLES.get(name, name)
         systems[title] = sys_.synthesis_system(MODELS, f"synthesis_{name}", vocoder, title)
+    systems["HiFi-GAN baseline"] = sys_.pianoroll_hifigan_system(MODELS)
+    systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.train_performancenet.griffin_lim_iterations,
+                                                           params.mel)
     systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder)
     systems["Recording"] = sys_.recording()
     return systems

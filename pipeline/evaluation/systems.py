@@ -5,9 +5,10 @@ aligned notes (the recording's own timing, as in the paper's Table 2) and audio.
 clip, the waveform it makes and, where it has one, its own log-mel prediction:
 
 * ``Deep Performer`` and its ablations: synthesis model -> log-mel -> HiFi-GAN vocoder;
-* ``HiFi-GAN baseline``: aligned piano roll + position roll -> waveform (no mel in between);
-* ``PerformanceNet``: piano roll -> log1p power spectrogram (its mel: the project's mel of it) ->
-  Griffin-Lim;
+* ``HiFi-GAN baseline``: aligned piano roll + position roll -> waveform (no mel in between, so its
+  "own mel" is the mel of its audio, the only mel the paper's Table 2 can score it on);
+* ``PerformanceNet``: piano roll -> log1p power spectrogram (its own mel: the project's mel of that
+  spectrogram) -> Griffin-Lim;
 * ``Vocoder reconstruction``: the recording's mel -> HiFi-GAN (the vocoder's ceiling);
 * ``Recording``: the recording itself (the ceiling of every audio metric).
 
@@ -25,9 +26,14 @@ import numpy as np
 import torch
 
 from pipeline.errors import PipelineError
+from pipeline.config import MelConfig
 from pipeline.inference import vocode
+from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import Generator
+from pipeline.models.performancenet import PerformanceNet
+from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel
+from pipeline.spectrogram import griffin_lim, log_mel_of_power
 from pipeline.training.synthesis_task import synthesis_inputs
 
 
@@ -67,6 +73,44 @@ def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str) -
     def run(batch: Batch) -> list[ClipOutput]:
         mel = model(**synthesis_inputs(model, batch)).float().numpy()
         return [ClipOutput(vocode(vocoder, mel[i, :, :n]), mel[i, :, :n]) for i, n in enumerate(_frames(batch))]
+
+    return run
+
+
+def pianoroll_hifigan_system(models: Path, name: str = "HiFi-GAN baseline") -> System:
+    """The HiFi-GAN piano-roll baseline (``models/hifigan_baseline``): rolls + performer -> waveform."""
+    from pipeline.training.run import load_model
+
+    model = load_model(require_model(models / "hifigan_baseline" / "model.pt", name), PianoRollHifigan)
+    model.remove_weight_norm()
+    mel = LogMelSpectrogram()
+
+    @torch.inference_mode()
+    def run(batch: Batch) -> list[ClipOutput]:
+        audio = model(model.rolls(batch), batch["performer"])[:, 0].float()
+        outputs = []
+        for i, n in enumerate(_frames(batch)):
+            clip = audio[i, : n * model.hop_length]
+            outputs.append(ClipOutput(clip.numpy(), mel(clip).numpy()))
+        return outputs
+
+    return run
+
+
+def performancenet_system(models: Path, iterations: int = 32, mel_config: MelConfig | None = None,
+                          name: str = "PerformanceNet") -> System:
+    """PerformanceNet (``models/performancenet``): piano roll -> power spectrogram -> Griffin-Lim."""
+    from pipeline.training.run import load_model
+
+    model = load_model(require_model(models / "performancenet" / "model.pt", name), PerformanceNet)
+    config = mel_config or MelConfig()
+
+    @torch.inference_mode()
+    def run(batch: Batch) -> list[ClipOutput]:
+        power = torch.expm1(model(*model.rolls(batch)).float()).clamp(min=0)  # (B, bins, T)
+        mels = log_mel_of_power(power, config)
+        return [ClipOutput(griffin_lim(power[i, :, :n].numpy(), config, iterations), mels[i, :, :n].numpy())
+                for i, n in enumerate(_frames(batch))]
 
     return run
 

@@ -3,6 +3,10 @@
 Generator and discriminators alternate as in HiFi-GAN (LSGAN + feature matching x2 + mel L1 x45,
 AdamW (0.8, 0.99), exponential decay). With ``discriminator_start > 0`` the first steps train the
 generator on the mel loss alone, a cheap warm-up that makes short CPU runs produce sound.
+
+What the generator is fed is :meth:`HifiganTask.generator_io`: the mel of the audio for the
+vocoder; :class:`pipeline.training.pianoroll_hifigan_task.PianoRollHifiganTask` overrides it to
+feed the score's rolls (the piano-roll baseline) and shares everything else.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import torch
 from pipeline.config import MelConfig, TrainHifiganConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import (
-    Generator,
     HifiganLossWeights,
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
@@ -27,7 +30,8 @@ from pipeline.training.schedules import exponential_schedule
 
 
 class HifiganTask:
-    def __init__(self, generator: Generator, config: TrainHifiganConfig, mel: MelConfig, steps_per_epoch: int) -> None:
+    def __init__(self, generator: torch.nn.Module, config: TrainHifiganConfig, mel: MelConfig,
+                 steps_per_epoch: int) -> None:
         self.generator = generator
         self.mpd, self.msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
         self.mel = LogMelSpectrogram(mel)
@@ -43,12 +47,16 @@ class HifiganTask:
         d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate, betas=tuple(c.betas))
         return {"generator": (g, rule), "discriminator": (d, rule)}
 
-    def training_step(self, batch, step) -> dict[str, float]:
-        audio = batch["audio"]  # (B, samples)
+    def generator_io(self, batch, training: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(generator inputs, target audio (B, samples)) of a batch: here the log-mel of the audio."""
+        audio = batch["audio"]
         with torch.no_grad():
-            mel = self.mel(audio)  # (B, 80, samples // 256)
+            return (self.mel(audio),), audio  # mel (B, 80, samples // 256)
+
+    def training_step(self, batch, step) -> dict[str, float]:
+        inputs, audio = self.generator_io(batch, training=True)
         with step.autocast():
-            fake = self.modules["generator"](mel)  # (B, 1, samples)
+            fake = self.modules["generator"](*inputs)  # (B, 1, samples)
         fake = fake.float()
         if step.trainer.step < self.config.discriminator_start:
             loss = mel_l1_loss(audio, fake, self.mel)
@@ -65,17 +73,17 @@ class HifiganTask:
                 "feature_matching": losses["feature_matching"].item(), "discriminator": d_loss.item()}
 
     def validation_step(self, batch) -> dict[str, float]:
-        audio = batch["audio"]
-        fake = self.generator(self.mel(audio)).float()
+        inputs, audio = self.generator_io(batch, training=False)
+        fake = self.generator(*inputs).float()
         mel_l1 = mel_l1_loss(audio, fake, self.mel).item()
         return {"loss": self.weights.mel * mel_l1, "mel_l1": mel_l1}
 
     def examples(self, batch) -> dict[str, Any]:
-        audio = batch["audio"][:1]
-        fake = self.generator(self.mel(audio)).float()[0, 0]
+        inputs, audio = self.generator_io({k: v[:1] for k, v in batch.items()}, training=False)
+        fake = self.generator(*inputs).float()[0, 0]
         return {"audio/reconstructed": fake.cpu().numpy(), "audio/recording": audio[0].cpu().numpy(),
                 "mel/reconstructed": self.mel(fake[None])[0].cpu().numpy(), "mel/recording": self.mel(audio)[0].cpu().numpy()}
 
-    def export_model(self) -> Generator:
-        """The inference vocoder: a copy with weight norm folded into the weights."""
+    def export_model(self) -> torch.nn.Module:
+        """The inference generator: a copy with weight norm folded into the weights."""
         return copy.deepcopy(self.generator).eval().remove_weight_norm()

@@ -1,0 +1,31 @@
+"""Stage `train_performancenet`: the PerformanceNet baseline on the 5-second clips (models/performancenet).
+
+The same clips and split as the synthesis model, each carrying its 16 kHz audio; the target is the
+log1p power spectrogram on the mel recipe's frames (so it is scored on the same frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pipeline.config import Params
+from pipeline.datasets.clips import collate_clips
+from pipeline.models.performancenet import PerformanceNet
+from pipeline.training.performancenet_task import PerformanceNetTask
+from pipeline.training.run import data_fingerprint, run_training
+from stages._common import stage_main
+from stages._baselines import AUDIO, audio_clip_datasets
+from stages._training import FEATURES
+
+
+def run(params: Params) -> None:
+    config = params.train_performancenet
+    train_set, val_set, _ = audio_clip_datasets(config.validation_share, config.train.seed)
+    model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
+    run_training("performancenet", PerformanceNetTask(model, config, params.mel), model, model.config(), train_set,
+                 val_set, collate_clips, config.train, asdict(config),
+                 data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)))
+
+
+if __name__ == "__main__":
+    stage_main(run, __doc__)
