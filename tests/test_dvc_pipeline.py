@@ -74,3 +74,79 @@ def test_changing_an_align_param_reruns_only_align_and_mel(project):
     assert "Running stage 'align'" in log
     assert "Running stage 'prepare'" not in log and "Running stage 'resample'" not in log
     assert "up to date" in run(["dvc", "status", "--with-deps", "mel"], root).lower()
+
+
+# ------------------------------------------------------------------ training stages + evaluate, tiny models
+
+TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3, log_every=1)
+TINY_TRANSFORMER = dict(d_model=32, attention_dim=16, ffn_dim=32, heads=2, dropout=0.0)
+SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "hifi_gan_baseline",
+           "performancenet", "vocoder_reconstruction", "recording", "constant_tempo"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(project):
+    """`dvc repro evaluate` with every model tiny and trained for 3 steps."""
+    root, _ = project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train_alignment"]["model"] = dict(layers=1, **TINY_TRANSFORMER)
+    params["train_synthesis"]["model"] = dict(encoder_layers=1, decoder_layers=1, **TINY_TRANSFORMER)
+    params["train_hifigan"]["generator"] = params["train_hifigan_baseline"]["generator"] = {"upsample_initial_channel": 16}
+    params["train_hifigan"]["discriminator_start"] = params["train_hifigan_baseline"]["discriminator_start"] = 2
+    params["train_performancenet"]["model"] = {"channels": [8, 16, 16], "onoff_channels": 4, "bands": [2]}
+    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_baseline", "train_performancenet"):
+        params[stage]["train"].update(TINY_TRAIN)
+    params["evaluate"].update(audio_metric_clips=1, report_clips=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        log = run(["dvc", "repro", "evaluate"], root)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return root, log
+
+
+def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
+    root, log = evaluated
+    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_baseline",
+                  "train_performancenet", "train_ablation@no_encoder", "evaluate"):
+        assert f"Running stage '{stage}'" in log
+    metrics = json.loads((root / "metrics/evaluate.json").read_text())
+    assert metrics["clips"] >= 1 and metrics["held_out_recordings"] >= 1
+    for system in SYSTEMS[:-1]:  # every audio-producing system has its end-to-end mel error
+        assert metrics[system]["audio_mel_mse"] is not None, system
+    assert metrics["recording"]["audio_mel_mse"] == 0 and metrics["recording"]["mr_stft"] == 0
+    for system in ("deep_performer", "hifi_gan_baseline", "performancenet"):
+        assert metrics[system]["mel_mse"] > 0 and metrics[system]["audio_mel_mse"] > 0
+    for system in ("deep_performer", "constant_tempo"):
+        assert metrics[system]["onset_error_ms"] >= 0 and metrics[system]["duration_error_ms"] >= 0
+    table = pd.read_csv(root / "metrics/table2.csv", index_col=0)
+    assert list(table.index) == ["Deep Performer", "w/o note-wise PE", "w/o performer embedding", "w/o encoder",
+                                 "HiFi-GAN baseline", "PerformanceNet", "Vocoder reconstruction", "Recording",
+                                 "Constant tempo"]
+    shown = run(["dvc", "metrics", "show"], root)
+    for system in SYSTEMS:
+        assert f"{system}.audio_mel_mse" in shown or f"{system}.onset_error_ms" in shown, system
+    html = (root / "reports/index.html").read_text()
+    assert html.count("<audio") >= 8 and "PerformanceNet" in html and "HiFi-GAN baseline" in html
+
+
+def test_evaluate_names_a_system_without_a_model_and_writes_nothing(evaluated):
+    root, _ = evaluated
+    model = root / "models/performancenet/model.pt"
+    kept = model.with_suffix(".kept")
+    model.rename(kept)
+    before = (root / "metrics/evaluate.json").read_text()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
+        result = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=root, capture_output=True, text=True,
+                                env=env)
+    finally:
+        kept.rename(model)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "PerformanceNet" in lines[0] and "models/performancenet/model.pt" in lines[0], lines
+    assert (root / "metrics/evaluate.json").read_text() == before
