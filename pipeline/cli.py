@@ -16,6 +16,7 @@ from pipeline.errors import PipelineError
 
 app = typer.Typer(help="Deep Performer: score-to-audio performance synthesis pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(__import__("pipeline.flows.cli", fromlist=["flow_app"]).flow_app, name="flow")  # Prefect flows
 
 STAGES = ("prepare", "resample", "align", "mel")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline.config import Params
+from pipeline.config import MelConfig, Params
 from pipeline.datasets.clips import ClipDataset, collate_clips, split_recordings
 from pipeline.errors import PipelineError
 from pipeline.evaluation import systems as sys_
@@ -23,7 +23,9 @@ from pipeline.evaluation.evaluate import COLUMNS, Scores, clip_infos, run_system
 from pipeline.evaluation.report import ReportClip, SystemOutput, write_report
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
 from pipeline.io import atomic_path, write_json
+from pipeline.mel import log_mel
 from pipeline.models.alignment import AlignmentModel
+from pipeline.training.alignment_task import model_class_tempo
 from pipeline.training.run import load_model
 from stages._common import stage_main
 from stages._training import FEATURES
@@ -86,16 +88,20 @@ def run(params: Params) -> None:
     n_batches = -(-len(order) // config.batch_size)
     with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:
         run_systems(systems, batches(), scores, config.audio_metric_clips, keep, bar)
-    table = scores.table(list(systems) + ["Constant tempo"])
+    table = scores.table(list(systems) + ["Constant tempo", "Constant tempo (exact tempo)"])
 
     # ---- timing: the alignment model vs constant tempo, on the held-out clips' notes
     alignment = load_model(sys_.require_model(MODELS / "alignment" / "model.pt", "alignment model"), AlignmentModel)
     starting = ClipDataset(FEATURES, val_ids, notes="starting")
-    errors: dict = {"Deep Performer": {"onset": [], "duration": []}, "Constant tempo": {"onset": [], "duration": []}}
+    timing_systems = ("Deep Performer", "Constant tempo", "Constant tempo (exact tempo)")
+    errors: dict = {name: {"onset": [], "duration": []} for name in timing_systems}
+    frame_rate = 1.0 / frame_seconds
     for i in range(0, len(starting), config.batch_size):
         batch = collate_clips([starting[j] for j in range(i, min(len(starting), i + config.batch_size))])
-        for name, (onset, duration) in (("Deep Performer", alignment_model_timing(alignment, batch)),
-                                        ("Constant tempo", constant_tempo(batch, 1.0 / frame_seconds))):
+        predictions = (alignment_model_timing(alignment, batch),
+                       constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
+                       constant_tempo(batch, frame_rate))
+        for name, (onset, duration) in zip(timing_systems, predictions):
             rows = timing_rows(onset, duration, batch)
             errors[name]["onset"].append(rows["onset"])
             errors[name]["duration"].append(rows["duration"])
@@ -108,7 +114,7 @@ def run(params: Params) -> None:
         raise PipelineError(f"systems without outputs: {', '.join(missing)}", "evaluate")
 
     write_outputs(table, timing, len(order), val_ids, params)
-    write_report(REPORT, table, report_clips(clips, order[: config.report_clips], kept, polyphonic),
+    write_report(REPORT, table, report_clips(clips, order[: config.report_clips], kept, polyphonic, params.mel),
                  title="deep-performer: held-out clips",
                  notes=f"{len(order)} clips of {len(val_ids)} held-out recordings ({', '.join(val_ids)}); "
                        f"audio metrics on the first {min(len(order), config.audio_metric_clips)} clips. "
@@ -117,23 +123,20 @@ def run(params: Params) -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
 
 
-def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict) -> list[ReportClip]:
+def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict,
+                 mel_config: MelConfig) -> list[ReportClip]:
+    """The report's clips: every system's audio beside its own mel (or, without one, its audio's mel)."""
     out = []
+    seconds_per_frame = mel_config.hop_length / mel_config.sample_rate
     for i in chosen:
         ref = clips.refs[i]
         item = clips[i]
         cid = f"{ref.recording}@{ref.start}"
-        outputs = {}
-        for name, result in kept.get(cid, {}).items():
-            mel = result.mel if result.mel is not None else None
-            if name in ("Recording", "Vocoder reconstruction") or mel is None:
-                from pipeline.config import MelConfig
-                from pipeline.mel import log_mel
-
-                mel = log_mel(result.audio, MelConfig())
-            outputs[name] = SystemOutput(audio=result.audio, mel=mel)
+        outputs = {name: SystemOutput(audio=result.audio,
+                                      mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
+                   for name, result in kept.get(cid, {}).items()}
         order = ["Recording"] + [n for n in outputs if n != "Recording"]
-        out.append(ReportClip(id=cid, title=f"{ref.recording}, from {ref.start * 256 / 16000:.1f} s"
+        out.append(ReportClip(id=cid, title=f"{ref.recording}, from {ref.start * seconds_per_frame:.1f} s"
                               f"{' (polyphonic)' if polyphonic[ref.recording] else ''}",
                               pitch=item["pitch"], onset_frame=item["onset_frame"], offset_frame=item["offset_frame"],
                               outputs={n: outputs[n] for n in order if n in outputs}))

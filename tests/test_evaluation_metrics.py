@@ -70,3 +70,33 @@ def test_timing_errors_exact_numbers():
     assert errors["onset_mae_ms"] == pytest.approx(4 / 3 * 16)
     assert errors["onset_median_ms"] == pytest.approx(32.0)
     assert errors["duration_mae_frames"] == pytest.approx(4 / 3) and errors["duration_mae_ms"] == pytest.approx(64 / 3)
+
+
+def test_constant_tempo_baselines_at_exact_and_class_tempo():
+    """A performance played exactly at 100 qpm: the exact-tempo baseline has zero error; the class
+    tempo (what the alignment model is told) is the class centre, off by the class's rounding."""
+    import torch
+
+    from pipeline.evaluation.timing import constant_tempo, timing_rows
+    from pipeline.models.alignment import AlignmentModel
+    from pipeline.models.tempo import tempo_centers, tempo_classes
+    from pipeline.training.alignment_task import model_class_tempo
+
+    model = AlignmentModel(n_performers=1, n_tempo_classes=40, d_model=16, layers=1, attention_dim=8, ffn_dim=16)
+    class_tempo_qpm = lambda q: model_class_tempo(model, q)  # noqa: E731
+
+    qpm = torch.tensor([100.0])
+    ticks = torch.tensor([[0, 24, 48, 96]])
+    frame_rate = 16000 / 256
+    frames_per_tick = frame_rate * 60 / (100.0 * 24)
+    batch = {"tempo_qpm": qpm, "score_onset": ticks, "score_duration": torch.full((1, 4), 24),
+             "target_onset": ticks.float() * frames_per_tick, "target_duration": torch.full((1, 4), 24.0) * frames_per_tick,
+             "note_mask": torch.ones(1, 4, dtype=torch.bool)}
+    exact = timing_rows(*constant_tempo(batch, frame_rate), batch)
+    assert exact["onset"].max() < 1e-4 and exact["duration"].max() < 1e-4
+    centre = float(tempo_centers(40)[int(tempo_classes(qpm, 40)[0])])
+    assert float(class_tempo_qpm(qpm)[0]) == pytest.approx(centre, rel=1e-6) and abs(centre / 100 - 1) < 0.03
+    coarse = timing_rows(*constant_tempo(batch, frame_rate, qpm=class_tempo_qpm(qpm)), batch)
+    # the last onset (96 ticks = 1 bar of 4 quarters) is off by 96 ticks x the tempo ratio error
+    expected = 96 * frame_rate * 60 / 24 * abs(1 / centre - 1 / 100)
+    assert coarse["onset"][-1] == pytest.approx(expected, rel=1e-4) and coarse["onset"][0] == 0

@@ -6,8 +6,11 @@ training targets, so the first note costs nothing):
 
 * ``alignment model``: :class:`pipeline.models.alignment.AlignmentModel` given score, performer
   and tempo class; predictions made valid by ``to_timeline`` (what rendering uses);
-* ``constant tempo`` (paper Fig. 4): the score played at the recording's average tempo
-  (``tempo_qpm`` of the feature index), no expressive timing at all.
+* ``constant tempo`` (paper Fig. 4): the score played at one tempo, no expressive timing at all,
+  given the same tempo information as the alignment model: the centre of the recording's tempo
+  class (classes are +-6 % wide, pipeline.models.tempo);
+* ``constant tempo (exact tempo)``: the score at the recording's exact average tempo (``tempo_qpm``
+  of the feature index), an oracle that neither the model nor a user rendering a score has.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from pipeline.training.alignment_task import alignment_inputs
 Batch = dict[str, torch.Tensor]
 
 
-def constant_tempo(batch: Batch, frame_rate: float, ticks_per_quarter: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
-    """(onset, duration) in frames, (B, N) float: score ticks at the recording's average tempo."""
-    frames_per_tick = frame_rate * 60.0 / (batch["tempo_qpm"][:, None] * ticks_per_quarter)
+def constant_tempo(batch: Batch, frame_rate: float, ticks_per_quarter: int = 24,
+                   qpm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(onset, duration) in frames, (B, N) float: score ticks at ``qpm`` (B,) (default: the
+    recording's exact average tempo)."""
+    qpm = batch["tempo_qpm"] if qpm is None else qpm
+    frames_per_tick = frame_rate * 60.0 / (qpm[:, None] * ticks_per_quarter)
     return batch["score_onset"].float() * frames_per_tick, batch["score_duration"].float() * frames_per_tick
 
 

@@ -1,0 +1,26 @@
+"""Prefect 3 orchestration of the DVC pipeline.
+
+- `reproduce` (pipeline.flows.reproduce): one Prefect task per DVC stage, built from dvc.yaml's DAG at run
+  time; independent stages run at the same time; DVC stays the source of truth (unchanged stages are skipped,
+  changed ones are recorded in dvc.lock).
+- `retrain` (pipeline.flows.retrain): refresh data, reproduce, evaluate, register the candidate models and
+  promote them when they beat the champion; `serve_retrain` serves it as a cron-scheduled deployment.
+
+Prefect is imported lazily, so `performer` commands that do not orchestrate stay fast.
+"""
+
+from __future__ import annotations
+
+__all__ = ["reproduce", "retrain", "serve_retrain", "read_dag", "StageFailed"]
+
+
+def __getattr__(name: str):
+    if name in ("reproduce", "StageFailed"):
+        from pipeline.flows import reproduce as module
+    elif name in ("retrain", "serve_retrain"):
+        from pipeline.flows import retrain as module
+    elif name == "read_dag":
+        from pipeline.flows import dag as module
+    else:
+        raise AttributeError(name)
+    return getattr(module, name)

@@ -1,0 +1,77 @@
+"""`performer flow ...`: run the pipeline as a Prefect flow, or serve the scheduled retraining deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.errors import PipelineError
+
+flow_app = typer.Typer(help="Prefect orchestration: the DVC pipeline as flows (run now, or serve on a schedule).",
+                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+DEFAULT_CRON = "0 3 * * 1"  # kept equal to pipeline.flows.retrain.DEFAULT_CRON (not imported: Prefect is slow to load)
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1)
+
+
+@flow_app.command("run")
+def run(
+    targets: Optional[List[str]] = typer.Argument(None, help="stages to bring up to date, with everything upstream "
+                                                  "(default: all); a foreach name means all its stages"),
+    root: Path = typer.Option(Path("."), help="the DVC project"),
+    force: Optional[List[str]] = typer.Option(None, "--force", "-f", help="run this stage even if it is up to date "
+                                              "(repeatable)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="at most this many stages at once "
+                                       "(default: half the cores, 2 to 4)"),
+    retries: Optional[int] = typer.Option(None, help="retries of the download stage, with exponential back-off "
+                                          "(default: 3 when data.source is not builtin, else 0)"),
+) -> None:
+    """Reproduce the DVC pipeline as a Prefect flow: one task per stage, independent stages at the same time,
+    unchanged stages skipped, every finished stage recorded in dvc.lock."""
+    from pipeline.flows.reproduce import reproduce
+
+    retry = {"prepare": retries} if retries is not None else None
+    try:
+        results = reproduce(str(root), targets=targets or None, force=force or None, jobs=jobs, retries=retry)
+    except PipelineError as err:
+        _fail(err)
+    ran = [name for name, r in results.items() if r["status"] == "ran"]
+    typer.echo(f"{len(ran)} stage(s) ran{': ' + ', '.join(ran) if ran else ''}; "
+               f"{len(results) - len(ran)} up to date")
+
+
+@flow_app.command("serve")
+def serve(
+    root: Path = typer.Option(Path("."), help="the DVC project the retrain runs work in"),
+    cron: str = typer.Option(DEFAULT_CRON, help="when to retrain (cron, 5 fields)"),
+    timezone: Optional[str] = typer.Option(None, help="time zone of the cron schedule (default UTC)"),
+    name: str = typer.Option("retrain", help="deployment name"),
+    metric: Optional[str] = typer.Option(None, help="metric the champion is chosen by (lower is better; default "
+                                         "deep_performer.audio_mel_mse)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
+                                               "sqlite:///mlflow.db)"),
+    refresh: Optional[List[str]] = typer.Option(None, help="stages re-run at every retrain (default: prepare)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="at most this many stages at once"),
+    registry: Optional[str] = typer.Option(None, hidden=True, help="module with register_candidate and "
+                                           "promote_if_better (default pipeline.registry)"),
+) -> None:
+    """Serve the `retrain` flow (refresh data, reproduce, evaluate, register, promote if better) as a deployment
+    on a cron schedule, against the Prefect server at PREFECT_API_URL. Runs until interrupted."""
+    from pipeline.flows.retrain import serve_retrain
+
+    parameters = {k: v for k, v in {"metric": metric, "tracking_uri": tracking_uri, "refresh": refresh,
+                                    "jobs": jobs, "registry": registry}.items() if v is not None}
+    try:
+        serve_retrain(root, cron=cron, name=name, timezone=timezone, parameters=parameters)
+    except PipelineError as err:
+        _fail(err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    flow_app()

@@ -1,0 +1,383 @@
+"""Prefect orchestration (pipeline/flows): the DAG from dvc.yaml, `reproduce` on small DVC projects (parallel
+stages, skips, dvc.lock, failures and resuming, retries, task logs) and the served `retrain` deployment against
+a real `prefect server` subprocess."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from pipeline.flows.dag import read_dag  # noqa: E402
+from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sh(cmd, cwd, env=None):
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", **(env or {}))
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def dvc_init(root: Path) -> None:
+    sh(["git", "init", "-q"], root)
+    sh(["dvc", "init", "-q"], root)
+    sh(["dvc", "config", "core.analytics", "false"], root)
+
+
+# ------------------------------------------------------------------ (a) the DAG is DVC's
+
+def parse_dot(dot: str) -> tuple[set[str], set[tuple[str, str]]]:
+    nodes, edges = set(), set()
+    for line in dot.splitlines():
+        line = line.strip().rstrip(";")
+        if "->" in line:
+            a, b = (part.strip().strip('"') for part in line.split("->"))
+            edges.add((a, b))
+        elif line.startswith('"'):
+            nodes.add(line.strip('"'))
+    return nodes, edges
+
+
+def test_dag_from_dvc_yaml_matches_dvc_dag(tmp_path):
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    dvc_init(tmp_path)
+    dag = read_dag(tmp_path)
+    nodes, edges = parse_dot(sh(["dvc", "dag", "--dot"], tmp_path))
+    assert set(dag.stages) == nodes and len(nodes) >= 13
+    assert edges == dag.edges
+    ablations = yaml.safe_load((REPO / "params.yaml").read_text())["train_synthesis"]["ablations"]
+    assert {f"train_ablation@{key}" for key in ablations} <= set(dag.stages)
+    assert ("mel", "train_ablation@no_encoder") in dag.edges and ("train_ablation@no_encoder", "evaluate") in dag.edges
+    training = [n for n in dag.stages if n.startswith("train_")]
+    assert len(training) == 8 and not any(a in training and b in training for a, b in dag.edges)
+    order = list(dag.stages)
+    assert all(order.index(a) < order.index(b) for a, b in dag.edges)  # topological
+    assert dag.stages["train_ablation@no_encoder"].cmd == ("python -m stages.train_synthesis --ablation no_encoder",)
+    assert list(dag.select(["align"]).stages) == ["prepare", "resample", "align"]
+    assert set(dag.resolve(["train_ablation"])) == {f"train_ablation@{key}" for key in ablations}
+
+
+def test_dag_edges_equal_dvc_index_graph(tmp_path):
+    from dvc.repo import Repo
+
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    dvc_init(tmp_path)
+    with Repo(str(tmp_path)) as repo:
+        graph = repo.index.graph
+        want = {(dep.name, stage.name) for stage, dep in graph.edges}
+    assert read_dag(tmp_path).edges == want
+
+
+# ------------------------------------------------------------------ (b) reproduce on a small synthetic project
+
+WORK = '''import sys, time
+from pathlib import Path
+name, out, *deps = sys.argv[1:]
+print(f"{name}: start", flush=True)
+if Path(f"FAIL_{name}").exists():
+    print(f"error: {name} broke on purpose", file=sys.stderr)
+    sys.exit(1)
+tries = Path(f"tries_{name}")
+tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
+if name == "flaky" and int(tries.read_text()) == 1:
+    print("error: connection reset (first try)", file=sys.stderr)
+    sys.exit(1)
+time.sleep(float(__import__("yaml").safe_load(open("params.yaml"))["sleep"]) if name[0] in "bc" else 0.05)
+text = "".join(Path(d).read_text() for d in deps) + name + "\\n"
+Path(out).parent.mkdir(parents=True, exist_ok=True)
+Path(out).write_text(text)
+print(f"{name}: wrote {out}")
+'''
+
+
+def synthetic_dvc_yaml() -> dict:
+    def stage(name, out, deps, **extra):
+        return {"cmd": f"python work.py {name} {out} {' '.join(deps)}".strip(), "deps": ["work.py", *deps],
+                "outs": [out], **extra}
+
+    d = stage("d", "out/d.txt", ["out/b_x.txt", "out/b_y.txt", "out/c.txt"])
+    d["metrics"] = [{"out/d_metrics.json": {"cache": False}}]
+    d["cmd"] += " && echo '{\"ok\": 1}' > out/d_metrics.json"
+    return {"stages": {
+        "a": stage("a", "out/a.txt", [], params=["seed"]),
+        "b": {"foreach": ["x", "y"], "do": stage("b_${item}", "out/b_${item}.txt", ["out/a.txt"])},
+        "c": stage("c", "out/c.txt", ["out/a.txt"]),
+        "flaky": stage("flaky", "out/flaky.txt", ["out/a.txt"]),
+        "d": d,
+    }}
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory, harness):
+    root = tmp_path_factory.mktemp("synthetic")
+    (root / "work.py").write_text(WORK)
+    (root / "dvc.yaml").write_text(yaml.safe_dump(synthetic_dvc_yaml(), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 1, "sleep": 2.0}))
+    dvc_init(root)
+    state = reproduce(str(root), retries={"flaky": 1}, retry_delay=0.1, jobs=4, return_state=True)
+    return root, state
+
+
+def ran(results):
+    return sorted(n for n, r in results.items() if r["status"] == "ran")
+
+
+def test_reproduce_runs_every_stage_in_parallel_and_records_dvc_lock(synthetic):
+    root, state = synthetic
+    assert state.is_completed(), state.message
+    results = state.result()
+    assert ran(results) == ["a", "b@x", "b@y", "c", "d", "flaky"]
+    assert (root / "out/d.txt").read_text().splitlines() == ["a", "b_x", "a", "b_y", "a", "c", "d"]
+    # the independent stages b@x, b@y and c (each sleeps 2 s) ran at the same time, after a and before d
+    middle = [results[n] for n in ("b@x", "b@y", "c")]
+    assert max(r["started"] for r in middle) < min(r["finished"] for r in middle)
+    assert all(r["started"] >= results["a"]["finished"] and r["finished"] <= results["d"]["started"] for r in middle)
+    assert results["d"]["finished"] - results["a"]["started"] < 2.0 * 3 + 1  # not one after the other
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert set(lock) == {"a", "b@x", "b@y", "c", "d", "flaky"}
+    assert lock["a"]["params"]["params.yaml"]["seed"] == 1
+    assert "up to date" in sh(["dvc", "status"], root).lower()
+    assert (root / "tries_flaky").read_text() == "2"  # failed once, retried, then ran
+
+
+def test_task_logs_hold_the_stage_output(synthetic):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    _, state = synthetic
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        deadline = time.time() + 30
+        while True:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+            messages = [log.message for log in logs]
+            if "b_x: wrote out/b_x.txt" in messages or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        named = {run.id: run.name for run in task_runs}
+    by_task = {}
+    for log in logs:
+        by_task.setdefault(named.get(log.task_run_id), []).append(log.message)
+    assert "b_x: wrote out/b_x.txt" in by_task["b@x"]
+    assert "> python work.py c out/c.txt out/a.txt" in by_task["c"]
+    assert any("error: connection reset (first try)" in m for m in by_task["flaky"])
+
+
+def test_second_run_skips_every_stage(synthetic):
+    root, _ = synthetic
+    before = (root / "dvc.lock").read_text()
+    results = reproduce(str(root))
+    assert ran(results) == [] and {r["status"] for r in results.values()} == {"skipped"}
+    assert (root / "dvc.lock").read_text() == before
+
+
+def test_failing_stage_fails_the_flow_and_a_rerun_resumes_from_it(synthetic):
+    root, _ = synthetic
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump({**params, "seed": 2, "sleep": 0.1}))
+    (root / "work.py").write_text(WORK + "# v2\n")  # every stage's code changed
+    (root / "FAIL_c").write_text("")
+    state = reproduce(str(root), return_state=True)
+    assert state.is_failed()
+    assert state.message.splitlines()[0].endswith("StageFailed: stage 'c' failed: error: c broke on purpose")
+    with pytest.raises(StageFailed, match=r"^stage 'c' failed: error: c broke on purpose") as err:
+        state.result()
+    assert "not run (upstream failed): d" in str(err.value)
+    status = sh(["dvc", "status"], root)
+    assert "c:" in status and "d:" in status and "b@x:" not in status and "flaky:" not in status  # b, flaky recorded
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert lock["a"]["params"]["params.yaml"]["seed"] == 2
+
+    (root / "FAIL_c").unlink()  # the fix
+    results = reproduce(str(root))
+    assert ran(results) == ["c", "d"]
+    assert {results[n]["status"] for n in ("a", "b@x", "b@y", "flaky")} == {"skipped"}
+    assert "up to date" in sh(["dvc", "status"], root).lower()
+
+
+def test_targets_and_force(synthetic):
+    root, _ = synthetic
+    results = reproduce(str(root), targets=["b"], force=["b@y"])
+    assert sorted(results) == ["a", "b@x", "b@y"] and ran(results) == ["b@y"]
+    assert "up to date" in sh(["dvc", "status"], root).lower()
+
+
+# ------------------------------------------------------------------ (c) the retrain deployment on a real server
+
+STAND_IN_REGISTRY = '''"""A stand-in for pipeline.registry (same signatures): versions and aliases in a JSON file."""
+import json
+from pathlib import Path
+
+STORE = Path(__file__).with_name("registry.json")
+
+
+def _load():
+    return json.loads(STORE.read_text()) if STORE.exists() else {"versions": [], "champion": None}
+
+
+def register_candidate(root=Path("."), tracking_uri=None):
+    state = _load()
+    value = json.loads((Path(root) / "metrics/evaluate.json").read_text())["deep_performer"]["audio_mel_mse"]
+    state["versions"].append({"version": len(state["versions"]) + 1, "deep_performer.audio_mel_mse": value})
+    state["candidate"] = len(state["versions"])
+    STORE.write_text(json.dumps(state))
+    return {"synthesis": state["candidate"]}
+
+
+def promote_if_better(tracking_uri=None, metric="deep_performer.audio_mel_mse"):
+    state = _load()
+    candidate = state["versions"][state["candidate"] - 1][metric]
+    champion = None if state["champion"] is None else state["versions"][state["champion"] - 1][metric]
+    better = champion is None or candidate < champion
+    if better:
+        state["champion"] = state["candidate"]
+    STORE.write_text(json.dumps(state))
+    return better
+'''
+
+EVALUATE = '''import json, yaml
+from pathlib import Path
+mse = yaml.safe_load(open("params.yaml"))["mse"]
+model = Path("models/model.txt").read_text()
+Path("metrics").mkdir(exist_ok=True)
+Path("metrics/evaluate.json").write_text(json.dumps({"deep_performer": {"audio_mel_mse": mse}, "model": model}))
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, f"prefect server exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"prefect server not healthy after {seconds} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_served_retrain_deployment_runs_on_a_real_server(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "stand_in_registry.py").write_text(STAND_IN_REGISTRY)
+    (root / "evaluate.py").write_text(EVALUATE)
+    (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.5, "lr": 1}))
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "prepare": {"cmd": "python -c \"import pathlib; pathlib.Path('data').mkdir(exist_ok=True); "
+                           "pathlib.Path('data/raw.txt').write_text('corpus')\"", "outs": ["data/raw.txt"]},
+        "train": {"cmd": "python -c \"import pathlib, yaml; pathlib.Path('models').mkdir(exist_ok=True); "
+                         "pathlib.Path('models/model.txt').write_text(str(yaml.safe_load(open('params.yaml'))['lr']))\"",
+                  "deps": ["data/raw.txt"], "params": ["lr"], "outs": ["models/model.txt"]},
+        "evaluate": {"cmd": "python evaluate.py", "deps": ["evaluate.py", "models/model.txt"], "params": ["mse"],
+                     "metrics": [{"metrics/evaluate.json": {"cache": False}}]},
+    }}, sort_keys=False))
+    dvc_init(root)
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=f"{root}{os.pathsep}{REPO}")
+    env.pop("PREFECT_API_URL", None)
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),
+                              stderr=subprocess.STDOUT)
+    served = None
+    try:
+        wait_healthy(api, server, 120)
+        env["PREFECT_API_URL"] = api
+        served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
+                                   "30 2 * * *", "--name", "retrain-test", "--registry", "stand_in_registry"],
+                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT)
+        with temporary_settings({PREFECT_API_URL: api}):
+            with get_client(sync_client=True) as client:
+                deadline = time.time() + 90
+                deployment = None
+                while deployment is None:
+                    assert served.poll() is None, (log_dir / "serve.log").read_text()
+                    try:
+                        deployment = client.read_deployment_by_name("retrain/retrain-test")
+                    except Exception:
+                        assert time.time() < deadline, "the deployment never appeared"
+                        time.sleep(1)
+                crons = [s.schedule.cron for s in deployment.schedules]
+                assert crons == ["30 2 * * *"] and all(s.active for s in deployment.schedules)
+                assert deployment.parameters["root"] == str(root)
+
+                first = run_deployment("retrain/retrain-test", timeout=240)
+                assert first.state.is_completed(), (first.state, (log_dir / "serve.log").read_text()[-3000:])
+                state = json.loads((root / "registry.json").read_text())
+                assert state["champion"] == 1 and state["versions"][0]["deep_performer.audio_mel_mse"] == 0.5
+                assert "up to date" in sh(["dvc", "status"], root).lower()
+                lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+                assert set(lock) == {"prepare", "train", "evaluate"}
+
+                # a tie keeps the champion; a strictly better candidate takes over
+                second = run_deployment("retrain/retrain-test", timeout=240)
+                assert second.state.is_completed()
+                state = json.loads((root / "registry.json").read_text())
+                assert len(state["versions"]) == 2 and state["champion"] == 1
+                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
+                third = run_deployment("retrain/retrain-test", timeout=240)
+                assert third.state.is_completed()
+                state = json.loads((root / "registry.json").read_text())
+                assert state["champion"] == 3 and state["versions"][2]["deep_performer.audio_mel_mse"] == 0.25
+
+                steps = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[third.id])))}
+                assert steps == {"refresh-data", "reproduce", "evaluate", "read-metric", "register-candidate",
+                                 "promote-if-better"}
+    finally:
+        if served is not None:
+            stop(served)
+        stop(server)
+    assert server.returncode is not None
