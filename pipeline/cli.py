@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 app = typer.Typer(help="Deep Performer: score-to-audio performance synthesis pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(__import__("pipeline.flows.cli", fromlist=["flow_app"]).flow_app, name="flow")  # Prefect flows
+app.add_typer(__import__("pipeline.registry_cli", fromlist=["models_app"]).models_app, name="models")  # MLflow registry
 
 STAGES = ("prepare", "resample", "align", "mel")
 
@@ -151,8 +152,9 @@ def render(
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, 16 kHz)"),
     performer: Optional[str] = typer.Option(None, help="a performer the models were trained on (default: the first)"),
     tempo: Optional[float] = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
-    models: str = typer.Option("models", help="folder of the training stages' outputs, or MLflow model URIs "
-                               "(models:/deep-performer-{name}@ALIAS, models:/@ALIAS, or alignment,synthesis,hifigan)"),
+    models: str = typer.Option("models", "--models", "--model", help="folder of the training stages' outputs, or "
+                               "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
+                               "models:/@ALIAS, or alignment,synthesis,hifigan)"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
     mel_plot: Optional[Path] = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),

@@ -23,6 +23,7 @@ joins them:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,9 @@ def load_models(source: str | Path = "models", device: str | torch.device = "cpu
       e.g. ``models:/deep-performer-{name}@champion``;
     * ``models:/@ALIAS`` or ``models:/@ALIAS`` shorthand for the registered models
       ``deep-performer-{alignment,synthesis,hifigan}`` at that alias;
-    * three MLflow model URIs separated by commas, in the order alignment,synthesis,hifigan.
+    * three MLflow model URIs separated by commas, in the order alignment,synthesis,hifigan;
+    * the composite registered model: ``models:/deep-performer@ALIAS`` or ``models:/deep-performer/VERSION``
+      (see :mod:`pipeline.registry`), which holds all three.
 
     MLflow URIs are resolved against the tracking store of :func:`pipeline.tracking.tracking_uri`.
     """
@@ -107,9 +110,14 @@ def load_models(source: str | Path = "models", device: str | torch.device = "cpu
         uris = [u.strip() for u in text.split(",")]
         if len(uris) != 3:
             raise PipelineError("give three model URIs: alignment,synthesis,hifigan", text)
+    elif re.fullmatch(r"models:/deep-performer(@[^/@]+|/(\d+|latest))", text):
+        from pipeline.registry import load_composite
+
+        return load_composite(text, device)
     elif ":/" in text:
         raise PipelineError("an MLflow URI for the three models needs {name} in it "
-                            "(e.g. models:/deep-performer-{name}@champion)", text)
+                            "(e.g. models:/deep-performer-{name}@champion), or is the composite "
+                            "models:/deep-performer@ALIAS", text)
     else:
         return _load_folder(Path(text), device)
     models = [_load_mlflow(uri, device) for uri in uris]

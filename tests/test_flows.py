@@ -22,6 +22,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from pipeline.flows.dag import read_dag  # noqa: E402
 from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
+from tests.test_registry import trained  # noqa: E402,F401  (three tiny models logged to MLflow)
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -229,43 +230,24 @@ def test_targets_and_force(synthetic):
 
 # ------------------------------------------------------------------ (c) the retrain deployment on a real server
 
-STAND_IN_REGISTRY = '''"""A stand-in for pipeline.registry (same signatures): versions and aliases in a JSON file."""
-import json
+# The project the served deployment retrains: `train` publishes three real (tiny) models logged to a
+# temporary SQLite MLflow store the way the training stages do (models/<name>/mlflow.json), `evaluate`
+# writes metrics/evaluate.json with the metric taken from params.yaml, and the retrain flow registers and
+# promotes them through pipeline.registry itself.
+TRAIN = '''import shutil, yaml
 from pathlib import Path
-
-STORE = Path(__file__).with_name("registry.json")
-
-
-def _load():
-    return json.loads(STORE.read_text()) if STORE.exists() else {"versions": [], "champion": None}
-
-
-def register_candidate(root=Path("."), tracking_uri=None):
-    state = _load()
-    value = json.loads((Path(root) / "metrics/evaluate.json").read_text())["deep_performer"]["audio_mel_mse"]
-    state["versions"].append({"version": len(state["versions"]) + 1, "deep_performer.audio_mel_mse": value})
-    state["candidate"] = len(state["versions"])
-    STORE.write_text(json.dumps(state))
-    return {"synthesis": state["candidate"]}
-
-
-def promote_if_better(tracking_uri=None, metric="deep_performer.audio_mel_mse"):
-    state = _load()
-    candidate = state["versions"][state["candidate"] - 1][metric]
-    champion = None if state["champion"] is None else state["versions"][state["champion"] - 1][metric]
-    better = champion is None or candidate < champion
-    if better:
-        state["champion"] = state["candidate"]
-    STORE.write_text(json.dumps(state))
-    return better
+yaml.safe_load(open("params.yaml"))["lr"]
+for name in ("alignment", "synthesis", "hifigan"):
+    Path("models", name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path("trained", name, "mlflow.json"), Path("models", name, "mlflow.json"))
 '''
 
 EVALUATE = '''import json, yaml
 from pathlib import Path
 mse = yaml.safe_load(open("params.yaml"))["mse"]
-model = Path("models/model.txt").read_text()
 Path("metrics").mkdir(exist_ok=True)
-Path("metrics/evaluate.json").write_text(json.dumps({"deep_performer": {"audio_mel_mse": mse}, "model": model}))
+Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer": {"audio_mel_mse": mse,
+                                                     "mel_mse": mse / 2}}))
 '''
 
 
@@ -299,24 +281,28 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def test_served_retrain_deployment_runs_on_a_real_server(tmp_path):
+def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
+    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root = tmp_path / "project"
-    root.mkdir()
-    (root / "stand_in_registry.py").write_text(STAND_IN_REGISTRY)
+    for name in ("alignment", "synthesis", "hifigan"):
+        (root / "trained" / name).mkdir(parents=True)
+        shutil.copy(trained["base"] / "models" / name / "mlflow.json", root / "trained" / name)
+    shutil.copy(trained["base"] / "mlflow.db", tmp_path / "mlflow.db")  # a registry of our own, empty
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (root / "train.py").write_text(TRAIN)
     (root / "evaluate.py").write_text(EVALUATE)
     (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.5, "lr": 1}))
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         "prepare": {"cmd": "python -c \"import pathlib; pathlib.Path('data').mkdir(exist_ok=True); "
                            "pathlib.Path('data/raw.txt').write_text('corpus')\"", "outs": ["data/raw.txt"]},
-        "train": {"cmd": "python -c \"import pathlib, yaml; pathlib.Path('models').mkdir(exist_ok=True); "
-                         "pathlib.Path('models/model.txt').write_text(str(yaml.safe_load(open('params.yaml'))['lr']))\"",
-                  "deps": ["data/raw.txt"], "params": ["lr"], "outs": ["models/model.txt"]},
-        "evaluate": {"cmd": "python evaluate.py", "deps": ["evaluate.py", "models/model.txt"], "params": ["mse"],
+        "train": {"cmd": "python train.py", "deps": ["train.py", "data/raw.txt"], "params": ["lr"],
+                  "outs": ["models"]},
+        "evaluate": {"cmd": "python evaluate.py", "deps": ["evaluate.py", "models"], "params": ["mse"],
                      "metrics": [{"metrics/evaluate.json": {"cache": False}}]},
     }}, sort_keys=False))
     dvc_init(root)
@@ -324,7 +310,8 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=f"{root}{os.pathsep}{REPO}")
+               PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
+               MLFLOW_TRACKING_URI=tracking, MLFLOW_DISABLE_TELEMETRY="true")
     env.pop("PREFECT_API_URL", None)
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
@@ -332,11 +319,22 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path):
                                str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),
                               stderr=subprocess.STDOUT)
     served = None
+    registry = MlflowClient(tracking, tracking)
+
+    def champion_and_candidate() -> dict[str, tuple[str | None, str | None]]:
+        """{registered name: (champion version, candidate version)}."""
+        out = {}
+        for name in ("deep-performer", "deep-performer-alignment", "deep-performer-synthesis",
+                     "deep-performer-hifigan"):
+            found = {alias: str(version) for alias, version in registry.get_registered_model(name).aliases.items()}
+            out[name] = (found.get("champion"), found.get("candidate"))
+        return out
+
     try:
         wait_healthy(api, server, 120)
         env["PREFECT_API_URL"] = api
         served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
-                                   "30 2 * * *", "--name", "retrain-test", "--registry", "stand_in_registry"],
+                                   "30 2 * * *", "--name", "retrain-test"],
                                   env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT)
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
@@ -353,27 +351,37 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path):
                 assert crons == ["30 2 * * *"] and all(s.active for s in deployment.schedules)
                 assert deployment.parameters["root"] == str(root)
 
-                first = run_deployment("retrain/retrain-test", timeout=240)
-                assert first.state.is_completed(), (first.state, (log_dir / "serve.log").read_text()[-3000:])
-                state = json.loads((root / "registry.json").read_text())
-                assert state["champion"] == 1 and state["versions"][0]["deep_performer.audio_mel_mse"] == 0.5
+                def retrain_once():
+                    run = run_deployment("retrain/retrain-test", timeout=300)
+                    assert run.state.is_completed(), (run.state, (log_dir / "serve.log").read_text()[-3000:])
+                    return run
+
+                # no champion yet: the first candidate becomes it, on all four registered models at once
+                retrain_once()
+                assert champion_and_candidate() == {name: ("1", "1") for name in champion_and_candidate()}
+                first = registry.get_model_version("deep-performer", "1")
+                assert first.tags["deep_performer.audio_mel_mse"] == "0.5"
                 assert "up to date" in sh(["dvc", "status"], root).lower()
                 lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
                 assert set(lock) == {"prepare", "train", "evaluate"}
 
-                # a tie keeps the champion; a strictly better candidate takes over
-                second = run_deployment("retrain/retrain-test", timeout=240)
-                assert second.state.is_completed()
-                state = json.loads((root / "registry.json").read_text())
-                assert len(state["versions"]) == 2 and state["champion"] == 1
+                # a tie keeps the champion (version 2 is only the candidate) ...
+                retrain_once()
+                assert champion_and_candidate() == {name: ("1", "2") for name in champion_and_candidate()}
+                # ... a worse one too ...
+                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1}))
+                retrain_once()
+                assert champion_and_candidate() == {name: ("1", "3") for name in champion_and_candidate()}
+                # ... and a strictly better candidate takes over, the old champion kept as previous-champion
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
-                third = run_deployment("retrain/retrain-test", timeout=240)
-                assert third.state.is_completed()
-                state = json.loads((root / "registry.json").read_text())
-                assert state["champion"] == 3 and state["versions"][2]["deep_performer.audio_mel_mse"] == 0.25
+                fourth = retrain_once()
+                assert champion_and_candidate() == {name: ("4", "4") for name in champion_and_candidate()}
+                assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")
+                assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] \
+                    == "0.25"
 
                 steps = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[third.id])))}
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fourth.id])))}
                 assert steps == {"refresh-data", "reproduce", "evaluate", "read-metric", "register-candidate",
                                  "promote-if-better"}
     finally:
