@@ -8,7 +8,6 @@ Each sounding note gets a MIDI channel of its own, so pitch bend (vibrato) and e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

@@ -1,8 +1,8 @@
 """Bach Violin Dataset reader: the real on-disk layout, with short synthetic source recordings.
 
-The tree mirrors the released ``bach-violin/`` folder. When the shared one-movement sample
-(shared/fixtures/bach-violin-sample) sits beside the checkout, its real notes, alignment, tempo
-and score are included as one more movement, cut from the synthetic source.
+The tree mirrors the released ``bach-violin/`` folder. The one-movement sample of the real dataset
+(tests/fixtures/bach-violin-sample, public domain, without its audio) adds its real notes, alignment,
+tempo and score as one more movement, cut from the synthetic source.
 """
 
 import hashlib
@@ -24,7 +24,7 @@ from pipeline.datasets.layout import read_manifest, read_performers, read_refere
 from pipeline.errors import PipelineError
 from pipeline.scores import NoteTable
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bach-violin-sample"
+REAL = Path(__file__).resolve().parent / "fixtures" / "bach-violin-sample"
 REAL_NAME = "emil-telmanyi_bwv1006_mov5"
 INFO_HEADER = (
     "filename,collection,violinist,violinist_name,work,title,mov,movement,source_filename,"
@@ -74,12 +74,11 @@ def make_tree(base: Path) -> Path:
     rows.append("emil-telmanyi_bwv1006_mov6,emil-telmanyi,emil-telmanyi,Emil Telmányi,BWV1006,"
                 "Partita No. 3 in E major,6,Bourrée,emil-telmanyi_bwv1006.mp3,0:00:03,0:00:05,0:00:02,0,0,"
                 "bwv1006_mov6_00,1")
-    if REAL.is_dir():
-        for sub in ("notes", "alignments", "tempos", "scores"):
-            shutil.copytree(REAL / sub, root / sub, dirs_exist_ok=True)
-        real = pd.read_csv(REAL / "info.csv").iloc[0].copy()
-        real["start"], real["end"], real["length"] = "0:00:01", "0:00:04", "0:00:03"
-        rows.insert(0, ",".join(str(v) for v in real.tolist()))
+    for sub in ("notes", "alignments", "tempos", "scores"):
+        shutil.copytree(REAL / sub, root / sub, dirs_exist_ok=True)
+    real = pd.read_csv(REAL / "info.csv").iloc[0].copy()
+    real["start"], real["end"], real["length"] = "0:00:01", "0:00:04", "0:00:03"
+    rows.insert(0, ",".join(str(v) for v in real.tolist()))
     # Karen Gomyo (collection isabella-stewart-gardner, not her own name): an Opus source
     (root / "audio" / "isabella-stewart-gardner").mkdir(parents=True)
     sf.write(root / "audio" / "isabella-stewart-gardner" / "karen-gomyo_bwv1001.opus", tone(3, OPUS_RATE), OPUS_RATE,
@@ -127,7 +126,7 @@ def prepare_expecting_skip(cfg, out):
 def check_layout(out: Path, source_root: Path):
     recordings = read_manifest(out)
     by_id = {r.id: r for r in recordings}
-    expected = {"emil-telmanyi_bwv1006_mov6", "karen-gomyo_bwv1001_mov1"} | ({REAL_NAME} if REAL.is_dir() else set())
+    expected = {"emil-telmanyi_bwv1006_mov6", "karen-gomyo_bwv1001_mov1", REAL_NAME}
     assert set(by_id) == expected
     assert read_performers(out) == {"emil-telmanyi": 0, "karen-gomyo": 1}
     info = pd.read_csv(source_root / "info.csv").set_index("filename")
@@ -175,10 +174,9 @@ def test_reads_the_real_layout_and_skips_missing_audio_with_one_warning(tree, tm
     onset, offset = read_reference(out / mov6.reference)
     assert offset[3] == pytest.approx(0.736 + 0.032)  # the clamped row (end == start)
     assert onset[:2] == pytest.approx([0.096, 0.064])  # the double stop, now low note first
-    if REAL.is_dir():
-        real = by_id[REAL_NAME]
-        assert real.polyphonic and real.tuning_cents == 0.0
-        assert len(NoteTable.from_csv(out / real.notes)) == 356  # the sample's 356 notes
+    real = by_id[REAL_NAME]
+    assert real.polyphonic and real.tuning_cents == 0.0
+    assert len(NoteTable.from_csv(out / real.notes)) == 356  # the sample's 356 notes
 
 
 def test_root_may_be_the_bach_violin_folder_itself_and_filters_apply(tree, tmp_path):

@@ -299,6 +299,15 @@ def test_dockerfile_gpu_runs_the_install_script():
     assert {".venv", ".git", "data", "models", "docker/.env"} <= set(ignored)
 
 
+def test_cpu_dockerfile_keeps_machine_state_out_of_the_image():
+    text = (DOCKER / "Dockerfile").read_text()
+    assert "RUN bash scripts/setup.sh" in text and 'CMD ["make", "repro"]' in text
+    ignored = {line.strip() for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", "data", "models", "mlflow.db", ".dvc/cache", "docker/.env"} <= ignored
+    assert ".git" not in ignored  # `make repro` runs DVC inside the image, which needs the repository
+
+
 def test_install_script_is_valid_bash():
     res = _run(["bash", "-n", str(SCRIPT)])
     assert res.returncode == 0, res.stderr

@@ -91,9 +91,7 @@ def test_repeats_are_expanded(tmp_path):
 def test_the_bach_violin_fixture_score_matches_its_published_notes(repo_root):
     import pandas as pd
 
-    fixture = repo_root.parent / "shared/fixtures/bach-violin-sample"
-    if not fixture.exists():
-        pytest.skip("shared fixtures not beside the checkout")
+    fixture = repo_root / "tests/fixtures/bach-violin-sample"
     table = read_score(fixture / "scores/bwv1006/bwv1006_mov5.mxl")
     published = pd.read_csv(fixture / "notes/emil-telmanyi/emil-telmanyi_bwv1006_mov5.csv")
     assert table.length_ticks == published.offset.max()  # repeats expanded like the dataset's

@@ -1,6 +1,6 @@
 """The Bach Violin Dataset v1.0 (17 violinists, 105 movements) in the normalised layout.
 
-The released archive holds ``bach-violin/`` with (see shared/fixtures/bach-violin-sample/README.md):
+The released archive holds ``bach-violin/`` with (see tests/fixtures/bach-violin-sample/README.md):
 
     info.csv                              one row per movement: cut points into its source recording
     audio/<collection>/<source_filename>  the source recordings (MP3 or Opus); absent for some collections
