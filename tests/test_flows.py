@@ -101,6 +101,11 @@ tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
 if name == "flaky" and int(tries.read_text()) == 1:
     print("error: connection reset (first try)", file=sys.stderr)
     sys.exit(1)
+if name == "c":  # a progress bar (tqdm-like: redraws end in a bare carriage return)
+    for i in range(1, 301):
+        sys.stderr.write(f"\\rc progress {i}/300")
+        sys.stderr.flush()
+    sys.stderr.write("\\n")
 time.sleep(float(__import__("yaml").safe_load(open("params.yaml"))["sleep"]) if name[0] in "bc" else 0.05)
 text = "".join(Path(d).read_text() for d in deps) + name + "\\n"
 Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +192,8 @@ def test_task_logs_hold_the_stage_output(synthetic):
     assert "b_x: wrote out/b_x.txt" in by_task["b@x"]
     assert "> python work.py c out/c.txt out/a.txt" in by_task["c"]
     assert any("error: connection reset (first try)" in m for m in by_task["flaky"])
+    progress = [m for m in by_task["c"] if m.startswith("c progress")]
+    assert progress[-1] == "c progress 300/300" and len(progress) <= 3  # redraws thinned, the last one kept
 
 
 def test_second_run_skips_every_stage(synthetic):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pipeline.flows.dag import Dag, StageNode, read_dag
 DVC_LOCK = threading.Lock()  # one DVC call at a time in this process (DVC's own repo lock is not re-entrant)
 DOWNLOAD_RETRIES = 3         # retries of a stage that downloads (prepare with a non-builtin data.source)
 TAIL_LINES = 20              # lines of a failing stage's output kept in its error message
+PROGRESS_EVERY = 15.0        # seconds between the progress-bar redraws that go into a task's log
 
 
 def default_jobs() -> int:
@@ -96,10 +98,19 @@ def run_command(node: StageNode, root: Path, log) -> None:
         log.info("> %s", cmd)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         proc = subprocess.Popen(cmd, shell=True, cwd=node.wdir, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+                                stderr=subprocess.STDOUT)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
+        # newline="": a line ending in a bare "\r" is a progress bar redrawing itself (tqdm); those go to the
+        # log at most every PROGRESS_EVERY seconds, not thousands of times per stage
+        last_progress = -PROGRESS_EVERY
+        for raw in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline=""):
+            line = raw.rstrip("\r\n")
+            if raw.endswith("\r") and not raw.endswith("\r\n"):
+                now = time.monotonic()
+                if line.strip() and now - last_progress >= PROGRESS_EVERY:
+                    log.info("%s", line)
+                    last_progress = now
+                continue
             tail.append(line)
             log.info("%s", line)
         code = proc.wait()
