@@ -2,14 +2,11 @@
 stages, skips, dvc.lock, failures and resuming, retries, task logs) and the served `retrain` deployment against
 a real `prefect server` subprocess."""
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from _servers import free_port, stop, wait_until_answers  # noqa: E402
 
 from pipeline.flows.dag import read_dag  # noqa: E402
 from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
@@ -258,36 +257,6 @@ Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, seconds: float) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        assert proc.poll() is None, f"prefect server exited with {proc.returncode}"
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"prefect server not healthy after {seconds} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
@@ -338,11 +307,12 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
         return out
 
     try:
-        wait_healthy(api, server, 120)
+        wait_until_answers(f"{api}/health", server, 120, log_dir / "server.log")
         env["PREFECT_API_URL"] = api
         served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
                                    "30 2 * * *", "--name", "retrain-test"],
-                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT)
+                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
                 deadline = time.time() + 90

@@ -7,11 +7,8 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +17,8 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
+
+from _servers import free_port, stop, wait_until_answers
 
 from pipeline.errors import PipelineError
 from pipeline.inference import load_models, render_score
@@ -285,12 +284,6 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
         pyfunc.predict(pd.DataFrame({"score": ["no-such-score.mid"]}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post(url: str, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -316,17 +309,7 @@ def test_mlflow_models_serve_the_champion(store, tmp_path):
                                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /ping: " + (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_answers(f"http://127.0.0.1:{port}/ping", server, 180, tmp_path / "serve.log")
         b64 = base64.b64encode(store["midi"].read_bytes()).decode()
         status, answer = post(f"http://127.0.0.1:{port}/invocations",
                               {"dataframe_records": [{"score": b64, "performer": "ana", "tempo": 90.0}]})
@@ -344,18 +327,3 @@ def test_mlflow_models_serve_the_champion(store, tmp_path):
         log.close()
 
 
-def stop(server: subprocess.Popen) -> None:
-    """Stop the server and its workers (its own process group)."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:  # the whole group is gone
-            break
-        try:
-            server.wait(timeout=wait)
-            os.killpg(server.pid, 0)  # workers left behind?
-        except ProcessLookupError:
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    server.wait()
