@@ -8,9 +8,12 @@ of the stage's DVC inputs, so a logged model can be traced to the exact data it 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,42 @@ def tracking_uri(root: str | Path = ".") -> str:
     if uri:
         return uri
     return f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Hold an exclusive lock beside a SQLite store (``mlflow.db.lock``) while it is set up.
+
+    Stages that start at the same time (the `reproduce` flow runs the training stages in parallel) would
+    otherwise race to create the store's tables or the same experiment, and all but one fail.
+    """
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    if not path or path == ":memory:":
+        yield
+        return
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_experiment(experiment: str, uri: str) -> None:
+    """Point MLflow at ``uri`` and make ``experiment`` the active one, creating store and experiment if
+    needed; safe when several processes do it at once (a lock for SQLite, a second try for a server)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        try:
+            mlflow.set_experiment(experiment)
+        except MlflowException:  # another client created it between our lookup and our create
+            time.sleep(1.0)
+            mlflow.set_experiment(experiment)
 
 
 def git_commit(root: str | Path = ".") -> str:
@@ -55,8 +94,7 @@ class MlflowTracker:
         import mlflow
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri(root))
-        mlflow.set_experiment(experiment)
+        open_experiment(experiment, tracking_uri(root))
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         id_file = self.run_dir / "mlflow_run_id"

@@ -227,6 +227,26 @@ def test_failing_stage_fails_the_flow_and_a_rerun_resumes_from_it(synthetic):
     assert "up to date" in sh(["dvc", "status"], root).lower()
 
 
+def test_error_headline_names_the_fault_not_the_last_line():
+    from pipeline.flows.reproduce import error_headline
+
+    traceback = """Traceback (most recent call last):
+  File "/x/sqlalchemy/engine/default.py", line 1192, in do_execute
+    cursor.execute(statement, parameters)
+sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) table experiments already exists
+[SQL:
+CREATE TABLE experiments (
+)
+]
+(Background on this error at: https://sqlalche.me/e/21/e3q8)""".splitlines()
+    assert error_headline(traceback) == ("sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) "
+                                         "table experiments already exists")
+    ours = ["train: 10%", "error: data/features/x.npy: not a mel spectrogram (shape (3,))", "", "  "]
+    assert error_headline(ours) == "error: data/features/x.npy: not a mel spectrogram (shape (3,))"
+    assert error_headline(["step 1", "KeyboardInterrupt"]) == "KeyboardInterrupt"
+    assert error_headline(["only this"]) == "only this" and error_headline([]) == "(no output)"
+
+
 def test_targets_and_force(synthetic):
     root, _ = synthetic
     results = reproduce(str(root), targets=["b"], force=["b@y"])

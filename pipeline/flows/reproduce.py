@@ -15,6 +15,7 @@ import collections
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -116,10 +117,23 @@ def run_command(node: StageNode, root: Path, log) -> None:
         code = proc.wait()
         if code != 0:
             lines = [line for line in tail if line.strip()]
-            errors = [line for line in lines if line.lstrip().lower().startswith("error")]
-            headline = (errors or lines or ["(no output)"])[-1].strip()
+            headline = error_headline(lines)
             raise StageFailed(f"stage {node.name!r} failed: {headline}\n"
                               f"(command {cmd!r} exited with {code}; last lines of its output:)\n" + "\n".join(lines))
+
+
+# the last line of a Python traceback: "sqlalchemy.exc.OperationalError: ...", "KeyboardInterrupt"
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit)(?::\s|$)")
+
+
+def error_headline(lines: list[str]) -> str:
+    """The line that says what went wrong in a failed stage's output: its last ``error: ...`` line (the
+    stages' own one-line errors), else the last exception line of a traceback, else its last line."""
+    stripped = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in stripped if line.lower().startswith("error")]
+    exceptions = [line for line in stripped if EXCEPTION_LINE.match(line)]
+    headline = (errors or exceptions or stripped or ["(no output)"])[-1]
+    return headline if len(headline) <= 400 else headline[:397] + "..."
 
 
 @task(name="stage", cache_policy=NO_CACHE)
