@@ -91,7 +91,7 @@ def test_dag_edges_equal_dvc_index_graph(tmp_path):
 WORK = '''import sys, time
 from pathlib import Path
 name, out, *deps = sys.argv[1:]
-print(f"{name}: start", flush=True)
+print(f"{name}: start, {__import__('os').environ.get('OMP_NUM_THREADS')} thread(s)", flush=True)
 if Path(f"FAIL_{name}").exists():
     print(f"error: {name} broke on purpose", file=sys.stderr)
     sys.exit(1)
@@ -190,6 +190,9 @@ def test_task_logs_hold_the_stage_output(synthetic):
         by_task.setdefault(named.get(log.task_run_id), []).append(log.message)
     assert "b_x: wrote out/b_x.txt" in by_task["b@x"]
     assert "> python work.py c out/c.txt out/a.txt" in by_task["c"]
+    # jobs=4: each stage gets its share of the cores, unless the caller chose (OMP_NUM_THREADS set)
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 4)))
+    assert f"c: start, {threads} thread(s)" in by_task["c"]
     assert any("error: connection reset (first try)" in m for m in by_task["flaky"])
     progress = [m for m in by_task["c"] if m.startswith("c progress")]
     assert progress[-1] == "c progress 300/300" and len(progress) <= 3  # redraws thinned, the last one kept

@@ -11,6 +11,11 @@ Prefect is imported lazily, so `performer` commands that do not orchestrate stay
 
 from __future__ import annotations
 
+import os
+
+# no network at run time: Prefect's (temporary) server would otherwise send usage telemetry
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 __all__ = ["reproduce", "retrain", "serve_retrain", "read_dag", "StageFailed"]
 
 

@@ -40,8 +40,8 @@ PROGRESS_EVERY = 15.0        # seconds between the progress-bar redraws that go 
 
 
 def default_jobs() -> int:
-    """Stages at once by default: every training stage uses all cores (and a GPU node's one GPU), so a few
-    at a time overlap usefully where all eight at once would only thrash: 2 on 2-4 cores, at most 4."""
+    """Stages at once by default: 2 on 2-4 cores, half the cores up to 4. Each running stage gets
+    cores // jobs threads (see :func:`run_command`); on a GPU node the stages share its GPU."""
     return max(2, min(4, (os.cpu_count() or 2) // 2))
 
 
@@ -89,10 +89,17 @@ def commit(root: Path, node: StageNode) -> None:
 
 # ------------------------------------------------------------------ one stage
 
-def run_command(node: StageNode, root: Path, log) -> None:
+def run_command(node: StageNode, root: Path, log, threads: int | None = None) -> None:
     """Run the stage's command(s) the way DVC does (in its wdir, DVC_ROOT/DVC_STAGE set), streaming the output
-    line by line into `log`; raises StageFailed with the stage's last error line on top."""
+    line by line into `log`; raises StageFailed with the stage's last error line on top.
+
+    threads: the stage's share of the CPU cores (OMP_NUM_THREADS, MKL_NUM_THREADS, unless already set), so
+    stages running side by side do not each start a thread per core and thrash.
+    """
     env = dict(os.environ, DVC_ROOT=str(root), DVC_STAGE=node.name, PYTHONUNBUFFERED="1")
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, str(threads))
     # the stage's `python` is the orchestrator's interpreter (the project's venv), as under `make`
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for cmd in node.cmd:
@@ -137,7 +144,7 @@ def error_headline(lines: list[str]) -> str:
 
 
 @task(name="stage", cache_policy=NO_CACHE)
-def run_stage(root: str, node: StageNode, force: bool = False) -> dict[str, Any]:
+def run_stage(root: str, node: StageNode, force: bool = False, threads: int | None = None) -> dict[str, Any]:
     """One DVC stage: skipped when DVC says it is up to date, else run and committed to dvc.lock."""
     log = get_run_logger()
     path = Path(root)
@@ -151,7 +158,7 @@ def run_stage(root: str, node: StageNode, force: bool = False) -> dict[str, Any]
         return {"stage": node.name, "status": "skipped", "started": started, "finished": time.time()}
     log.info("running stage %s (%s)", node.name, "forced" if not changes else _describe(changes))
     remove_outputs(path, node)
-    run_command(node, path, log)
+    run_command(node, path, log, threads)
     commit(path, node)
     finished = time.time()
     log.info("stage %s done in %.1f s, recorded in dvc.lock", node.name, finished - started)
@@ -205,6 +212,7 @@ def reproduce(
     forced = set(dag.resolve(force)) if force else set()
     retry = default_retries(path, dag) if retries is None else dict(retries)
     limit = jobs if jobs and jobs > 0 else default_jobs()
+    threads = max(1, (os.cpu_count() or 1) // limit)  # each running stage's share of the cores
     log.info("reproducing %d stage(s) of %s: %s", len(selected.stages), path, ", ".join(selected.stages))
 
     futures: dict[str, Any] = {}
@@ -226,7 +234,7 @@ def reproduce(
                     task_run_name=node.name, retries=n,
                     retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay)(n) if n else 0,
                     retry_jitter_factor=0.2 if n else None)
-                future = runner.submit(str(path), node, node.name in forced,
+                future = runner.submit(str(path), node, node.name in forced, threads,
                                        wait_for=[futures[up] for up in node.upstream if up in futures])
                 futures[node.name] = future
                 running[future] = node.name
