@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -51,4 +52,33 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     fmt = path.suffix.lstrip(".").upper()
     with atomic_path(path) as tmp:
         sf.write(str(tmp), audio, sample_rate, format=fmt, subtype=subtype)
+        if fmt == "WAV":
+            _clear_peak_timestamp(Path(tmp))
+
+
+def _clear_peak_timestamp(path: Path) -> None:
+    """Zero the time stamp libsndfile writes into a float WAV's PEAK chunk.
+
+    Without this, the same samples written twice give different bytes, so DVC sees every re-run of a
+    stage as a new output and re-runs everything downstream. PEAK chunk: id, size, version, time stamp
+    (4 bytes each, little-endian), then a (value, position) pair per channel.
+    """
+    with open(path, "r+b") as f:
+        riff = f.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return
+        offset = 12
+        while True:
+            f.seek(offset)
+            header = f.read(8)
+            if len(header) < 8:
+                return
+            chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk == b"PEAK" and size >= 8:
+                f.seek(offset + 12)  # past id, size and version
+                f.write(b"\0\0\0\0")
+                return
+            if chunk == b"data":  # PEAK comes before the samples
+                return
+            offset += 8 + size + (size & 1)
 

@@ -58,3 +58,17 @@ def test_write_audio_is_atomic_and_never_clips(tmp_path):
     data, _ = sf.read(path)
     assert np.max(np.abs(data)) == pytest.approx(1.0)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_float_wav_bytes_depend_only_on_the_samples(tmp_path):
+    """libsndfile stamps the time into a float WAV's PEAK chunk; DVC would see every re-run as new data."""
+    import time
+
+    audio = np.sin(np.linspace(0, 200, 16000)).astype(np.float32) * 0.5
+    write_audio(tmp_path / "a.wav", audio, 16000, subtype="FLOAT")  # as the resample stage writes
+    time.sleep(1.1)  # the stamp has one-second resolution
+    write_audio(tmp_path / "b.wav", audio, 16000, subtype="FLOAT")
+    first, second = (tmp_path / "a.wav").read_bytes(), (tmp_path / "b.wav").read_bytes()
+    assert b"PEAK" in first[:200] and first == second
+    back, rate = load_audio(tmp_path / "b.wav")
+    assert rate == 16000 and np.array_equal(back, audio)

@@ -316,7 +316,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     log_dir.mkdir()
     server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                                str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, start_new_session=True)  # stop() ends its children too
     served = None
     registry = MlflowClient(tracking, tracking)
 
