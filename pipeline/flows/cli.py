@@ -58,15 +58,13 @@ def serve(
                                                "sqlite:///mlflow.db)"),
     refresh: Optional[List[str]] = typer.Option(None, help="stages re-run at every retrain (default: prepare)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="at most this many stages at once"),
-    registry: Optional[str] = typer.Option(None, hidden=True, help="module with register_candidate and "
-                                           "promote_if_better (default pipeline.registry)"),
 ) -> None:
     """Serve the `retrain` flow (refresh data, reproduce, evaluate, register, promote if better) as a deployment
     on a cron schedule, against the Prefect server at PREFECT_API_URL. Runs until interrupted."""
     from pipeline.flows.retrain import serve_retrain
 
     parameters = {k: v for k, v in {"metric": metric, "tracking_uri": tracking_uri, "refresh": refresh,
-                                    "jobs": jobs, "registry": registry}.items() if v is not None}
+                                    "jobs": jobs}.items() if v is not None}
     try:
         serve_retrain(root, cron=cron, name=name, timezone=timezone, parameters=parameters)
     except PipelineError as err:

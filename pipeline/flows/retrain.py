@@ -9,7 +9,6 @@ promote-if-better (`pipeline.registry`, imported when the task runs).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -47,15 +46,19 @@ def read_metric(root: str, stage: str, metric: str) -> float | None:
 
 
 @task(name="register-candidate", cache_policy=NO_CACHE)
-def register_candidate(root: str, tracking_uri: str | None, registry: str) -> dict[str, int]:
-    versions = importlib.import_module(registry).register_candidate(Path(root), tracking_uri=tracking_uri)
+def register_candidate(root: str, tracking_uri: str | None) -> dict[str, int]:
+    from pipeline import registry  # MLflow is slow to import: only when the task runs
+
+    versions = registry.register_candidate(Path(root), tracking_uri=tracking_uri)
     get_run_logger().info("registered candidate versions: %s", versions)
     return versions
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
-def promote_if_better(tracking_uri: str | None, metric: str, registry: str) -> bool:
-    promoted = bool(importlib.import_module(registry).promote_if_better(tracking_uri=tracking_uri, metric=metric))
+def promote_if_better(tracking_uri: str | None, metric: str) -> bool:
+    from pipeline import registry
+
+    promoted = registry.promote_if_better(tracking_uri=tracking_uri, metric=metric)
     get_run_logger().info("champion %s", "moved to the candidate" if promoted else "kept (the candidate is not better)")
     return promoted
 
@@ -68,13 +71,11 @@ def retrain(
     metric: str = DEFAULT_METRIC,
     tracking_uri: str | None = None,
     jobs: int | None = None,
-    registry: str = "pipeline.registry",
 ) -> dict[str, Any]:
     """Refresh data -> reproduce -> evaluate -> register the candidate -> promote it if strictly better.
 
     refresh: stages run even when DVC finds them up to date (default: `prepare`, when the pipeline has it; [] to
-    refresh nothing). registry: the module with register_candidate(root, tracking_uri) and
-    promote_if_better(tracking_uri, metric).
+    refresh nothing). The champion rule: :func:`pipeline.registry.promote_if_better`.
     """
     path = Path(root).resolve()
     dag = read_dag(path)
@@ -90,8 +91,8 @@ def retrain(
     stages.update(reproduce(str(path), targets=before, jobs=jobs))
     stages.update(reproduce.with_options(name="evaluate")(str(path), targets=[evaluate_stage], jobs=jobs))
     value = read_metric(str(path), evaluate_stage, metric)
-    versions = register_candidate(str(path), tracking_uri, registry)
-    promoted = promote_if_better(tracking_uri, metric, registry)
+    versions = register_candidate(str(path), tracking_uri)
+    promoted = promote_if_better(tracking_uri, metric)
     return {"stages": stages, "metric": value, "versions": versions, "promoted": promoted}
 
 
