@@ -275,7 +275,7 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     """
     import mlflow
 
-    from pipeline.tracking import git_commit
+    from pipeline.tracking import git_commit, open_experiment
 
     root = Path(root)
     tags = evaluation_tags(root / "metrics" / "evaluate.json")
@@ -296,11 +296,10 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
                                 root / "models" / name / "mlflow.json") from None
         versions[registered] = int(mv.version)
 
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    open_experiment(EXPERIMENT, client.tracking_uri)  # the training runs' experiment (safe if it races)
     component_tags = {f"component.{name}": str(v) for name, v in versions.items()}
     with tempfile.TemporaryDirectory() as tmp, \
-            mlflow.start_run(experiment_id=experiment_id, run_name="register_candidate") as run:
+            mlflow.start_run(run_name="register_candidate") as run:
         artifacts = {}
         for name in MODEL_NAMES:
             registered = REGISTERED_PREFIX + name
