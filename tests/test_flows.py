@@ -21,7 +21,7 @@ from _servers import free_port, stop, wait_until_answers  # noqa: E402
 
 from pipeline.flows.dag import read_dag  # noqa: E402
 from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
-from tests.test_registry import trained  # noqa: E402,F401  (three tiny models logged to MLflow)
+from tests.test_registry import ALL, trained  # noqa: E402,F401  (trained: three tiny models logged to MLflow)
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -323,8 +323,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     def champion_and_candidate() -> dict[str, tuple[str | None, str | None]]:
         """{registered name: (champion version, candidate version)}."""
         out = {}
-        for name in ("deep-performer", "deep-performer-alignment", "deep-performer-synthesis",
-                     "deep-performer-hifigan"):
+        for name in ALL:
             found = {alias: str(version) for alias, version in registry.get_registered_model(name).aliases.items()}
             out[name] = (found.get("champion"), found.get("candidate"))
         return out
@@ -358,7 +357,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # no champion yet: the first candidate becomes it, on all four registered models at once
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "1") for name in champion_and_candidate()}
+                assert champion_and_candidate() == {name: ("1", "1") for name in ALL}
                 first = registry.get_model_version("deep-performer", "1")
                 assert first.tags["deep_performer.audio_mel_mse"] == "0.5"
                 assert "up to date" in sh(["dvc", "status"], root).lower()
@@ -367,15 +366,15 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # a tie keeps the champion (version 2 is only the candidate) ...
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "2") for name in champion_and_candidate()}
+                assert champion_and_candidate() == {name: ("1", "2") for name in ALL}
                 # ... a worse one too ...
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1}))
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "3") for name in champion_and_candidate()}
+                assert champion_and_candidate() == {name: ("1", "3") for name in ALL}
                 # ... and a strictly better candidate takes over, the old champion kept as previous-champion
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
                 fourth = retrain_once()
-                assert champion_and_candidate() == {name: ("4", "4") for name in champion_and_candidate()}
+                assert champion_and_candidate() == {name: ("4", "4") for name in ALL}
                 assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")
                 assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] \
                     == "0.25"
