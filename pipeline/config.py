@@ -28,9 +28,9 @@ class BuiltinConfig:
     """The rendered corpus: music21 scores played by virtual performers."""
 
     performers: tuple[str, ...] = ("aurora", "bruno", "chiara", "dmitri")
-    violin_pieces: int = 4  # violin I parts of string quartets (monophonic)
-    chorale_pieces: int = 2  # Bach chorales, all four voices (polyphonic)
-    max_seconds: float = 40.0  # excerpt length per recording, at the performer's tempo
+    violin_pieces: int = 7  # violin I parts of string quartets (monophonic)
+    chorale_pieces: int = 5  # Bach chorales, all four voices (polyphonic)
+    max_seconds: float = 20.0  # excerpt length per recording, at the score tempo
     sample_rate: int = 32000  # rate the "recordings" are rendered at (resample makes 16 kHz)
 
 
@@ -108,6 +108,24 @@ class MelConfig:
 
 
 @dataclass(frozen=True)
+class SplitConfig:
+    """The one train / validation / test split of the pipeline (pipeline.datasets.split)."""
+
+    by: str = "piece"  # piece (every recording of a test piece held out) | recording
+    test_share: float = 0.25
+    validation_share: float = 0.15
+    stratify: bool = True  # draw each share from monophonic and polyphonic material separately
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.by not in ("piece", "recording"):
+            raise PipelineError(f"split.by must be piece or recording, not {self.by!r}")
+        if not (0 <= self.test_share < 1 and 0 <= self.validation_share < 1
+                and self.test_share + self.validation_share < 1):
+            raise PipelineError("split.test_share and split.validation_share must be >= 0 and sum to less than 1")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The training loop's settings (pipeline.training.loop), one block per training stage."""
 
@@ -142,7 +160,6 @@ class TrainAlignmentConfig:
         default_factory=lambda: TransformerOptimizerConfig(warmup=1000, anneal_steps=(10000, 20000, 50000))
     )
     train: TrainConfig = field(default_factory=TrainConfig)
-    validation_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,6 @@ class TrainSynthesisConfig:
     model: dict = field(default_factory=dict)  # SynthesisModel keyword arguments (defaults: Table 5)
     optimizer: TransformerOptimizerConfig = field(default_factory=TransformerOptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    validation_share: float = 0.1
     # the paper's ablations (section 4.4): name -> SynthesisModel keyword overrides; each is trained
     # like the full model by stage train_ablation@<name> (dvc.yaml foreach) into models/synthesis_<name>
     ablations: dict = field(default_factory=dict)
@@ -174,7 +190,6 @@ class TrainHifiganConfig:
     mel_weight: float = 45.0
     discriminator_start: int = 0  # steps of mel-loss-only generator warm-up before the GAN starts
     train: TrainConfig = field(default_factory=TrainConfig)
-    validation_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -190,7 +205,6 @@ class TrainHifiganBaselineConfig:
     mel_weight: float = 45.0
     discriminator_start: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
-    validation_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -201,15 +215,27 @@ class TrainPerformanceNetConfig:
     segment_frames: int = 0  # training window in frames (0 = whole 5-second clips, as the paper)
     griffin_lim_iterations: int = 32
     train: TrainConfig = field(default_factory=TrainConfig)
-    validation_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class TranscriptionConfig:
+    """The evaluation's note transcriber (basic-pitch's ONNX model on onnxruntime)."""
+
+    onset_threshold: float = 0.5  # note-onset posterior needed to start a note
+    frame_threshold: float = 0.3  # frame posterior that keeps a note sounding (and the multi-pitch frames)
+    min_note_seconds: float = 0.058  # shorter notes are dropped
+    threads: int = 1  # onnxruntime intra-op threads (1: deterministic, and the stage runs beside others)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    clips: int = 0  # held-out clips scored (0 = every clip of the validation recordings)
-    audio_metric_clips: int = 8  # pitch accuracy, onset F1 and MR-STFT on the first N clips (pYIN is slow)
+    clips: int = 0  # test clips scored (0 = every clip of the test recordings)
     report_clips: int = 3  # clips in reports/index.html
     batch_size: int = 8
+    bootstrap_resamples: int = 1000  # clip-level bootstrap for the 95 % intervals
+    confidence: float = 0.95
+    seed: int = 0  # of the bootstrap
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
 
 
 @dataclass(frozen=True)
@@ -218,6 +244,7 @@ class Params:
     resample: ResampleConfig = field(default_factory=ResampleConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     mel: MelConfig = field(default_factory=MelConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
     train_alignment: TrainAlignmentConfig = field(default_factory=TrainAlignmentConfig)
     train_synthesis: TrainSynthesisConfig = field(default_factory=TrainSynthesisConfig)
     train_hifigan: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)

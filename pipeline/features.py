@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import write_npz
 from pipeline.scores import NoteTable
 
 FEATURE_KEYS = ("mel", "pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "performer_id")
@@ -44,9 +44,8 @@ def note_features(notes: NoteTable, alignment: pd.DataFrame, frames: int, perfor
 
 
 def save_features(path: str | Path, mel: np.ndarray, data: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, mel=mel.astype(np.float32), **data)
+    """Write one recording's features; the same arrays always give the same bytes (DVC hashes them)."""
+    write_npz(path, {"mel": mel.astype(np.float32), **data})
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:

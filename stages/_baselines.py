@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.config import SplitConfig
 from pipeline.datasets.clips import ClipDataset
 from stages._training import FEATURES, clip_datasets
 
 AUDIO = Path("data/audio16k")
 
 
-def audio_clip_datasets(validation_share: float, seed: int) -> tuple[ClipDataset, ClipDataset, tuple[str, ...]]:
+def audio_clip_datasets(split: SplitConfig) -> tuple[ClipDataset, ClipDataset, tuple[str, ...]]:
     """(train, validation, performer names) like :func:`stages._training.clip_datasets`, with audio."""
-    train, val, performers = clip_datasets(validation_share, seed)
+    train, val, performers = clip_datasets(split)
     return (ClipDataset(FEATURES, train.recordings, audio_dir=AUDIO),
             ClipDataset(FEATURES, val.recordings, audio_dir=AUDIO), performers)

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: every system on the same held-out clips; the paper's Table 2 on our data.
+"""Stage `evaluate`: every system on the same test clips (unseen pieces); the paper's Table 2 on our data.
 
 Outputs: metrics/evaluate.json (system -> metric, for `dvc metrics show`), metrics/table2.csv and
 metrics/table2.md (rows = systems), plots/evaluate_*.csv, the listening report reports/index.html,
@@ -16,10 +16,13 @@ import torch
 from tqdm import tqdm
 
 from pipeline.config import MelConfig, Params
-from pipeline.datasets.clips import ClipDataset, collate_clips, split_recordings
+from pipeline.datasets.clips import ClipDataset, collate_clips
+from pipeline.datasets.layout import read_manifest
+from pipeline.datasets.split import Split, read_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation import systems as sys_
-from pipeline.evaluation.evaluate import COLUMNS, Scores, clip_infos, run_systems, timing_table
+from pipeline.evaluation.evaluate import (COLUMNS, ClipScorer, Comparison, Scores, Table, add_timing, clip_infos,
+                                          compare, run_systems, summarise, timing_table)
 from pipeline.evaluation.report import ReportClip, SystemOutput, write_report
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
 from pipeline.io import atomic_path, write_json
@@ -34,6 +37,8 @@ AUDIO = Path("data/audio16k")
 MODELS = Path("models")
 REPORT = Path("reports")
 
+CEILING = "Recording"  # every audio metric on the recording itself: the best any system can score
+FLOOR = "Griffin-Lim reconstruction"  # the recording's mel through Griffin-Lim: what a vocoder must beat
 ABLATION_TITLES = {"no_notewise_pe": "w/o note-wise PE", "no_performer_embedding": "w/o performer embedding",
                    "no_encoder": "w/o encoder"}
 
@@ -53,22 +58,38 @@ def build_systems(params: Params) -> dict:
     systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.train_performancenet.griffin_lim_iterations,
                                                            params.mel)
     systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder)
-    systems["Recording"] = sys_.recording()
+    systems[FLOOR] = sys_.griffin_lim_reconstruction(params.mel, params.train_performancenet.griffin_lim_iterations)
+    systems[CEILING] = sys_.recording(params.mel.hop_length)
     return systems
 
 
+def comparisons(systems: list[str]) -> list[tuple[str, str]]:
+    """The paper's comparisons: Deep Performer vs each baseline and ablation; the alignment model vs
+    constant tempo; and the vocoder against its floor."""
+    pairs = [("Deep Performer", s) for s in systems if s not in ("Deep Performer", "Vocoder reconstruction", FLOOR,
+                                                                  CEILING)]
+    return pairs + [("Deep Performer", "Constant tempo"), ("Vocoder reconstruction", FLOOR)]
+
+
 def run(params: Params) -> None:
+    from pipeline.evaluation.transcription import Transcriber
+
     config = params.evaluate
     torch.manual_seed(0)
     index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
-    _, val_ids = split_recordings(index, params.train_synthesis.validation_share, params.train_synthesis.train.seed)
-    if not val_ids:
-        raise PipelineError("no held-out recordings to evaluate on (the corpus needs at least two)", FEATURES)
+    split = read_split(FEATURES, params.split)
+    test_ids = split.test
+    if not test_ids:
+        raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", FEATURES)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
-    clips = ClipDataset(FEATURES, val_ids, audio_dir=AUDIO)
+    tuning = {r.id: float(r.tuning_cents) for r in read_manifest(AUDIO)}
+    clips = ClipDataset(FEATURES, test_ids, audio_dir=AUDIO, hop_length=params.mel.hop_length)
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
+    t = config.transcription
+    scorer = ClipScorer(params.mel, Transcriber(onset_threshold=t.onset_threshold, frame_threshold=t.frame_threshold,
+                                                min_note_seconds=t.min_note_seconds, threads=t.threads))
 
     # ---- synthesis systems, on the same clips
     scores = Scores()
@@ -83,21 +104,21 @@ def run(params: Params) -> None:
         for i in range(0, len(order), config.batch_size):
             chunk = order[i:i + config.batch_size]
             batch = collate_clips([clips[j] for j in chunk])
-            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
+            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic, tuning)
 
     n_batches = -(-len(order) // config.batch_size)
     with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:
-        run_systems(systems, batches(), scores, config.audio_metric_clips, keep, bar)
-    table = scores.table(list(systems) + ["Constant tempo", "Constant tempo (exact tempo)"])
+        run_systems(systems, batches(), scores, scorer, keep, bar)
 
-    # ---- timing: the alignment model vs constant tempo, on the held-out clips' notes
+    # ---- timing: the alignment model vs constant tempo, on the test clips' notes
     alignment = load_model(sys_.require_model(MODELS / "alignment" / "model.pt", "alignment model"), AlignmentModel)
-    starting = ClipDataset(FEATURES, val_ids, notes="starting")
+    starting = ClipDataset(FEATURES, test_ids, notes="starting")
     timing_systems = ("Deep Performer", "Constant tempo", "Constant tempo (exact tempo)")
     errors: dict = {name: {"onset": [], "duration": []} for name in timing_systems}
     frame_rate = 1.0 / frame_seconds
     for i in range(0, len(starting), config.batch_size):
-        batch = collate_clips([starting[j] for j in range(i, min(len(starting), i + config.batch_size))])
+        chunk = range(i, min(len(starting), i + config.batch_size))
+        batch = collate_clips([starting[j] for j in chunk])
         predictions = (alignment_model_timing(alignment, batch),
                        constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
                        constant_tempo(batch, frame_rate))
@@ -105,22 +126,30 @@ def run(params: Params) -> None:
             rows = timing_rows(onset, duration, batch)
             errors[name]["onset"].append(rows["onset"])
             errors[name]["duration"].append(rows["duration"])
+            for b, j in enumerate(chunk):
+                mask = batch["note_mask"][b]
+                ref = starting.refs[j]
+                add_timing(scores, name, f"{ref.recording}@{ref.start}",
+                           (onset[b] - batch["target_onset"][b])[mask].numpy(),
+                           (duration[b] - batch["target_duration"][b])[mask].numpy(), frame_seconds)
     timing = timing_table(errors, frame_seconds)
-    for name, values in timing.items():
-        table.loc[name, "onset_error_ms"] = values["onset_error_ms"]
-        table.loc[name, "duration_error_ms"] = values["duration_error_ms"]
-    missing = [s for s in systems if np.isnan(table.loc[s, "audio_mel_mse"])]
-    if missing:
-        raise PipelineError(f"systems without outputs: {', '.join(missing)}", "evaluate")
+    names = list(systems) + ["Constant tempo", "Constant tempo (exact tempo)"]
+    table = summarise(scores, names, config.bootstrap_resamples, config.confidence, config.seed)
+    diffs = compare(scores, comparisons(list(systems)), config.bootstrap_resamples, config.confidence, config.seed)
 
-    write_outputs(table, timing, len(order), val_ids, params)
-    write_report(REPORT, table, report_clips(clips, order[: config.report_clips], kept, polyphonic, params.mel),
-                 title="deep-performer: held-out clips",
-                 notes=f"{len(order)} clips of {len(val_ids)} held-out recordings ({', '.join(val_ids)}); "
-                       f"audio metrics on the first {min(len(order), config.audio_metric_clips)} clips. "
-                       "Built-in corpus, CPU-sized training: not the paper's numbers.")
-    log_to_mlflow(params, table, timing)
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    pieces = sorted({str(p) for p in index.set_index("id").loc[test_ids, "piece"]})
+    described = f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
+    write_outputs(table, diffs, timing, len(order), split, config.confidence)
+    write_report(REPORT, display_table(table), report_clips(clips, order[: config.report_clips], kept, polyphonic,
+                                                            params.mel),
+                 title="deep-performer: test clips (unseen pieces)",
+                 notes=f"{described}; every metric on every clip, mean ± half-width of the "
+                       f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
+                       "not the paper's numbers.")
+    log_to_mlflow(params, table)
+    print(display_table(table).to_string())
+    print(f"{described}; significant differences (paired bootstrap): "
+          f"{sum(d.significant for d in diffs)} of {len(diffs)}")
 
 
 def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict,
@@ -143,17 +172,35 @@ def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: 
     return out
 
 
-def write_outputs(table: pd.DataFrame, timing: dict, n_clips: int, val_ids: list[str], params: Params) -> None:
-    metrics = {slug(system): {c: (None if np.isnan(v) else round(float(v), 4)) for c, v in row.items()}
-               for system, row in table.iterrows()}
+def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: int, split: Split,
+                  confidence: float) -> None:
+    metrics: dict = {}
+    for system in table.mean.index:
+        row = {}
+        for c in COLUMNS:
+            cell = table.cell(system, c)
+            row[c] = _round(cell.mean)
+            if cell.n:
+                row[f"{c}_low"], row[f"{c}_high"] = _round(cell.low), _round(cell.high)
+        metrics[slug(system)] = row
+    metrics["differences"] = {
+        f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}
+    for d in diffs:
+        metrics["differences"][f"{slug(d.system)}_vs_{slug(d.baseline)}"][d.metric] = {
+            "difference": _round(d.difference.mean), "low": _round(d.difference.low),
+            "high": _round(d.difference.high), "significant": d.significant}
     metrics["clips"] = n_clips
-    metrics["held_out_recordings"] = len(val_ids)
+    metrics["test_recordings"] = len(split.test)
+    metrics["confidence"] = confidence
     write_json(Path("metrics/evaluate.json"), metrics)
     with atomic_path(Path("metrics/table2.csv")) as tmp:
-        table.rename_axis("system").to_csv(tmp, float_format="%.4f")
+        flat = pd.DataFrame(index=table.mean.index)
+        for c in COLUMNS:  # each metric, then its interval's bounds
+            flat[c], flat[f"{c}_low"], flat[f"{c}_high"] = table.mean[c], table.low[c], table.high[c]
+        flat.rename_axis("system").to_csv(tmp, float_format="%.4f")
     with atomic_path(Path("metrics/table2.md")) as tmp:
-        Path(tmp).write_text(markdown_table(table))
-    rows = [{"system": s, "mel_mse": v} for s, v in table["audio_mel_mse"].items() if not np.isnan(v)]
+        Path(tmp).write_text(markdown_table(table) + "\n" + markdown_differences(diffs, confidence))
+    rows = [{"system": s, "mel_mse": v} for s, v in table.mean["audio_mel_mse"].items() if not np.isnan(v)]
     with atomic_path(Path("plots/evaluate_audio_mel_mse.csv")) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     timing_rows_ = [{"system": s, **{k: v for k, v in t.items()}} for s, t in timing.items()]
@@ -161,17 +208,48 @@ def write_outputs(table: pd.DataFrame, timing: dict, n_clips: int, val_ids: list
         pd.DataFrame(timing_rows_).to_csv(tmp, index=False)
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    def fmt(v):
-        return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+def _round(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
 
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def display_table(table: Table) -> pd.DataFrame:
+    """Cells as ``mean ± half-width`` strings (a dash where the metric does not apply)."""
+    out = pd.DataFrame(index=table.mean.index, columns=COLUMNS, dtype=object)
+    for system in table.mean.index:
+        for c in COLUMNS:
+            cell = table.cell(system, c)
+            out.loc[system, c] = "–" if not cell.n or not np.isfinite(cell.mean) else (
+                f"{_fmt(cell.mean)} ± {_fmt(cell.half_width)}")
+    return out
+
+
+def markdown_table(table: Table) -> str:
+    shown = display_table(table)
     lines = ["| system | " + " | ".join(COLUMNS) + " |", "| --- |" + " --- |" * len(COLUMNS)]
-    for system, row in table.iterrows():
-        lines.append(f"| {system} | " + " | ".join(fmt(row[c]) for c in COLUMNS) + " |")
+    for system, row in shown.iterrows():
+        lines.append(f"| {system} | " + " | ".join(row[c] for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
-def log_to_mlflow(params: Params, table: pd.DataFrame, timing: dict) -> None:
+def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
+    """The paired comparisons: difference (system minus baseline) and its interval; ** significant."""
+    lines = [f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
+             "clips; **bold** = the interval excludes 0, with the better system named):", "",
+             "| comparison | metric | difference | interval | better |", "| --- | --- | --- | --- | --- |"]
+    for d in diffs:
+        diff = d.difference
+        mark = "**" if d.significant else ""
+        better = "–" if d.better is None else (d.system if d.better else d.baseline)
+        lines.append(f"| {d.system} vs {d.baseline} | {d.metric} | {mark}{diff.mean:+.3f}{mark} | "
+                     f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |")
+    return "\n".join(lines) + "\n"
+
+
+def log_to_mlflow(params: Params, table: Table) -> None:
     from dataclasses import asdict
 
     from pipeline.tracking import MlflowTracker, dvc_input_hashes
@@ -181,7 +259,8 @@ def log_to_mlflow(params: Params, table: pd.DataFrame, timing: dict) -> None:
     (run_dir / "mlflow_run_id").unlink(missing_ok=True)  # every evaluation is a new run
     tracker = MlflowTracker("deep-performer", "evaluate", run_dir, params={"evaluate": asdict(params.evaluate)}, tags=tags)
     try:
-        flat = {f"{slug(s)}.{c}": float(v) for s, row in table.iterrows() for c, v in row.items() if np.isfinite(v)}
+        flat = {f"{slug(s)}.{c}": float(v) for s, row in table.mean.iterrows() for c, v in row.items()
+                if np.isfinite(v)}
         tracker.log_metrics(flat, 0)
         for path in ("metrics/evaluate.json", "metrics/table2.csv", "metrics/table2.md"):
             tracker.log_artifact(path)

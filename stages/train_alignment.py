@@ -8,14 +8,15 @@ from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.alignment import AlignmentModel
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import data_fingerprint, run_training
+from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
 from stages._training import FEATURES, clip_datasets
 
 
 def run(params: Params) -> None:
     config = params.train_alignment
-    train_set, val_set, performers = clip_datasets(config.validation_share, config.train.seed, notes="starting")
+    train_set, val_set, performers = clip_datasets(params.split, notes="starting")
+    seed_everything(config.train.seed)
     model = AlignmentModel(**{"n_performers": len(performers), "performer_names": performers, **config.model})
     hparams = model.config()
     run_training("alignment", AlignmentTask(model, config.optimizer), model, hparams, train_set, val_set,

@@ -5,26 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import Params
-from pipeline.datasets.clips import split_recordings
 from pipeline.datasets.segments import AudioSegments, collate_segments
 from pipeline.models.hifigan import Generator
 from pipeline.training.hifigan_task import HifiganTask
-from pipeline.training.run import data_fingerprint, run_training
+from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
-from stages._training import FEATURES
+from stages._training import training_recordings
 
 AUDIO = Path("data/audio16k")
 
 
 def run(params: Params) -> None:
     config = params.train_hifigan
-    index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
-    train_ids, val_ids = split_recordings(index, config.validation_share, config.train.seed)
+    train_ids, val_ids = training_recordings(params.split)
     train_set = AudioSegments(AUDIO, train_ids, config.segment_samples, config.segment_hop)
     val_set = AudioSegments(AUDIO, val_ids, config.segment_samples)
+    seed_everything(config.train.seed)
     generator = Generator(**config.generator)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = HifiganTask(generator, config, params.mel, steps_per_epoch)

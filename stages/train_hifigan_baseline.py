@@ -1,6 +1,6 @@
 """Stage `train_hifigan_baseline`: the HiFi-GAN piano-roll baseline on the 5-second clips (models/hifigan_baseline).
 
-The same clips and split as the synthesis model (train_synthesis' split settings by default), each
+The same clips and split as the synthesis model (params.yaml ``split``), each
 carrying its 16 kHz audio; trained with the vocoder's GAN losses on random ``segment_frames`` windows.
 """
 
@@ -12,7 +12,7 @@ from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.training.pianoroll_hifigan_task import PianoRollHifiganTask
-from pipeline.training.run import data_fingerprint, run_training
+from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
 from stages._baselines import AUDIO, audio_clip_datasets
 from stages._training import FEATURES
@@ -20,7 +20,8 @@ from stages._training import FEATURES
 
 def run(params: Params) -> None:
     config = params.train_hifigan_baseline
-    train_set, val_set, performers = audio_clip_datasets(config.validation_share, config.train.seed)
+    train_set, val_set, performers = audio_clip_datasets(params.split)
+    seed_everything(config.train.seed)
     model = PianoRollHifigan(n_performers=len(performers), generator=config.generator, performer_names=performers)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = PianoRollHifiganTask(model, config, params.mel, steps_per_epoch)

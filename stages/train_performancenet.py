@@ -12,7 +12,7 @@ from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.training.performancenet_task import PerformanceNetTask
-from pipeline.training.run import data_fingerprint, run_training
+from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
 from stages._baselines import AUDIO, audio_clip_datasets
 from stages._training import FEATURES
@@ -20,7 +20,8 @@ from stages._training import FEATURES
 
 def run(params: Params) -> None:
     config = params.train_performancenet
-    train_set, val_set, _ = audio_clip_datasets(config.validation_share, config.train.seed)
+    train_set, val_set, _ = audio_clip_datasets(params.split)
+    seed_everything(config.train.seed)
     model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
     run_training("performancenet", PerformanceNetTask(model, config, params.mel), model, model.config(), train_set,
                  val_set, collate_clips, config.train, asdict(config),

@@ -12,7 +12,7 @@ from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.errors import PipelineError
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.training.run import data_fingerprint, run_training
+from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from pipeline.training.synthesis_task import SynthesisTask
 from stages._common import stage_main
 from stages._training import FEATURES, clip_datasets
@@ -24,7 +24,8 @@ def run(params: Params, ablation: str | None = None) -> None:
         kwargs = config.ablation_model(ablation) if ablation else config.model
     except KeyError as err:
         raise PipelineError(str(err.args[0]), "params.yaml") from None
-    train_set, val_set, performers = clip_datasets(config.validation_share, config.train.seed)
+    train_set, val_set, performers = clip_datasets(params.split)
+    seed_everything(config.train.seed)
     model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **kwargs})
     name = f"synthesis_{ablation}" if ablation else "synthesis"
     logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}

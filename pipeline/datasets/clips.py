@@ -2,14 +2,12 @@
 
 A recording of ``frames`` mel frames is cut into windows of ``clip_frames`` (5 s = 312 frames at
 16 ms). Each clip carries the notes sounding in it, with frames relative to the clip start
-(clipped to the window) and score times relative to the first note of the clip. The split into
-training and validation is by recording (one piece played by one performer): no clip of a
-validation recording is ever used for training.
+(clipped to the window) and score times relative to the first note of the clip. Which recordings
+a dataset holds is the split's business (pipeline.datasets.split), not this module's.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,31 +27,6 @@ class ClipRef:
     recording: str
     start: int  # first frame of the clip in the recording
     frames: int
-
-
-def split_recordings(index: pd.DataFrame, validation_share: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Recording ids for (train, validation): a deterministic ``validation_share`` of recordings.
-
-    Recordings are ranked by a hash of (seed, id), so the split is stable when recordings are
-    added; at least one recording is held out when there are two or more, and every performer
-    keeps at least one training recording.
-    """
-    ids = sorted(index["id"].tolist())
-    if len(ids) < 2 or validation_share <= 0:
-        return ids, []
-    performer_of = dict(zip(index["id"], index["performer"]))
-    ranked = sorted(ids, key=lambda i: zlib.crc32(f"{seed}:{i}".encode()))
-    want = max(1, round(validation_share * len(ids)))
-    validation: list[str] = []
-    left = {p: sum(1 for i in ids if performer_of[i] == p) for p in set(performer_of.values())}
-    for rec in ranked:
-        if len(validation) == want:
-            break
-        if left[performer_of[rec]] > 1:
-            validation.append(rec)
-            left[performer_of[rec]] -= 1
-    train = [i for i in ids if i not in set(validation)]
-    return train, sorted(validation)
 
 
 def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int = CLIP_FRAMES, min_frames: int = 32) -> list[ClipRef]:
