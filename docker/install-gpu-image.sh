@@ -107,12 +107,16 @@ echo "torch==$installed" > "$constraints"   # the exact build, local label inclu
 say "installing the project ($spec) with torch held at $installed"
 # shellcheck disable=SC2086  # $spec is "-e .[extras]" on purpose
 "${pip[@]}" -c "$constraints" $spec
+# the evaluation's transcriber model (an ONNX file in the wheel; its TensorFlow pin is not needed)
+"${pip[@]}" --no-deps basic-pitch==0.4.0
 
 # ---------------------------------------------------------------- verify
 "$VENV/bin/python" - "$installed" "$REQUIRE_CUDA_TORCH" <<'EOF'
 import sys, torch, fluidsynth, librosa, music21, muspy, dvc, mlflow, prefect  # noqa: F401
 import pipeline
+from pipeline.evaluation.transcription import model_path
 from pathlib import Path
+model_path()  # the transcriber's ONNX file is there
 installed, require_cuda = sys.argv[1], sys.argv[2] == "1"
 assert torch.__version__ == installed, f"torch changed during the project install: {installed} -> {torch.__version__}"
 if require_cuda and torch.version.cuda is None:

@@ -219,11 +219,16 @@ class TrainPerformanceNetConfig:
 
 @dataclass(frozen=True)
 class TranscriptionConfig:
-    """The evaluation's note transcriber (basic-pitch's ONNX model on onnxruntime)."""
+    """The evaluation's note transcriber (basic-pitch's ONNX model on onnxruntime); the decoding
+    settings of pipeline.evaluation.transcription.Decoding, tuned on training recordings only."""
 
-    onset_threshold: float = 0.5  # note-onset posterior needed to start a note
-    frame_threshold: float = 0.3  # frame posterior that keeps a note sounding (and the multi-pitch frames)
+    onset_threshold: float = 0.5  # an onset-posterior peak this high starts a note
+    frame_threshold: float = 0.4  # a note lasts while its frame posterior stays this high (and the multi-pitch frames)
     min_note_seconds: float = 0.058  # shorter notes are dropped
+    melodia_trick: bool = True  # notes without an onset peak, from the leftover frame energy
+    infer_onsets: bool = False
+    latency_seconds: float = 0.05  # the network's lag behind a bowed note-on, subtracted
+    reonset_threshold: float | None = 0.8  # stricter onset on a key already sounding (vibrato, bow swells)
     threads: int = 1  # onnxruntime intra-op threads (1: deterministic, and the stage runs beside others)
 
 

@@ -70,3 +70,17 @@ def griffin_lim(power: np.ndarray, config: MelConfig | None = None, iterations: 
     piece = audio[: len(out) - shift]
     out[shift:shift + len(piece)] = piece
     return out
+
+
+def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig | None = None, iterations: int = 32,
+                         seed: int = 0) -> np.ndarray:
+    """Waveform ``(T * hop,)`` of a log-mel ``(n_mels, T)`` without a vocoder: the mel's magnitudes are
+    mapped back to linear-frequency bins (non-negative least squares against the same Slaney filters)
+    and Griffin-Lim finds a phase. The floor a trained vocoder has to beat."""
+    import librosa
+
+    c = config or MelConfig()
+    magnitude = librosa.feature.inverse.mel_to_stft(
+        np.exp(np.asarray(mel, np.float64)).astype(np.float32), sr=c.sample_rate, n_fft=c.n_fft, power=1.0,
+        norm="slaney", fmin=c.fmin, fmax=c.fmax)
+    return griffin_lim(np.square(magnitude), c, iterations, seed)

@@ -49,8 +49,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first, pinned: these machines hold a local CPU wheel of 2.13.0
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # the evaluation's transcriber: basic-pitch ships its model as an ONNX file inside the wheel, run
+  # here on onnxruntime; its metadata demands TensorFlow, which nothing here uses, hence --no-deps
+  .venv/bin/python -m pip install -q --no-deps basic-pitch==0.4.0
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -c "import fluidsynth, torch, librosa, music21, muspy, dvc" \
+.venv/bin/python -c "import fluidsynth, torch, librosa, music21, muspy, dvc, onnxruntime; from pipeline.evaluation.transcription import model_path; model_path()" \
   || { say "error: the Python environment is incomplete; delete .venv and re-run scripts/setup.sh" >&2; exit 1; }
 say "ready (.venv: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

@@ -8,6 +8,7 @@ and an MLflow run holding all of them.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,22 @@ from pipeline.datasets.layout import read_manifest
 from pipeline.datasets.split import Split, read_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation import systems as sys_
-from pipeline.evaluation.evaluate import (COLUMNS, ClipScorer, Comparison, Scores, Table, add_timing, clip_infos,
-                                          compare, run_systems, summarise, timing_table)
+from pipeline.evaluation.evaluate import (
+    COLUMNS,
+    ClipScorer,
+    Comparison,
+    Scores,
+    Table,
+    add_timing,
+    clip_infos,
+    compare,
+    run_systems,
+    summarise,
+    timing_table,
+)
 from pipeline.evaluation.report import ReportClip, SystemOutput, write_report
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
+from pipeline.evaluation.transcription import Transcriber
 from pipeline.io import atomic_path, write_json
 from pipeline.mel import log_mel
 from pipeline.models.alignment import AlignmentModel
@@ -72,8 +85,6 @@ def comparisons(systems: list[str]) -> list[tuple[str, str]]:
 
 
 def run(params: Params) -> None:
-    from pipeline.evaluation.transcription import Transcriber
-
     config = params.evaluate
     torch.manual_seed(0)
     index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
@@ -87,9 +98,7 @@ def run(params: Params) -> None:
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
-    t = config.transcription
-    scorer = ClipScorer(params.mel, Transcriber(onset_threshold=t.onset_threshold, frame_threshold=t.frame_threshold,
-                                                min_note_seconds=t.min_note_seconds, threads=t.threads))
+    scorer = ClipScorer(params.mel, Transcriber(**asdict(params.evaluate.transcription)))
 
     # ---- synthesis systems, on the same clips
     scores = Scores()
@@ -237,8 +246,8 @@ def markdown_table(table: Table) -> str:
 
 def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
     """The paired comparisons: difference (system minus baseline) and its interval; ** significant."""
-    lines = [f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
-             "clips; **bold** = the interval excludes 0, with the better system named):", "",
+    lines = [(f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
+              "clips; **bold** = the interval excludes 0, with the better system named):"), "",
              "| comparison | metric | difference | interval | better |", "| --- | --- | --- | --- | --- |"]
     for d in diffs:
         diff = d.difference
@@ -250,8 +259,6 @@ def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
 
 
 def log_to_mlflow(params: Params, table: Table) -> None:
-    from dataclasses import asdict
-
     from pipeline.tracking import MlflowTracker, dvc_input_hashes
 
     tags = {"stage": "evaluate", **{f"dvc_dep:{p}": h for p, h in dvc_input_hashes("evaluate").items()}}

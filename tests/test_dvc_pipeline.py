@@ -73,6 +73,23 @@ def test_second_repro_does_nothing_and_metrics_show(project):
     assert "median_ms" in run(["dvc", "metrics", "show"], root)
 
 
+def test_data_stages_reproduce_byte_for_byte(project):
+    """A forced second run of mel writes the same bytes (np.savez stamped every member with the
+    time, so data/features hashed differently on every run and every training stage re-ran)."""
+    root, _ = project
+
+    def hashes():
+        import hashlib
+
+        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted((root / "data/features").iterdir())}
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["mel"]["outs"]
+    before = hashes()
+    run(["dvc", "repro", "--force", "--single-item", "mel"], root)
+    assert hashes() == before
+    assert yaml.safe_load((root / "dvc.lock").read_text())["stages"]["mel"]["outs"] == lock
+
+
 def test_changing_an_align_param_reruns_only_align_and_mel(project):
     root, _ = project
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -89,7 +106,10 @@ def test_changing_an_align_param_reruns_only_align_and_mel(project):
 TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3, log_every=1)
 TINY_TRANSFORMER = dict(d_model=32, attention_dim=16, ffn_dim=32, heads=2, dropout=0.0)
 SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "hifi_gan_baseline",
-           "performancenet", "vocoder_reconstruction", "recording", "constant_tempo", "constant_tempo_exact_tempo"]
+           "performancenet", "vocoder_reconstruction", "griffin_lim_reconstruction", "recording", "constant_tempo",
+           "constant_tempo_exact_tempo"]
+# the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
+TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +124,10 @@ def evaluated(project):
     params["train_performancenet"]["model"] = {"channels": [8, 16, 16], "onoff_channels": 4, "bands": [2]}
     for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_baseline", "train_performancenet"):
         params[stage]["train"].update(TINY_TRAIN)
-    params["evaluate"].update(audio_metric_clips=1, report_clips=1)
+    params["evaluate"].update(report_clips=1, bootstrap_resamples=200)
+    params["split"] = TINY_SPLIT
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -123,18 +144,30 @@ def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
                   "train_performancenet", "train_ablation@no_encoder", "evaluate"):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
-    assert metrics["clips"] >= 1 and metrics["held_out_recordings"] >= 1
-    for system in SYSTEMS[:-2]:  # every audio-producing system has its end-to-end mel error
+    assert metrics["clips"] >= 1 and metrics["test_recordings"] == 1
+    for system in SYSTEMS[:-2]:  # every audio-producing system has its end-to-end mel error and note metrics
         assert metrics[system]["audio_mel_mse"] is not None, system
+        assert 0 <= metrics[system]["multipitch_accuracy"] <= 1, system
+        low, high = metrics[system]["audio_mel_mse_low"], metrics[system]["audio_mel_mse_high"]
+        assert low <= metrics[system]["audio_mel_mse"] <= high, system
     assert metrics["recording"]["audio_mel_mse"] == 0 and metrics["recording"]["mr_stft"] == 0
+    # the ceiling: the transcriber on the recording itself finds most of the score's notes
+    assert metrics["recording"]["multipitch_accuracy"] > 0.5
+    comparisons = metrics["differences"]
+    assert "deep_performer_vs_hifi_gan_baseline" in comparisons and "deep_performer_vs_constant_tempo" in comparisons
+    cell = comparisons["deep_performer_vs_performancenet"]["audio_mel_mse"]
+    assert cell["low"] <= cell["difference"] <= cell["high"] and isinstance(cell["significant"], bool)
     for system in ("deep_performer", "hifi_gan_baseline", "performancenet"):
         assert metrics[system]["mel_mse"] > 0 and metrics[system]["audio_mel_mse"] > 0
     for system in ("deep_performer", "constant_tempo", "constant_tempo_exact_tempo"):
         assert metrics[system]["onset_error_ms"] >= 0 and metrics[system]["duration_error_ms"] >= 0
     table = pd.read_csv(root / "metrics/table2.csv", index_col=0)
+    assert {"note_onset_f1", "note_onset_f1_low", "note_onset_f1_high"} <= set(table.columns)
     assert list(table.index) == ["Deep Performer", "w/o note-wise PE", "w/o performer embedding", "w/o encoder",
-                                 "HiFi-GAN baseline", "PerformanceNet", "Vocoder reconstruction", "Recording",
-                                 "Constant tempo", "Constant tempo (exact tempo)"]
+                                 "HiFi-GAN baseline", "PerformanceNet", "Vocoder reconstruction",
+                                 "Griffin-Lim reconstruction", "Recording", "Constant tempo",
+                                 "Constant tempo (exact tempo)"]
+    assert "±" in (root / "metrics/table2.md").read_text()
     shown = run(["dvc", "metrics", "show"], root)
     for system in SYSTEMS:
         assert f"{system}.audio_mel_mse" in shown or f"{system}.onset_error_ms" in shown, system
@@ -158,3 +191,21 @@ def test_evaluate_names_a_system_without_a_model_and_writes_nothing(evaluated):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "PerformanceNet" in lines[0] and "models/performancenet/model.pt" in lines[0], lines
     assert (root / "metrics/evaluate.json").read_text() == before
+
+
+def test_training_is_deterministic_across_fresh_processes(evaluated):
+    """The same stage, params and data in two new processes at one thread: the same losses."""
+    root, _ = evaluated
+    env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
+               OMP_NUM_THREADS="1")
+    runs = []
+    for _ in range(2):
+        shutil.rmtree(root / "models/synthesis", ignore_errors=True)  # no checkpoint to resume from
+        result = subprocess.run([sys.executable, "-m", "stages.train_synthesis"], cwd=root, capture_output=True,
+                                text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads((root / "metrics/train_synthesis.json").read_text())
+        curve = pd.read_csv(root / "plots/train_synthesis_loss.csv")
+        runs.append(({k: v for k, v in metrics.items() if k != "steps_per_second"}, curve["loss"].tolist()))
+    assert runs[0] == runs[1]
+    assert len(runs[0][1]) >= 3 and runs[0][0]["val_loss"] > 0

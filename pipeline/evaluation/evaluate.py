@@ -1,17 +1,23 @@
-"""The evaluate stage's work: every system on the same held-out clips, the paper's Table 2 layout.
+"""The evaluate stage's work: every system on the same test clips, the paper's Table 2 layout, with
+95 % intervals, a ceiling row (the recording) and a floor row (Griffin-Lim from the recording's mel).
 
 Rows are systems, columns metrics (see the README for a sentence on each):
 
-    mel_mse          log-mel MSE of the system's own mel prediction vs the recording (Table 2)
-    audio_mel_mse    log-mel MSE of the mel of the system's output audio vs the recording (end to end)
-    mr_stft          multi-resolution STFT distance of the output audio to the recording
-    pitch_accuracy   share of voiced frames within 50 cents of a sounding score pitch (monophonic clips)
-    onset_f1         note-onset F1 (50 ms) of onsets detected in the output vs the aligned score
-    onset_error_ms   alignment: mean absolute onset error of the timing system (ms)
-    duration_error_ms alignment: mean absolute duration error (ms)
+    mel_mse              log-mel MSE of the system's own mel prediction vs the recording (Table 2)
+    audio_mel_mse        log-mel MSE of the mel of the system's output audio vs the recording (end to end)
+    mr_stft              multi-resolution STFT distance of the output audio to the recording
+    note_onset_f1        transcription note F1, onsets within 50 ms and pitch within 50 cents (no offsets)
+    note_f1              the same with offsets (within 20 % of the note or 50 ms)
+    multipitch_accuracy  frame-level multi-pitch accuracy of the transcriber's frames (mono and poly clips)
+    raw_pitch_accuracy   monophonic clips: share of score-sounding frames whose f0 is within 50 cents
+    voicing_recall       monophonic clips: share of score-sounding frames the f0 tracker finds voiced
+    onset_error_ms       timing systems: mean absolute onset error (ms, pooled over notes)
+    duration_error_ms    timing systems: mean absolute duration error (ms, pooled over notes)
 
-A metric that does not apply to a system (a timing error for a vocoder, a mel for the recording)
-is NaN and shown as a dash; a system that cannot be run fails the stage.
+Every value is kept per clip, so each cell gets a clip-level bootstrap interval and the paper's
+comparisons get paired differences (pipeline.evaluation.bootstrap). A metric that does not apply to
+a system (a timing error for a vocoder, a mel for the recording) is NaN and shown as a dash; a
+system that cannot be run, or whose output is NaN, silent or of the wrong length, fails the stage.
 """
 
 from __future__ import annotations
@@ -25,10 +31,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.config import MelConfig
+from pipeline.errors import PipelineError
 from pipeline.evaluation import metrics as m
+from pipeline.evaluation.bootstrap import Interval, bootstrap_mean, cell_rng, paired_difference
 from pipeline.evaluation.systems import ClipOutput
 
-COLUMNS = ["mel_mse", "audio_mel_mse", "mr_stft", "pitch_accuracy", "onset_f1", "onset_error_ms", "duration_error_ms"]
+COLUMNS = ["mel_mse", "audio_mel_mse", "mr_stft", "note_onset_f1", "note_f1", "multipitch_accuracy",
+           "raw_pitch_accuracy", "voicing_recall", "onset_error_ms", "duration_error_ms"]
+HIGHER_IS_BETTER = {"note_onset_f1", "note_f1", "multipitch_accuracy", "raw_pitch_accuracy", "voicing_recall"}
+SILENCE_RMS = 1e-5  # -100 dBFS: an output this quiet over a whole clip is silence, not a quiet performance
 
 
 @dataclass
@@ -40,52 +52,156 @@ class ClipInfo:
     onset_frame: np.ndarray  # clip-relative frames of the sounding notes
     offset_frame: np.ndarray
     starts_in_clip: np.ndarray  # bool: the note's onset lies inside the clip (not cut by its start)
+    tuning_cents: float = 0.0
 
 
 @dataclass
 class Scores:
-    """Per-system lists of per-clip values, averaged into the table."""
+    """Per-system, per-metric values keyed by clip id (plus a weight for pooled metrics)."""
 
-    values: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    values: dict[str, dict[str, dict[str, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
+    weights: dict[str, dict[str, dict[str, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
 
-    def add(self, system: str, metric: str, value: float) -> None:
-        if value is not None and math.isfinite(value):
-            self.values[system][metric].append(float(value))
+    def add(self, system: str, metric: str, clip: str, value: float | None, weight: float = 1.0) -> None:
+        """Record a clip's value; ``value`` is a per-clip *sum* over ``weight`` observations when weight != 1."""
+        if value is not None and math.isfinite(value) and weight > 0:
+            self.values[system][metric][clip] = float(value)
+            self.weights[system][metric][clip] = float(weight)
 
-    def table(self, systems: list[str]) -> pd.DataFrame:
-        rows = {s: {c: float(np.mean(self.values[s][c])) if self.values[s][c] else float("nan") for c in COLUMNS}
-                for s in systems}
-        return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+    def interval(self, system: str, metric: str, resamples: int, confidence: float, seed: int) -> Interval:
+        clips = sorted(self.values[system][metric])
+        values = [self.values[system][metric][c] for c in clips]
+        weights = [self.weights[system][metric][c] for c in clips]
+        return bootstrap_mean(values, weights, resamples, confidence, cell_rng(seed, system, metric))
+
+    def difference(self, a: str, b: str, metric: str, resamples: int, confidence: float, seed: int) -> Interval:
+        return paired_difference(self.values[a][metric], self.values[b][metric], self.weights[a][metric],
+                                 self.weights[b][metric], resamples, confidence, cell_rng(seed, a, b, metric))
 
 
-def score_clip(scores: Scores, system: str, out: ClipOutput, clip: ClipInfo, reference_audio: np.ndarray,
-               reference_mel: np.ndarray, heavy: bool, sample_rate: int = 16000, hop: int = 256) -> None:
-    """Add one clip's metrics of one system's output to ``scores``."""
+@dataclass
+class Table:
+    """The evaluation table: per system and metric the mean, interval bounds and clip count."""
+
+    mean: pd.DataFrame
+    low: pd.DataFrame
+    high: pd.DataFrame
+    clips: pd.DataFrame
+
+    def cell(self, system: str, metric: str) -> Interval:
+        return Interval(float(self.mean.loc[system, metric]), float(self.low.loc[system, metric]),
+                        float(self.high.loc[system, metric]), int(self.clips.loc[system, metric]))
+
+
+def summarise(scores: Scores, systems: list[str], resamples: int, confidence: float, seed: int) -> Table:
+    frames = {k: pd.DataFrame(index=systems, columns=COLUMNS, dtype=float) for k in ("mean", "low", "high", "clips")}
+    for system in systems:
+        for metric in COLUMNS:
+            cell = scores.interval(system, metric, resamples, confidence, seed)
+            frames["mean"].loc[system, metric] = cell.mean
+            frames["low"].loc[system, metric] = cell.low
+            frames["high"].loc[system, metric] = cell.high
+            frames["clips"].loc[system, metric] = cell.n
+    return Table(**frames)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    system: str
+    baseline: str
+    metric: str
+    difference: Interval  # system minus baseline
+
+    @property
+    def significant(self) -> bool:
+        return self.difference.excludes_zero()
+
+    @property
+    def better(self) -> bool | None:
+        """Whether ``system`` is better than ``baseline`` (None: no significant difference)."""
+        if not self.significant:
+            return None
+        return (self.difference.mean > 0) == (self.metric in HIGHER_IS_BETTER)
+
+
+def compare(scores: Scores, pairs: list[tuple[str, str]], resamples: int, confidence: float,
+            seed: int) -> list[Comparison]:
+    """Paired differences for every metric both systems of each pair have on common clips."""
+    out = []
+    for a, b in pairs:
+        for metric in COLUMNS:
+            if scores.values[a][metric] and scores.values[b][metric]:
+                diff = scores.difference(a, b, metric, resamples, confidence, seed)
+                if diff.n:
+                    out.append(Comparison(a, b, metric, diff))
+    return out
+
+
+def check_output(system: str, out: ClipOutput, clip: ClipInfo, hop: int, n_mels: int) -> None:
+    """Fail naming ``system`` when its output cannot be scored honestly."""
+    where = f"system {system!r}, clip {clip.id}"
+    audio = np.asarray(out.audio)
+    if audio.ndim != 1 or len(audio) != clip.frames * hop:
+        raise PipelineError(f"{where}: output has {audio.shape} samples, expected ({clip.frames * hop},)", "evaluate")
+    if not np.isfinite(audio).all():
+        raise PipelineError(f"{where}: output audio holds NaN or infinite samples", "evaluate")
+    if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+        raise PipelineError(f"{where}: output audio is silent (RMS below {SILENCE_RMS:g})", "evaluate")
     if out.mel is not None:
-        scores.add(system, "mel_mse", m.mel_mse(out.mel, reference_mel))
-    scores.add(system, "audio_mel_mse", m.audio_mel_mse(out.audio, reference_audio))
-    if not heavy:
-        return
-    scores.add(system, "mr_stft", m.multi_resolution_stft_distance(out.audio, reference_audio))
-    seconds = hop / sample_rate
-    if not clip.polyphonic:
-        pitch = m.pitch_accuracy(out.audio, clip.pitch, clip.onset_frame * seconds, clip.offset_frame * seconds,
-                                 sample_rate=sample_rate)
-        scores.add(system, "pitch_accuracy", _get(pitch, "accuracy"))
-    onsets = np.unique(clip.onset_frame[clip.starts_in_clip]) * seconds
-    if len(onsets):
-        scores.add(system, "onset_f1", _get(m.onset_f1(out.audio, onsets, sample_rate=sample_rate), "f1"))
+        mel = np.asarray(out.mel)
+        if mel.shape != (n_mels, clip.frames):
+            raise PipelineError(f"{where}: mel has shape {mel.shape}, expected ({n_mels}, {clip.frames})", "evaluate")
+        if not np.isfinite(mel).all():
+            raise PipelineError(f"{where}: mel holds NaN or infinite values", "evaluate")
 
 
-def _get(result, key: str) -> float:
-    if isinstance(result, dict):
-        return result[key]
-    if isinstance(result, tuple):
-        return result[0]
-    return getattr(result, key)
+class ClipScorer:
+    """Scores one system's output on one clip with every audio metric (shared by all systems)."""
+
+    def __init__(self, mel_config: MelConfig, transcriber) -> None:
+        self.mel_config = mel_config
+        self.transcriber = transcriber
+        self.seconds = mel_config.hop_length / mel_config.sample_rate
+
+    def reference_notes(self, clip: ClipInfo) -> tuple[np.ndarray, np.ndarray]:
+        intervals = np.stack([clip.onset_frame, clip.offset_frame], axis=1).astype(np.float64) * self.seconds
+        return intervals.reshape(-1, 2), np.asarray(clip.pitch, np.float64)
+
+    def __call__(self, scores: Scores, system: str, out: ClipOutput, clip: ClipInfo, reference_audio: np.ndarray,
+                 reference_mel: np.ndarray) -> None:
+        from pipeline.evaluation.pitch import f0_metrics
+        from pipeline.evaluation.transcription import multipitch_accuracy, note_metrics
+
+        c, cid = self.mel_config, clip.id
+        check_output(system, out, clip, c.hop_length, c.n_mels)
+        if out.mel is not None:
+            scores.add(system, "mel_mse", cid, m.mel_mse(out.mel, reference_mel))
+        scores.add(system, "audio_mel_mse", cid, m.audio_mel_mse(out.audio, reference_audio, c))
+        scores.add(system, "mr_stft", cid, m.multi_resolution_stft_distance(out.audio, reference_audio))
+
+        intervals, pitches = self.reference_notes(clip)
+        posteriors = self.transcriber.posteriors(out.audio, c.sample_rate)  # the network runs once per output
+        transcription = self.transcriber.decode(posteriors)
+        scores.add(system, "multipitch_accuracy", cid,
+                   multipitch_accuracy(transcription, intervals, pitches, clip.tuning_cents))
+        # a note cut by the clip start has no onset in this clip: note_metrics leaves it (and what the
+        # transcriber makes of its ringing on) out
+        if np.any(clip.starts_in_clip):
+            notes = note_metrics(transcription, intervals, pitches, clip.tuning_cents,
+                                 ref_onset_heard=np.asarray(clip.starts_in_clip, bool))
+            scores.add(system, "note_onset_f1", cid, notes["note_onset_f1"])
+            scores.add(system, "note_f1", cid, notes["note_f1"])
+        if not clip.polyphonic and len(pitches):
+            f0 = f0_metrics(out.audio, c.sample_rate, c.hop_length, intervals, pitches, clip.tuning_cents,
+                            transcriber=self.transcriber, posteriors=posteriors)
+            scores.add(system, "raw_pitch_accuracy", cid, f0["raw_pitch_accuracy"])
+            scores.add(system, "voicing_recall", cid, f0["voicing_recall"])
 
 
-def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]) -> list[ClipInfo]:
+def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool],
+               tuning_cents: dict[str, float] | None = None) -> list[ClipInfo]:
     infos = []
     for i, ref in enumerate(refs):
         mask = batch["note_mask"][i]
@@ -94,12 +210,23 @@ def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]
             id=f"{ref.recording}@{ref.start}", polyphonic=bool(polyphonic[ref.recording]), frames=ref.frames,
             pitch=batch["pitch"][i][mask].numpy(), onset_frame=on, offset_frame=batch["offset_frame"][i][mask].numpy(),
             # a note cut by the clip start sits at frame 0 but did not start there (its onset is not heard)
-            starts_in_clip=(on > 0) | (ref.start == 0)))
+            starts_in_clip=(on > 0) | (ref.start == 0),
+            tuning_cents=float((tuning_cents or {}).get(ref.recording, 0.0))))
     return infos
 
 
+def add_timing(scores: Scores, system: str, clip: str, onset_errors: np.ndarray, duration_errors: np.ndarray,
+               frame_seconds: float) -> None:
+    """A timing system's errors (frames) on one clip, kept as per-clip sums in ms over its notes."""
+    n = len(onset_errors)
+    if n:
+        ms = frame_seconds * 1000.0
+        scores.add(system, "onset_error_ms", clip, float(np.abs(onset_errors).sum() * ms), weight=n)
+        scores.add(system, "duration_error_ms", clip, float(np.abs(duration_errors).sum() * ms), weight=n)
+
+
 def timing_table(errors: dict[str, dict[str, list[np.ndarray]]], frame_seconds: float) -> dict[str, dict[str, float]]:
-    """Mean absolute onset/duration error in ms (and frames) of each timing system."""
+    """Mean absolute onset/duration error in ms (and frames, medians) of each timing system."""
     out = {}
     for system, parts in errors.items():
         onset = np.concatenate(parts["onset"]) if parts["onset"] else np.array([])
@@ -109,23 +236,27 @@ def timing_table(errors: dict[str, dict[str, list[np.ndarray]]], frame_seconds: 
             "duration_error_ms": float(duration.mean() * frame_seconds * 1000) if len(duration) else float("nan"),
             "onset_error_frames": float(onset.mean()) if len(onset) else float("nan"),
             "median_onset_error_ms": float(np.median(onset) * frame_seconds * 1000) if len(onset) else float("nan"),
-            "notes": int(len(onset)),
+            "notes": len(onset),
         }
     return out
 
 
-def run_systems(systems: dict[str, Callable], batches, scores: Scores, heavy_clips: int,
+def run_systems(systems: dict[str, Callable], batches, scores: Scores, scorer: ClipScorer,
                 keep: Callable[[str, ClipInfo, ClipOutput], None] | None = None, progress=None) -> int:
     """Run every system on every batch of ``batches`` ((batch, infos) pairs) and score its clips."""
     seen = 0
+    hop = scorer.mel_config.hop_length
     for batch, infos in batches:
         reference = batch["audio"].numpy()
         for name, system in systems.items():
             outputs = system(batch)
+            if len(outputs) != len(infos):
+                raise PipelineError(f"system {name!r} returned {len(outputs)} outputs for {len(infos)} clips",
+                                    "evaluate")
             for j, (out, clip) in enumerate(zip(outputs, infos)):
-                ref_audio = reference[j, : clip.frames * 256]
+                ref_audio = reference[j, : clip.frames * hop]
                 ref_mel = batch["mel"][j, :, : clip.frames].numpy()
-                score_clip(scores, name, out, clip, ref_audio, ref_mel, heavy=seen + j < heavy_clips)
+                scorer(scores, name, out, clip, ref_audio, ref_mel)
                 if keep is not None:
                     keep(name, clip, out)
             if progress is not None:

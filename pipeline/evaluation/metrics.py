@@ -4,16 +4,12 @@
   prediction or on the mel of a waveform (the project's one recipe, pipeline.mel);
 * :func:`multi_resolution_stft_distance`: spectral convergence + log-magnitude L1 at three
   resolutions (the Parallel WaveGAN / HiFi-GAN family's multi-resolution STFT distance);
-* :func:`pitch_accuracy`: f0 by probabilistic YIN (librosa.pyin; torchcrepe and PESTO both need
-  torchaudio, which cannot be installed beside this torch), share of frames within 50 cents of a
-  sounding score pitch;
-* :func:`onset_f1`: onsets detected with librosa's spectral-flux detector, scored with mir_eval;
+* note, multi-pitch and f0 metrics of transcribed audio live in :mod:`pipeline.evaluation.transcription`
+  and :mod:`pipeline.evaluation.pitch`;
 * :func:`timing_errors`: onset and duration errors of a timing prediction.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,85 +57,6 @@ def multi_resolution_stft_distance(audio: np.ndarray, reference: np.ndarray,
         log_distance = np.mean(np.abs(np.log(np.maximum(sx, 1e-7)) - np.log(np.maximum(sy, 1e-7))))
         total += convergence + log_distance
     return float(total / len(resolutions))
-
-
-def f0_track(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, hop_length: int = HOP, fmin: float = 65.0,
-             fmax: float = 2100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times_s, f0_hz with NaN where unvoiced, voiced bool), one value per ``hop_length`` samples.
-
-    pYIN frames are centred: frame ``k`` describes the audio around ``k * hop_length`` samples.
-    """
-    import librosa
-
-    f0, voiced, _ = librosa.pyin(np.asarray(audio, np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
-                                 frame_length=1024, hop_length=hop_length, center=True)
-    times = np.arange(len(f0)) * hop_length / sample_rate
-    return times, np.where(voiced, f0, np.nan), voiced.astype(bool)
-
-
-@dataclass
-class PitchAccuracy:
-    accuracy: float  # share of score-sounding frames that are voiced and within tolerance of a sounding pitch
-    voiced: float  # share of score-sounding frames that are voiced at all
-    frames: int  # score-sounding frames considered
-
-
-def pitch_accuracy(audio: np.ndarray, notes_pitch: np.ndarray, notes_onset_s: np.ndarray, notes_offset_s: np.ndarray,
-                   sample_rate: int = SAMPLE_RATE, tolerance_cents: float = 50.0, hop_length: int = HOP,
-                   tuning_cents: float = 0.0) -> PitchAccuracy:
-    """How often the audio's f0 matches a score pitch sounding at that time (monophonic material).
-
-    Frames where no score note sounds are ignored; ``tuning_cents`` shifts the score (e.g. -100 for
-    baroque pitch). Octave errors count as wrong.
-    """
-    times, f0, voiced = f0_track(audio, sample_rate, hop_length)
-    pitch = np.asarray(notes_pitch, np.float64) + tuning_cents / 100.0
-    onset, offset = np.asarray(notes_onset_s, np.float64), np.asarray(notes_offset_s, np.float64)
-    sounding = (times[:, None] >= onset[None, :]) & (times[:, None] < offset[None, :])  # (frames, notes)
-    considered = sounding.any(axis=1)
-    if not considered.any():
-        return PitchAccuracy(float("nan"), float("nan"), 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        midi = 69.0 + 12.0 * np.log2(f0 / 440.0)  # NaN where unvoiced
-    cents = np.abs(midi[:, None] - pitch[None, :]) * 100.0
-    match = (sounding & (cents <= tolerance_cents)).any(axis=1) & voiced
-    return PitchAccuracy(float(match[considered].mean()), float(voiced[considered].mean()), int(considered.sum()))
-
-
-@dataclass
-class OnsetScore:
-    f1: float
-    precision: float
-    recall: float
-    detected: np.ndarray  # onset times in seconds
-
-
-def detect_onsets(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, hop_length: int = 128) -> np.ndarray:
-    """Onset times (s): librosa's spectral-flux onset strength and peak picking, at ``hop_length``."""
-    import librosa
-
-    audio = np.asarray(audio, np.float32)
-    if not np.any(audio):
-        return np.zeros(0)
-    strength = librosa.onset.onset_strength(y=audio, sr=sample_rate, hop_length=hop_length)
-    frames = librosa.onset.onset_detect(onset_envelope=strength, sr=sample_rate, hop_length=hop_length,
-                                        backtrack=False, units="frames")
-    return librosa.frames_to_time(frames, sr=sample_rate, hop_length=hop_length)
-
-
-def onset_f1(audio: np.ndarray, reference_onsets_s: np.ndarray, sample_rate: int = SAMPLE_RATE,
-             window_s: float = 0.05) -> OnsetScore:
-    """Note-onset F-measure (mir_eval) of onsets detected in ``audio`` against the reference."""
-    import mir_eval
-
-    reference = np.unique(np.asarray(reference_onsets_s, np.float64))
-    detected = detect_onsets(audio, sample_rate)
-    if len(reference) == 0:
-        return OnsetScore(float("nan"), float("nan"), float("nan"), detected)
-    if len(detected) == 0:
-        return OnsetScore(0.0, 0.0, 0.0, detected)
-    f1, precision, recall = mir_eval.onset.f_measure(reference, detected, window=window_s)
-    return OnsetScore(float(f1), float(precision), float(recall), detected)
 
 
 def timing_errors(predicted_onset_frames: np.ndarray, true_onset_frames: np.ndarray,

@@ -10,6 +10,8 @@ clip, the waveform it makes and, where it has one, its own log-mel prediction:
 * ``PerformanceNet``: piano roll -> log1p power spectrogram (its own mel: the project's mel of that
   spectrogram) -> Griffin-Lim;
 * ``Vocoder reconstruction``: the recording's mel -> HiFi-GAN (the vocoder's ceiling);
+* ``Griffin-Lim reconstruction``: the recording's mel -> Griffin-Lim (no training: the floor any
+  vocoder must beat);
 * ``Recording``: the recording itself (the ceiling of every audio metric).
 
 Loading is strict: a system whose model is missing raises a PipelineError naming it, so the table
@@ -25,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import PipelineError
 from pipeline.config import MelConfig
+from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import Generator
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.spectrogram import griffin_lim, log_mel_of_power
+from pipeline.spectrogram import griffin_lim, griffin_lim_from_mel, log_mel_of_power
 from pipeline.training.synthesis_task import synthesis_inputs
 
 
@@ -124,7 +126,18 @@ def vocoder_reconstruction(vocoder: Generator) -> System:
     return run
 
 
-def recording(hop_length: int = 256) -> System:
+def griffin_lim_reconstruction(mel_config: MelConfig, iterations: int = 32) -> System:
+    """The recording's own log-mel back to audio by Griffin-Lim: the vocoder's floor."""
+
+    def run(batch: Batch) -> list[ClipOutput]:
+        mel = batch["mel"].numpy()
+        return [ClipOutput(griffin_lim_from_mel(mel[i, :, :n], mel_config, iterations))
+                for i, n in enumerate(_frames(batch))]
+
+    return run
+
+
+def recording(hop_length: int) -> System:
     def run(batch: Batch) -> list[ClipOutput]:
         audio = batch["audio"].numpy()
         return [ClipOutput(audio[i, : n * hop_length].copy()) for i, n in enumerate(_frames(batch))]
