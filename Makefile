@@ -1,4 +1,5 @@
-# `make`      : set up everything, then run the main job (dvc repro on the built-in corpus)
+# `make`      : set up everything, then run the main job (the DVC pipeline on the built-in corpus, as a
+#               Prefect flow: independent stages side by side, each with a fixed thread count)
 # `make test` : set up everything, then run the test suite
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export MPLBACKEND := Agg
@@ -10,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 repro: setup
-	dvc repro
+	performer flow run
 	dvc metrics show
 
 test: setup

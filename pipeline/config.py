@@ -189,6 +189,7 @@ class TrainHifiganConfig:
     feature_matching_weight: float = 2.0
     mel_weight: float = 45.0
     discriminator_start: int = 0  # steps of mel-loss-only generator warm-up before the GAN starts
+    dc_weight: float = 0.0  # weight of the output's DC error (pipeline.models.hifigan.dc_offset_loss); 0: the paper's recipe
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -292,17 +292,29 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
 
 
 @torch.inference_mode()
-def vocode(vocoder: Generator, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32) -> np.ndarray:
-    """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context."""
+def vocode(vocoder: Generator, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32,
+           source: np.ndarray | None = None) -> np.ndarray:
+    """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context.
+
+    ``source``: the excitation ``(frames * hop,)`` of a source-filter vocoder (``vocoder.make_source``);
+    required by such a vocoder, ignored by the plain one."""
     device = next(vocoder.parameters()).device
     hop = vocoder.hop_length
     n_frames = mel.shape[1]
+    if getattr(vocoder, "excitation", False) and source is None:
+        raise PipelineError("this vocoder needs the notes' excitation (vocoder.make_source)")
     mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)).to(device)
+    source_t = None
+    if getattr(vocoder, "excitation", False):
+        source_t = torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32)).to(device)
+        if source_t.shape[0] != n_frames * hop:
+            raise PipelineError(f"excitation has {source_t.shape[0]} samples, expected {n_frames * hop}")
     out = np.zeros(n_frames * hop, np.float32)
     for start in range(0, n_frames, chunk_frames):
         stop = min(n_frames, start + chunk_frames)
         lo, hi = max(0, start - context), min(n_frames, stop + context)
-        audio = vocoder(mel_t[None, :, lo:hi])[0, 0].float().cpu().numpy()
+        chunk_source = None if source_t is None else source_t[None, lo * hop:hi * hop]
+        audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
         out[start * hop: stop * hop] = audio[(start - lo) * hop: (stop - lo) * hop]
     return out
 
@@ -344,7 +356,8 @@ def render_score(models: PerformerModels, notes: NoteTable, performer: str, temp
     spec = synthesize_mel(models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames)
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
-    audio = vocode(models.vocoder, spec)
+    source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)
+    audio = vocode(models.vocoder, spec, source=source)
     peak = float(np.abs(audio).max())
     if peak > 0.99:  # keep the dynamics; only avoid clipping
         audio *= 0.99 / peak

@@ -63,14 +63,15 @@ def slug(name: str) -> str:
 def build_systems(params: Params) -> dict:
     """Ordered systems: name -> callable(batch) -> [ClipOutput]. Fails naming a system without a model."""
     vocoder = sys_.load_vocoder(MODELS)
-    systems = {"Deep Performer": sys_.synthesis_system(MODELS, "synthesis", vocoder, "Deep Performer")}
+    rate = params.mel.sample_rate
+    systems = {"Deep Performer": sys_.synthesis_system(MODELS, "synthesis", vocoder, "Deep Performer", rate)}
     for name in params.train_synthesis.ablations:
         title = ABLATION_TITLES.get(name, name)
-        systems[title] = sys_.synthesis_system(MODELS, f"synthesis_{name}", vocoder, title)
+        systems[title] = sys_.synthesis_system(MODELS, f"synthesis_{name}", vocoder, title, rate)
     systems["HiFi-GAN baseline"] = sys_.pianoroll_hifigan_system(MODELS)
     systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.train_performancenet.griffin_lim_iterations,
                                                            params.mel)
-    systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder)
+    systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder, rate)
     systems[FLOOR] = sys_.griffin_lim_reconstruction(params.mel, params.train_performancenet.griffin_lim_iterations)
     systems[CEILING] = sys_.recording(params.mel.hop_length)
     return systems
@@ -148,7 +149,8 @@ def run(params: Params) -> None:
 
     pieces = sorted({str(p) for p in index.set_index("id").loc[test_ids, "piece"]})
     described = f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
-    write_outputs(table, diffs, timing, len(order), split, config.confidence)
+    materials = by_material(scores, names, polyphonic)
+    write_outputs(table, diffs, timing, len(order), split, config.confidence, materials)
     write_report(REPORT, display_table(table), report_clips(clips, order[: config.report_clips], kept, polyphonic,
                                                             params.mel),
                  title="deep-performer: test clips (unseen pieces)",
@@ -181,8 +183,27 @@ def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: 
     return out
 
 
+MATERIAL_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
+
+
+def by_material(scores: Scores, systems: list[str], polyphonic: dict[str, bool]) -> dict[str, dict[str, float]]:
+    """Mean of the note metrics over monophonic and over polyphonic clips (their ceilings differ)."""
+    out = {}
+    for system in systems:
+        row = {}
+        for metric in MATERIAL_METRICS:
+            values = scores.values[system][metric]
+            for name, poly in (("monophonic", False), ("polyphonic", True)):
+                part = [v for clip, v in values.items() if polyphonic[clip.rsplit("@", 1)[0]] == poly]
+                if part:
+                    row[f"{metric}_{name}"] = float(np.mean(part))
+        if row:
+            out[system] = row
+    return out
+
+
 def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: int, split: Split,
-                  confidence: float) -> None:
+                  confidence: float, materials: dict[str, dict[str, float]]) -> None:
     metrics: dict = {}
     for system in table.mean.index:
         row = {}
@@ -198,6 +219,7 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
         metrics["differences"][f"{slug(d.system)}_vs_{slug(d.baseline)}"][d.metric] = {
             "difference": _round(d.difference.mean), "low": _round(d.difference.low),
             "high": _round(d.difference.high), "significant": d.significant}
+    metrics["by_material"] = {slug(s): {k: _round(v) for k, v in row.items()} for s, row in materials.items()}
     metrics["clips"] = n_clips
     metrics["test_recordings"] = len(split.test)
     metrics["confidence"] = confidence
@@ -208,7 +230,8 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
             flat[c], flat[f"{c}_low"], flat[f"{c}_high"] = table.mean[c], table.low[c], table.high[c]
         flat.rename_axis("system").to_csv(tmp, float_format="%.4f")
     with atomic_path(Path("metrics/table2.md")) as tmp:
-        Path(tmp).write_text(markdown_table(table) + "\n" + markdown_differences(diffs, confidence))
+        Path(tmp).write_text(markdown_table(table) + "\n" + markdown_materials(materials) + "\n"
+                             + markdown_differences(diffs, confidence))
     rows = [{"system": s, "mel_mse": v} for s, v in table.mean["audio_mel_mse"].items() if not np.isnan(v)]
     with atomic_path(Path("plots/evaluate_audio_mel_mse.csv")) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -241,6 +264,15 @@ def markdown_table(table: Table) -> str:
     lines = ["| system | " + " | ".join(COLUMNS) + " |", "| --- |" + " --- |" * len(COLUMNS)]
     for system, row in shown.iterrows():
         lines.append(f"| {system} | " + " | ".join(row[c] for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
+    keys = [f"{m}_{k}" for m in MATERIAL_METRICS for k in ("monophonic", "polyphonic")]
+    lines = ["Note metrics by material (means over monophonic / polyphonic clips):", "",
+             "| system | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
+    for system, row in materials.items():
+        lines.append(f"| {system} | " + " | ".join(_fmt(row[k]) if k in row else "–" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 

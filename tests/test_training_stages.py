@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import TrainConfig, TransformerOptimizerConfig
-from pipeline.datasets.clips import ClipDataset, collate_clips, split_recordings
+from pipeline.config import SplitConfig, TrainConfig, TransformerOptimizerConfig
+from pipeline.datasets.clips import ClipDataset, collate_clips
+from pipeline.datasets.split import split_corpus
 from pipeline.features import save_features
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.synthesis import SynthesisModel
@@ -44,12 +45,12 @@ def features(tmp_path_factory):
     return root
 
 
-def test_split_is_by_recording_and_deterministic(features):
-    index = pd.read_csv(features / "index.csv")
-    train, val = split_recordings(index, 0.2, seed=0)
-    assert len(val) == 1 and not set(train) & set(val) and split_recordings(index, 0.2, seed=0) == (train, val)
-    val_clips = ClipDataset(features, val)
-    assert {ref.recording for ref in val_clips.refs} == set(val)
+def test_split_clips_come_only_from_their_part(features):
+    index = pd.read_csv(features / "index.csv", dtype={"id": str})
+    split = split_corpus(index, SplitConfig(test_share=0.34, validation_share=0.0, seed=0))
+    assert split.test and not set(split.train) & set(split.test)
+    test_clips = ClipDataset(features, split.test)
+    assert {ref.recording for ref in test_clips.refs} == set(split.test)
 
 
 def test_clip_batches_have_masks_and_clip_relative_frames(features):

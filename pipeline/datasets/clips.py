@@ -98,6 +98,7 @@ class ClipDataset(Dataset):
         self.cache = cache
         self.hop_length = hop_length
         self._audio_paths: dict[str, Path] = {}
+        self._tuning: dict[str, float] = {}
         if audio_dir is not None:
             from pipeline.datasets.layout import read_manifest
 
@@ -106,6 +107,7 @@ class ClipDataset(Dataset):
             if missing:
                 raise PipelineError(f"no audio for recordings {missing[:3]}", Path(audio_dir) / "manifest.csv")
             self._audio_paths = {r: manifest[r] for r in self.recordings}
+            self._tuning = {r.id: float(r.tuning_cents) for r in read_manifest(audio_dir)}
         self._audio: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -130,6 +132,7 @@ class ClipDataset(Dataset):
             piece = audio[first:first + n]
             segment[: len(piece)] = piece
             clip["audio"] = segment
+            clip["tuning_cents"] = np.float32(self._tuning.get(ref.recording, 0.0))
         return clip
 
     def audio(self, recording: str) -> np.ndarray:
@@ -152,7 +155,8 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
     """Pad notes and frames to the longest in the batch; masks are True where data is real.
 
     Shapes: note arrays (B, N), ``note_mask`` (B, N), ``mel`` (B, n_mels, T), ``frame_mask`` (B, T),
-    ``performer`` (B,), ``tempo_qpm`` (B,); ``audio`` (B, T * hop) when the clips carry audio.
+    ``performer`` (B,), ``tempo_qpm`` (B,); ``audio`` (B, T * hop) and ``tuning_cents`` (B,) when the
+    clips carry audio.
     """
     batch = len(items)
     n_notes = max(1, max(len(it["pitch"]) for it in items))
@@ -175,6 +179,8 @@ def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]
         out["frame_mask"][b, : it["mel"].shape[1]] = True
     out["performer"] = torch.as_tensor([int(it["performer_id"]) for it in items], dtype=torch.long)
     out["tempo_qpm"] = torch.as_tensor([float(it.get("tempo_qpm", 100.0)) for it in items], dtype=torch.float32)
+    if "tuning_cents" in items[0]:
+        out["tuning_cents"] = torch.as_tensor([float(it["tuning_cents"]) for it in items], dtype=torch.float32)
     if "audio" in items[0]:
         samples = max(len(it["audio"]) for it in items)
         out["audio"] = torch.zeros(batch, samples)

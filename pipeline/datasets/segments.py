@@ -7,6 +7,7 @@ through the one recipe in :mod:`pipeline.mel`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,14 @@ class AudioSegments(Dataset):
     """
 
     def __init__(self, audio_dir: str | Path, recordings: list[str], segment_samples: int = SEGMENT_SAMPLES,
-                 hop: int | None = None) -> None:
+                 hop: int | None = None, excitation: Callable[[str, int], np.ndarray] | None = None) -> None:
+        """``excitation(recording, samples)``: the source-filter vocoder's excitation of a whole
+        recording (``samples`` long); segments then also carry the matching ``source``."""
         root = Path(audio_dir)
         manifest = {r.id: r for r in read_manifest(root)}
         self.segment = segment_samples
         self.audio = [load_audio(root / manifest[rec].audio)[0] for rec in recordings]
+        self.sources = None if excitation is None else [excitation(rec, len(a)) for rec, a in zip(recordings, self.audio)]
         hop = hop or segment_samples
         self.refs = [(i, start) for i, a in enumerate(self.audio)
                      for start in range(0, max(1, len(a) - segment_samples + 1), hop)]
@@ -40,12 +44,16 @@ class AudioSegments(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         which, start = self.refs[index]
-        piece = self.audio[which][start:start + self.segment]
-        if len(piece) < self.segment:
-            piece = np.pad(piece, (0, self.segment - len(piece)))
-        return {"audio": piece}
+        item = {"audio": self._cut(self.audio[which], start)}
+        if self.sources is not None:
+            item["source"] = self._cut(self.sources[which], start)
+        return item
+
+    def _cut(self, signal: np.ndarray, start: int) -> np.ndarray:
+        piece = signal[start:start + self.segment]
+        return np.pad(piece, (0, self.segment - len(piece))) if len(piece) < self.segment else piece
 
 
 def collate_segments(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    """``audio``: (B, segment_samples) float32."""
-    return {"audio": torch.from_numpy(np.stack([it["audio"] for it in items]).astype(np.float32))}
+    """``audio`` (and ``source`` where the segments carry one): (B, segment_samples) float32."""
+    return {key: torch.from_numpy(np.stack([it[key] for it in items]).astype(np.float32)) for key in items[0]}

@@ -65,7 +65,15 @@ def load_vocoder(models: Path) -> Generator:
     return load_model(require_model(models / "hifigan" / "model.pt", "vocoder"), Generator).remove_weight_norm()
 
 
-def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str) -> System:
+def clip_source(vocoder: Generator, batch: Batch, i: int, frames: int, sample_rate: int) -> np.ndarray | None:
+    """The excitation of clip ``i`` of a batch from its (aligned) notes; None for a mel-only vocoder."""
+    mask = batch["note_mask"][i]
+    tuning = float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0
+    return vocoder.make_source(batch["pitch"][i][mask].numpy(), batch["onset_frame"][i][mask].numpy(),
+                               batch["offset_frame"][i][mask].numpy(), frames, sample_rate, tuning)
+
+
+def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str, sample_rate: int) -> System:
     """A synthesis model (``models/<folder>``) followed by the vocoder."""
     from pipeline.training.run import load_model
 
@@ -74,7 +82,8 @@ def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str) -
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = model(**synthesis_inputs(model, batch)).float().numpy()
-        return [ClipOutput(vocode(vocoder, mel[i, :, :n]), mel[i, :, :n]) for i, n in enumerate(_frames(batch))]
+        return [ClipOutput(vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)),
+                           mel[i, :, :n]) for i, n in enumerate(_frames(batch))]
 
     return run
 
@@ -117,11 +126,12 @@ def performancenet_system(models: Path, iterations: int = 32, mel_config: MelCon
     return run
 
 
-def vocoder_reconstruction(vocoder: Generator) -> System:
+def vocoder_reconstruction(vocoder: Generator, sample_rate: int) -> System:
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = batch["mel"].numpy()
-        return [ClipOutput(vocode(vocoder, mel[i, :, :n])) for i, n in enumerate(_frames(batch))]
+        return [ClipOutput(vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)))
+                for i, n in enumerate(_frames(batch))]
 
     return run
 

@@ -47,6 +47,7 @@ __all__ = [
     "generator_adversarial_loss",
     "feature_matching_loss",
     "mel_l1_loss",
+    "dc_offset_loss",
     "discriminators_loss",
     "generator_losses",
     "count_parameters",
@@ -158,7 +159,13 @@ class Generator(nn.Module):
         resblock_kernel_sizes: Sequence[int] = (3, 7, 11),
         resblock_dilation_sizes: Sequence[Sequence[int]] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
         leaky_slope: float = 0.1,
+        excitation: bool = False,
+        excitation_harmonics: int = 8,
+        excitation_amplitude: float = 0.1,
     ) -> None:
+        """``excitation``: the neural source-filter variant: ``forward(mel, source)`` also takes a
+        waveform-rate excitation (pipeline.models.excitation), downsampled by a strided convolution
+        to every upsampling stage's rate and added there (as NSF-HiFiGAN injects its source)."""
         super().__init__()
         upsample_rates = tuple(int(r) for r in upsample_rates)
         upsample_kernel_sizes = tuple(int(k) for k in upsample_kernel_sizes)
@@ -179,7 +186,11 @@ class Generator(nn.Module):
             resblock_kernel_sizes=list(resblock_kernel_sizes),
             resblock_dilation_sizes=[list(ds) for ds in resblock_dilation_sizes],
             leaky_slope=float(leaky_slope),
+            excitation=bool(excitation),
+            excitation_harmonics=int(excitation_harmonics),
+            excitation_amplitude=float(excitation_amplitude),
         )
+        self.excitation = bool(excitation)
         self.leaky_slope = leaky_slope
         self.hop_length = math.prod(upsample_rates)
 
@@ -196,6 +207,16 @@ class Generator(nn.Module):
                 MultiReceptiveField(channels, resblock_kernel_sizes, resblock_dilation_sizes, leaky_slope)
             )
         self.conv_post = nn.Conv1d(channels, 1, 7, padding=3)
+        self.source_convs = nn.ModuleList()
+        if self.excitation:
+            channels, rate_so_far = upsample_initial_channel, 1
+            for rate in upsample_rates:
+                channels //= 2
+                rate_so_far *= rate
+                down = self.hop_length // rate_so_far  # from the waveform rate to this stage's rate
+                self.source_convs.append(
+                    nn.Conv1d(1, channels, 2 * down, stride=down, padding=down // 2) if down > 1
+                    else nn.Conv1d(1, channels, 1))
 
         # Small N(0, 0.01) init of the upsampling and residual convolutions (as in HiFi-GAN),
         # applied before weight norm so that g = ||v|| starts from it.
@@ -206,22 +227,43 @@ class Generator(nn.Module):
             if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
                 weight_norm(module)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """``(B, in_channels, T)`` -> ``(B, 1, T * hop_length)``."""
+    def forward(self, mel: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, in_channels, T)`` [and, with ``excitation``, ``source`` ``(B, T * hop_length)`` or
+        ``(B, 1, T * hop_length)``] -> ``(B, 1, T * hop_length)``."""
+        if self.excitation:
+            if source is None:
+                raise ValueError("this vocoder was built with excitation=True: pass the source excitation")
+            source = _as_audio(source)
+            if source.shape[-1] != mel.shape[-1] * self.hop_length:
+                raise ValueError(f"source has {source.shape[-1]} samples, expected {mel.shape[-1] * self.hop_length}")
         x = self.conv_pre(mel)
-        for upsample, fusion in zip(self.upsamples, self.fusions):
+        for i, (upsample, fusion) in enumerate(zip(self.upsamples, self.fusions)):
             x = upsample(F.leaky_relu(x, self.leaky_slope))
+            if self.excitation:
+                x = x + self.source_convs[i](source.to(x.dtype))
             x = fusion(x)
         x = self.conv_post(F.leaky_relu(x, self.leaky_slope))
         return torch.tanh(x)
 
+    def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int,
+                    tuning_cents: float = 0.0):
+        """The excitation this vocoder was trained with, for notes sounding in ``frames`` mel frames
+        (a numpy array ``(frames * hop_length,)``); None for the plain (mel-only) vocoder."""
+        if not self.excitation:
+            return None
+        from pipeline.models.excitation import harmonic_excitation
+
+        return harmonic_excitation(pitch, onset_frame, offset_frame, frames, self.hop_length, sample_rate,
+                                   self._hparams["excitation_harmonics"], self._hparams["excitation_amplitude"],
+                                   tuning_cents)
+
     @torch.no_grad()
-    def infer(self, mel: torch.Tensor) -> torch.Tensor:
+    def infer(self, mel: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """Vocoder convenience: ``(B, 80, T)`` -> ``(B, T * hop_length)`` (or ``(80, T)`` ->
         ``(T * hop_length,)``) in ``[-1, 1]``, without gradients."""
         if mel.dim() == 2:
-            return self.forward(mel.unsqueeze(0))[0, 0]
-        return self.forward(mel).squeeze(1)
+            return self.forward(mel.unsqueeze(0), None if source is None else source.reshape(1, -1))[0, 0]
+        return self.forward(mel, source).squeeze(1)
 
     def remove_weight_norm(self) -> "Generator":
         """Fold every weight-norm parametrization into a plain ``weight`` parameter (for inference);
@@ -480,6 +522,12 @@ def discriminators_loss(
         logits, _ = d(both)
         total = total + discriminator_loss([x[:b] for x in logits], [x[b:] for x in logits])
     return total
+
+
+def dc_offset_loss(real_audio: torch.Tensor, fake_audio: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the two signals' means (their DC). The mel loss cannot see DC
+    (the lowest Slaney band has zero weight at 0 Hz), so without this a vocoder drifts to an offset."""
+    return (_as_audio(fake_audio).mean(dim=-1) - _as_audio(real_audio).mean(dim=-1)).abs().mean()
 
 
 def generator_losses(

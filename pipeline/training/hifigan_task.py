@@ -12,6 +12,7 @@ feed the score's rolls (the piano-roll baseline) and shares everything else.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from pipeline.config import MelConfig, TrainHifiganConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import (
     HifiganLossWeights,
+    dc_offset_loss,
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
     discriminators_loss,
@@ -48,28 +50,34 @@ class HifiganTask:
         return {"generator": (g, rule), "discriminator": (d, rule)}
 
     def generator_io(self, batch, training: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """(generator inputs, target audio (B, samples)) of a batch: here the log-mel of the audio."""
+        """(generator inputs, target audio (B, samples)) of a batch: here the log-mel of the audio
+        (and the notes' excitation for the source-filter vocoder)."""
         audio = batch["audio"]
         with torch.no_grad():
-            return (self.mel(audio),), audio  # mel (B, 80, samples // 256)
+            mel = self.mel(audio)  # (B, 80, samples // 256)
+        if getattr(self.generator, "excitation", False):
+            return (mel, batch["source"]), audio
+        return (mel,), audio
 
     def training_step(self, batch, step) -> dict[str, float]:
         inputs, audio = self.generator_io(batch, training=True)
         with step.autocast():
             fake = self.modules["generator"](*inputs)  # (B, 1, samples)
         fake = fake.float()
+        dc = dc_offset_loss(audio, fake)
+        dc_weight = getattr(self.config, "dc_weight", 0.0)
         if step.trainer.step < self.config.discriminator_start:
             loss = mel_l1_loss(audio, fake, self.mel)
-            step.optimize("generator", self.weights.mel * loss)
-            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item()}
+            step.optimize("generator", self.weights.mel * loss + dc_weight * dc)
+            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item(), "dc": dc.item()}
         with step.autocast():
             d_loss = discriminators_loss([self.modules["mpd"], self.modules["msd"]], audio, fake)
         step.optimize("discriminator", d_loss)
         # the generator step goes through the plain (unwrapped) discriminators: they are not updated here
         with step.autocast():
             losses = generator_losses([self.mpd, self.msd], audio, fake, self.mel, self.weights)
-        step.optimize("generator", losses["total"])
-        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "adversarial": losses["adversarial"].item(),
+        step.optimize("generator", losses["total"] + dc_weight * dc)
+        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "dc": dc.item(), "adversarial": losses["adversarial"].item(),
                 "feature_matching": losses["feature_matching"].item(), "discriminator": d_loss.item()}
 
     def validation_step(self, batch) -> dict[str, float]:
@@ -87,3 +95,24 @@ class HifiganTask:
     def export_model(self) -> torch.nn.Module:
         """The inference generator: a copy with weight norm folded into the weights."""
         return copy.deepcopy(self.generator).eval().remove_weight_norm()
+
+
+def recording_excitation(features_dir: Path, audio_dir: Path, generator, sample_rate: int):
+    """``excitation(recording, samples)`` for :class:`pipeline.datasets.segments.AudioSegments`: the
+    generator's excitation from the recording's aligned notes (the mel stage's features, tuning from
+    the manifest), zero-padded to the audio's length."""
+    from pipeline.datasets.layout import read_manifest
+    from pipeline.features import load_features
+
+    tuning = {r.id: float(r.tuning_cents) for r in read_manifest(audio_dir)}
+
+    def excitation(recording: str, samples: int):
+        import numpy as np
+
+        data = load_features(Path(features_dir) / f"{recording}.npz")
+        frames = min(data["mel"].shape[1], samples // generator.hop_length)
+        source = generator.make_source(data["pitch"], data["onset_frame"], data["offset_frame"], frames, sample_rate,
+                                       tuning.get(recording, 0.0))
+        return np.pad(source, (0, samples - len(source)))
+
+    return excitation
