@@ -24,7 +24,7 @@ from pipeline.config import load_params
 from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import read_split
 from pipeline.evaluation import systems as sys_
-from pipeline.evaluation.evaluate import ClipScorer, Scores, clip_infos, run_systems
+from pipeline.evaluation.evaluate import ClipScorer, Scores, clip_infos, run_systems, settle_latency
 from pipeline.evaluation.transcription import Transcriber
 from pipeline.models.hifigan import Generator
 from pipeline.training.run import load_model
@@ -53,7 +53,9 @@ def main() -> None:
     systems["Griffin-Lim"] = sys_.griffin_lim_reconstruction(params.mel,
                                                              params.train_performancenet.griffin_lim_iterations)
     systems["Recording"] = sys_.recording(params.mel.hop_length)
-    scorer = ClipScorer(params.mel, Transcriber(**asdict(params.evaluate.transcription)))
+    transcription = asdict(params.evaluate.transcription)
+    latencies = tuple(transcription.pop("latencies"))
+    scorer = ClipScorer(params.mel, Transcriber(**transcription), latencies)
     scores, levels, seconds = Scores(), {s: [] for s in systems}, {s: 0.0 for s in systems}
 
     def timed(name, system):
@@ -76,6 +78,7 @@ def main() -> None:
             yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
 
     run_systems({n: timed(n, s) for n, s in systems.items()}, batches(), scores, scorer)
+    settle_latency(scores, list(systems), latencies)
     print(f"{len(order)} test clips; vocoders reconstruct the recording's own mel")
     print("| variant | " + " | ".join(SHOWN) + " | level dB | max abs DC | CPU s per clip |")
     print("| --- |" + " --- |" * (len(SHOWN) + 3))

@@ -228,7 +228,9 @@ class TranscriptionConfig:
     min_note_seconds: float = 0.058  # shorter notes are dropped
     melodia_trick: bool = True  # notes without an onset peak, from the leftover frame energy
     infer_onsets: bool = False
-    latency_seconds: float = 0.05  # the network's lag behind a bowed note-on, subtracted
+    # the network's lag behind the sound, subtracted from its notes: each system is scored at the one of
+    # these that fits its notes best (a hard attack lags ~0 ms, a bowed one 22-51 ms)
+    latencies: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
     reonset_threshold: float | None = 0.8  # stricter onset on a key already sounding (vibrato, bow swells)
     threads: int = 1  # onnxruntime intra-op threads (1: deterministic, and the stage runs beside others)
 

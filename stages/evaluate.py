@@ -32,6 +32,7 @@ from pipeline.evaluation.evaluate import (
     clip_infos,
     compare,
     run_systems,
+    settle_latency,
     summarise,
     timing_table,
 )
@@ -99,7 +100,9 @@ def run(params: Params) -> None:
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
-    scorer = ClipScorer(params.mel, Transcriber(**asdict(params.evaluate.transcription)))
+    transcription = asdict(params.evaluate.transcription)
+    latencies = tuple(transcription.pop("latencies"))
+    scorer = ClipScorer(params.mel, Transcriber(**transcription), latencies)
 
     # ---- synthesis systems, on the same clips
     scores = Scores()
@@ -119,6 +122,8 @@ def run(params: Params) -> None:
     n_batches = -(-len(order) // config.batch_size)
     with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:
         run_systems(systems, batches(), scores, scorer, keep, bar)
+
+    latency = settle_latency(scores, list(systems), latencies)
 
     # ---- timing: the alignment model vs constant tempo, on the test clips' notes
     alignment = load_model(sys_.require_model(MODELS / "alignment" / "model.pt", "alignment model"), AlignmentModel)
@@ -150,7 +155,7 @@ def run(params: Params) -> None:
     pieces = sorted({str(p) for p in index.set_index("id").loc[test_ids, "piece"]})
     described = f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
     materials = by_material(scores, names, polyphonic)
-    write_outputs(table, diffs, timing, len(order), split, config.confidence, materials)
+    write_outputs(table, diffs, timing, len(order), split, config.confidence, materials, latency)
     write_report(REPORT, display_table(table), report_clips(clips, order[: config.report_clips], kept, polyphonic,
                                                             params.mel),
                  title="deep-performer: test clips (unseen pieces)",
@@ -203,7 +208,7 @@ def by_material(scores: Scores, systems: list[str], polyphonic: dict[str, bool])
 
 
 def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: int, split: Split,
-                  confidence: float, materials: dict[str, dict[str, float]]) -> None:
+                  confidence: float, materials: dict[str, dict[str, float]], latency: dict[str, float]) -> None:
     metrics: dict = {}
     for system in table.mean.index:
         row = {}
@@ -212,6 +217,8 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
             row[c] = _round(cell.mean)
             if cell.n:
                 row[f"{c}_low"], row[f"{c}_high"] = _round(cell.low), _round(cell.high)
+        if system in latency:  # the transcriber latency this system's notes were scored at
+            row["transcriber_latency_ms"] = round(latency[system] * 1000)
         metrics[slug(system)] = row
     metrics["differences"] = {
         f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}

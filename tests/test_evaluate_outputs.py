@@ -56,3 +56,18 @@ def test_table_cells_and_paired_differences_come_from_per_clip_values():
     (diff,) = compare(scores, [("A", "B")], resamples=300, confidence=0.95, seed=0)
     assert diff.metric == "note_onset_f1" and diff.difference.mean == pytest.approx(0.05)
     assert diff.significant and diff.better is True
+
+
+def test_each_system_is_scored_at_the_transcriber_latency_that_fits_it():
+    from pipeline.evaluation.evaluate import settle_latency
+
+    scores = Scores()
+    for i in range(5):  # system A's notes fit at 30 ms, B's at 0 ms
+        for lat, a, b in ((0.0, 0.2, 0.9), (0.03, 0.8, 0.5), (0.05, 0.6, 0.1)):
+            for metric in ("note_onset_f1", "note_f1", "multipitch_accuracy"):
+                scores.add("A", f"{metric}@{lat:g}", f"c{i}", a)
+                scores.add("B", f"{metric}@{lat:g}", f"c{i}", b)
+    chosen = settle_latency(scores, ["A", "B"], (0.0, 0.03, 0.05))
+    assert chosen == {"A": 0.03, "B": 0.0}
+    assert scores.values["A"]["note_onset_f1"]["c0"] == 0.8 and scores.values["B"]["multipitch_accuracy"]["c4"] == 0.9
+    assert not [k for k in scores.values["A"] if "@" in k]
