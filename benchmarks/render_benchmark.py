@@ -86,16 +86,20 @@ def bench(name: str, models: PerformerModels, seconds: float, repeats: int) -> d
     t_timing, (on, off) = timed(lambda: predict_timing(models.alignment, notes, pid, notes.tempo_qpm), repeats)
     n_frames = result.mel.shape[1]
     t_mel, mel = timed(lambda: synthesize_mel(models.synthesis, notes, on, off, pid, n_frames), repeats)
-    t_vocoder, _ = timed(lambda: vocode(models.vocoder, mel), repeats)
+    source = models.vocoder.make_source(notes.pitch, on, off, n_frames, result.sample_rate)  # None: mel-only vocoder
+    t_vocoder, _ = timed(lambda: vocode(models.vocoder, mel, source=source), repeats)
+    level = {"rms": round(float(np.sqrt(np.mean(np.square(result.audio, dtype=np.float64)))), 4),
+             "dc": round(float(np.mean(result.audio)), 5)}
     audio_s = result.seconds
     seams = seam_flux(models, notes, on, off, pid, n_frames)
     row = {"models": name, "notes": len(notes), "audio_s": round(audio_s, 2),
            "render_s": round(t_render, 3), "render_rtf": round(t_render / audio_s, 4),
            "timing_s": round(t_timing, 3), "mel_s": round(t_mel, 3),
-           "vocoder_s": round(t_vocoder, 3), "vocoder_rtf": round(t_vocoder / audio_s, 4), **seams}
+           "vocoder_s": round(t_vocoder, 3), "vocoder_rtf": round(t_vocoder / audio_s, 4), **level, **seams}
     print(f"{name:10s} {len(notes):5d} notes {audio_s:6.1f} s audio | render {t_render:6.2f} s (RTF {row['render_rtf']:.3f}) "
           f"= timing {t_timing:.2f} + mel {t_mel:.2f} + vocoder {t_vocoder:.2f} s (vocoder alone RTF {row['vocoder_rtf']:.3f}); "
-          f"seam flux ratio butted {seams['seam_flux_ratio_overlap0']:.2f}, cross-faded {seams['seam_flux_ratio_overlap64']:.2f}",
+          f"seam flux ratio butted {seams['seam_flux_ratio_overlap0']:.2f}, cross-faded {seams['seam_flux_ratio_overlap64']:.2f}; "
+          f"output RMS {level['rms']:.4f}, DC {level['dc']:+.5f}",
           flush=True)
     return row
 
