@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from pipeline.config import MelConfig, Params
 from pipeline.datasets.clips import ClipDataset, collate_clips
-from pipeline.datasets.layout import read_manifest
 from pipeline.datasets.split import Split, read_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation import systems as sys_
@@ -95,7 +94,6 @@ def run(params: Params) -> None:
     if not test_ids:
         raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", FEATURES)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
-    tuning = {r.id: float(r.tuning_cents) for r in read_manifest(AUDIO)}
     clips = ClipDataset(FEATURES, test_ids, audio_dir=AUDIO, hop_length=params.mel.hop_length)
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
@@ -117,7 +115,7 @@ def run(params: Params) -> None:
         for i in range(0, len(order), config.batch_size):
             chunk = order[i:i + config.batch_size]
             batch = collate_clips([clips[j] for j in chunk])
-            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic, tuning)
+            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
 
     n_batches = -(-len(order) // config.batch_size)
     with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:

@@ -44,8 +44,8 @@ def test_a_chord_is_the_sum_of_its_notes():
 
 
 def test_no_partial_passes_nyquist_and_bad_notes_are_one_line_errors():
-    high = harmonic_excitation([120], [0], [40], 40, HOP, SR)  # 8.4 kHz: only its fundamental would pass 8 kHz
-    assert np.abs(high).max() == 0  # its fundamental is above Nyquist: nothing is written
+    high = harmonic_excitation([120], [0], [40], 40, HOP, SR)  # 8.4 kHz: even the fundamental is above Nyquist
+    assert np.abs(high).max() == 0  # so nothing is written (no aliased partial)
     with pytest.raises(PipelineError, match="0-127"):
         harmonic_excitation([130], [0], [4], 4, HOP, SR)
     with pytest.raises(PipelineError, match="pitches"):

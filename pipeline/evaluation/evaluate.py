@@ -35,7 +35,9 @@ from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluation import metrics as m
 from pipeline.evaluation.bootstrap import Interval, bootstrap_mean, cell_rng, paired_difference
+from pipeline.evaluation.pitch import f0_metrics
 from pipeline.evaluation.systems import ClipOutput
+from pipeline.evaluation.transcription import decode_notes, multipitch_accuracy, note_metrics
 
 COLUMNS = ["mel_mse", "audio_mel_mse", "mr_stft", "note_onset_f1", "note_f1", "multipitch_accuracy",
            "raw_pitch_accuracy", "voicing_recall", "onset_error_ms", "duration_error_ms"]
@@ -184,8 +186,6 @@ class ClipScorer:
 
     def __call__(self, scores: Scores, system: str, out: ClipOutput, clip: ClipInfo, reference_audio: np.ndarray,
                  reference_mel: np.ndarray) -> None:
-        from pipeline.evaluation.pitch import f0_metrics
-        from pipeline.evaluation.transcription import decode_notes, multipitch_accuracy, note_metrics
 
         c, cid = self.mel_config, clip.id
         check_output(system, out, clip, c.hop_length, c.n_mels)
@@ -235,8 +235,9 @@ def settle_latency(scores: Scores, systems: list[str], latencies: tuple[float, .
     return chosen
 
 
-def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool],
-               tuning_cents: dict[str, float] | None = None) -> list[ClipInfo]:
+def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]) -> list[ClipInfo]:
+    """What the metrics need of each clip of a ``collate_clips`` batch (its tuning from the batch, where
+    the clips carry audio and so their recording's ``tuning_cents``)."""
     infos = []
     for i, ref in enumerate(refs):
         mask = batch["note_mask"][i]
@@ -246,7 +247,7 @@ def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]
             pitch=batch["pitch"][i][mask].numpy(), onset_frame=on, offset_frame=batch["offset_frame"][i][mask].numpy(),
             # a note cut by the clip start sits at frame 0 but did not start there (its onset is not heard)
             starts_in_clip=(on > 0) | (ref.start == 0),
-            tuning_cents=float((tuning_cents or {}).get(ref.recording, 0.0))))
+            tuning_cents=float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0))
     return infos
 
 
