@@ -37,6 +37,7 @@ from pipeline.datasets.clips import CLIP_FRAMES  # noqa: E402
 from pipeline.inference import PerformerModels, load_models, predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
 from pipeline.models.alignment import AlignmentModel  # noqa: E402
 from pipeline.models.hifigan import Generator  # noqa: E402
+from pipeline.models.source_filter import SourceFilterVocoder  # noqa: E402
 from pipeline.models.synthesis import SynthesisModel  # noqa: E402
 
 
@@ -46,6 +47,14 @@ def paper_models(device: torch.device) -> PerformerModels:
     return PerformerModels(AlignmentModel(n_performers=4, performer_names=names).eval(),
                            SynthesisModel(n_performers=4, performer_names=names).eval(),
                            Generator().eval().remove_weight_norm()).to(device)
+
+
+def paper_models_source_filter(device: torch.device) -> PerformerModels:
+    """The paper-size alignment and synthesis models with the GPU-scale source-filter vocoder
+    (params/paper-*.yaml: 512 channels, 8 blocks)."""
+    models = paper_models(device)
+    return PerformerModels(models.alignment, models.synthesis,
+                           SourceFilterVocoder(channels=512, layers=8).eval()).to(device)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -121,6 +130,7 @@ def main() -> None:
     if args.models and (Path(args.models) / "hifigan" / "model.pt").is_file():
         rows.append(bench("trained", load_models(args.models, device), args.seconds, args.repeats))
     rows.append(bench("paper-size", paper_models(device), args.seconds, args.repeats))
+    rows.append(bench("paper-size, source-filter vocoder", paper_models_source_filter(device), args.seconds, args.repeats))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -146,6 +146,9 @@ def mel(
     typer.echo(f"wrote {output} {spec.shape}")
 
 
+RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
+
+
 @app.command()
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
@@ -158,16 +161,21 @@ def render(
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
     mel_plot: Optional[Path] = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+    threads: int = typer.Option(RENDER_THREADS, min=1, help="CPU threads for the models (docs/benchmarks.md, "
+                                "\"Render command\": one is as fast on an idle machine and far faster on a busy one)"),
 ) -> None:
-    """Render a score to audio through the three trained models (alignment -> synthesis -> HiFi-GAN)."""
+    """Render a score to audio through the three trained models (alignment -> synthesis -> vocoder)."""
     import time
+
+    started = time.perf_counter()
+    import torch
 
     from pipeline.audio import write_audio
     from pipeline.inference import load_models, render_score
     from pipeline.scores import read_score
     from pipeline.training.device import select_device
 
-    started = time.perf_counter()
+    torch.set_num_threads(threads)
     try:
         notes = read_score(score)
         if len(notes) == 0:

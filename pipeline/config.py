@@ -178,9 +178,13 @@ class TrainSynthesisConfig:
         return {**self.model, **(self.ablations[name] or {})}
 
 
+VOCODERS = ("hifigan", "source_filter")  # the names pipeline.models.vocoders builds (a test keeps them in step)
+
+
 @dataclass(frozen=True)
 class TrainHifiganConfig:
-    generator: dict = field(default_factory=dict)  # Generator keyword arguments (defaults: HiFi-GAN V2)
+    vocoder: str = "hifigan"  # pipeline.models.vocoders: hifigan (the paper's V2) | source_filter
+    generator: dict = field(default_factory=dict)  # the vocoder's keyword arguments (defaults: HiFi-GAN V2)
     learning_rate: float = 2e-4
     betas: tuple[float, ...] = (0.8, 0.99)
     lr_decay: float = 0.999  # per epoch
@@ -190,7 +194,12 @@ class TrainHifiganConfig:
     mel_weight: float = 45.0
     discriminator_start: int = 0  # steps of mel-loss-only generator warm-up before the GAN starts
     dc_weight: float = 0.0  # weight of the output's DC error (pipeline.models.hifigan.dc_offset_loss); 0: the paper's recipe
+    stft_weight: float = 0.0  # weight of the multi-resolution STFT loss (pipeline.models.losses); 0: the paper's recipe
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.vocoder not in VOCODERS:
+            raise PipelineError(f"vocoder must be one of {', '.join(VOCODERS)}, not {self.vocoder!r}")
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,8 @@ class Params:
     train_alignment: TrainAlignmentConfig = field(default_factory=TrainAlignmentConfig)
     train_synthesis: TrainSynthesisConfig = field(default_factory=TrainSynthesisConfig)
     train_hifigan: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)
+    # the paper's HiFi-GAN V2 beside the default vocoder, for the evaluate table's paper row
+    train_hifigan_v2: TrainHifiganConfig = field(default_factory=TrainHifiganConfig)
     train_hifigan_baseline: TrainHifiganBaselineConfig = field(default_factory=TrainHifiganBaselineConfig)
     train_performancenet: TrainPerformanceNetConfig = field(default_factory=TrainPerformanceNetConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

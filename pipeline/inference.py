@@ -34,7 +34,7 @@ from pipeline.config import MelConfig
 from pipeline.datasets.clips import CLIP_FRAMES, collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.models.alignment import AlignmentModel, to_timeline
-from pipeline.models.hifigan import Generator
+from pipeline.models.vocoders import VOCODER_KINDS, Vocoder, build_vocoder
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.scores import NoteTable
 from pipeline.training.alignment_task import alignment_inputs
@@ -50,7 +50,7 @@ class PerformerModels:
 
     alignment: AlignmentModel
     synthesis: SynthesisModel
-    vocoder: Generator
+    vocoder: Vocoder
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -121,9 +121,10 @@ def load_models(source: str | Path = "models", device: str | torch.device = "cpu
     else:
         return _load_folder(Path(text), device)
     models = [_load_mlflow(uri, device) for uri in uris]
-    for model, cls in zip(models, (AlignmentModel, SynthesisModel, Generator)):
-        if not isinstance(model, cls):
-            raise PipelineError(f"expected a {cls.__name__}, the URI holds a {type(model).__name__}", text)
+    for model, classes in zip(models, ((AlignmentModel,), (SynthesisModel,), tuple(VOCODER_KINDS.values()))):
+        if not isinstance(model, classes):
+            expected = " or ".join(c.__name__ for c in classes)
+            raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
     return PerformerModels(*models, source=text)
 
 
@@ -139,7 +140,7 @@ def _load_folder(root: Path, device: str | torch.device) -> PerformerModels:
     try:
         alignment = load_model(paths["alignment"], AlignmentModel)
         synthesis = load_model(paths["synthesis"], SynthesisModel)
-        vocoder = load_model(paths["hifigan"], Generator).remove_weight_norm()
+        vocoder = load_model(paths["hifigan"], build_vocoder).remove_weight_norm()
     except PipelineError:
         raise
     except Exception as err:  # a damaged or foreign file
@@ -292,14 +293,20 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
 
 
 @torch.inference_mode()
-def vocode(vocoder: Generator, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32,
+def vocode(vocoder: Vocoder, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32,
            source: np.ndarray | None = None) -> np.ndarray:
-    """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context.
+    """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context (the
+    chunks' joins are exact: ``context`` frames exceed every vocoder's receptive field).
 
-    ``source``: the excitation ``(frames * hop,)`` of a source-filter vocoder (``vocoder.make_source``);
-    required by such a vocoder, ignored by the plain one."""
+    ``source``: the excitation ``([channels,] frames * hop)`` of a source-filter vocoder
+    (``vocoder.make_source``); required by such a vocoder, ignored by the plain one."""
     device = next(vocoder.parameters()).device
     hop = vocoder.hop_length
+    bins = vocoder.generator_hparams()["in_channels"]
+    if mel.ndim != 2 or mel.shape[0] != bins:
+        raise PipelineError(f"the vocoder takes a mel of shape ({bins}, frames), got {tuple(mel.shape)}")
+    if not np.isfinite(mel).all():
+        raise PipelineError("the mel holds NaN or infinite values: nothing to vocode")
     n_frames = mel.shape[1]
     if getattr(vocoder, "excitation", False) and source is None:
         raise PipelineError("this vocoder needs the notes' excitation (vocoder.make_source)")
@@ -307,13 +314,13 @@ def vocode(vocoder: Generator, mel: np.ndarray, chunk_frames: int = 1024, contex
     source_t = None
     if getattr(vocoder, "excitation", False):
         source_t = torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32)).to(device)
-        if source_t.shape[0] != n_frames * hop:
-            raise PipelineError(f"excitation has {source_t.shape[0]} samples, expected {n_frames * hop}")
+        if source_t.shape[-1] != n_frames * hop:
+            raise PipelineError(f"excitation has {source_t.shape[-1]} samples, expected {n_frames * hop}")
     out = np.zeros(n_frames * hop, np.float32)
     for start in range(0, n_frames, chunk_frames):
         stop = min(n_frames, start + chunk_frames)
         lo, hi = max(0, start - context), min(n_frames, stop + context)
-        chunk_source = None if source_t is None else source_t[None, lo * hop:hi * hop]
+        chunk_source = None if source_t is None else source_t[..., lo * hop:hi * hop][None]
         audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
         out[start * hop: stop * hop] = audio[(start - lo) * hop: (stop - lo) * hop]
     return out

@@ -1,4 +1,8 @@
-"""Stage `train_hifigan`: the HiFi-GAN V2 vocoder on waveform segments (models/hifigan)."""
+"""Stage `train_hifigan`: the vocoder (params ``train_hifigan.vocoder``) on waveform segments (models/hifigan).
+
+With ``--variant v2`` (stage ``train_hifigan_v2``), the same training with params ``train_hifigan_v2``
+(the paper's HiFi-GAN V2, for the evaluate table's paper row) into models/hifigan_v2.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,34 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.segments import AudioSegments, collate_segments
-from pipeline.models.hifigan import Generator
+from pipeline.errors import PipelineError
+from pipeline.models.vocoders import vocoder_for_mel, vocoder_hparams
 from pipeline.training.hifigan_task import HifiganTask, recording_excitation
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
 from stages._training import FEATURES, training_recordings
 
 AUDIO = Path("data/audio16k")
+VARIANTS = {"v2": "train_hifigan_v2"}  # variant -> its params group
 
 
-def run(params: Params) -> None:
-    config = params.train_hifigan
+def run(params: Params, variant: str | None = None) -> None:
+    if variant is not None and variant not in VARIANTS:
+        raise PipelineError(f"unknown vocoder variant {variant!r} (known: {', '.join(VARIANTS)})")
+    config = getattr(params, VARIANTS[variant]) if variant else params.train_hifigan
     train_ids, val_ids = training_recordings(params.split)
     seed_everything(config.train.seed)
-    generator = Generator(**config.generator)
-    # the source-filter vocoder also learns from each segment's notes (their excitation)
-    excitation = recording_excitation(FEATURES, AUDIO, generator, params.mel.sample_rate) if generator.excitation else None
+    vocoder = vocoder_for_mel(config.vocoder, config.generator, params.mel)
+    # a source-filter vocoder also learns from each segment's notes (their excitation)
+    excitation = recording_excitation(FEATURES, AUDIO, vocoder, params.mel.sample_rate) if vocoder.excitation else None
     train_set = AudioSegments(AUDIO, train_ids, config.segment_samples, config.segment_hop, excitation)
     val_set = AudioSegments(AUDIO, val_ids, config.segment_samples, excitation=excitation)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
-    task = HifiganTask(generator, config, params.mel, steps_per_epoch)
-    run_training("hifigan", task, generator, generator.generator_hparams(), train_set, val_set, collate_segments,
-                 config.train, asdict(config), data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)))
+    task = HifiganTask(vocoder, config, params.mel, steps_per_epoch)
+    run_training(f"hifigan_{variant}" if variant else "hifigan", task, vocoder, vocoder_hparams(vocoder), train_set,
+                 val_set, collate_segments, config.train, asdict(config),
+                 data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)))
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__)
+    stage_main(run, __doc__, {"variant": "v2: the paper's HiFi-GAN V2 (params train_hifigan_v2)"})

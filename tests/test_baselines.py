@@ -228,5 +228,5 @@ def test_baseline_configs_load_from_params(repo_root):
     params = load_params(repo_root / "params.yaml")
     assert isinstance(params.train_performancenet, TrainPerformanceNetConfig)
     assert isinstance(params.train_performancenet.train, TrainConfig)
-    assert params.train_hifigan_baseline.segment_frames * 256 == params.train_hifigan.segment_samples
+    assert params.train_hifigan_baseline.segment_frames * 256 == params.train_hifigan_v2.segment_samples
     PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **params.train_performancenet.model})

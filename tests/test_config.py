@@ -33,10 +33,13 @@ def test_paper_parameter_files_load_with_the_papers_step_counts(repo_root, name)
     params = load_params(repo_root / "params" / f"{name}.yaml")
     assert params.train_alignment.train.max_steps == 10_000
     assert params.train_synthesis.train.max_steps == (100_000 if name == "paper-violin" else 250_000)
-    assert params.train_hifigan.train.max_steps == 1_000_000 and params.train_hifigan.discriminator_start == 0
+    # the paper's HiFi-GAN V2 (the paper row) and the project's vocoder at GPU scale beside it
+    assert params.train_hifigan_v2.vocoder == "hifigan" and params.train_hifigan_v2.generator == {}
+    assert params.train_hifigan_v2.train.max_steps == 1_000_000 and params.train_hifigan_v2.discriminator_start == 0
+    assert params.train_hifigan.vocoder == "source_filter"
     assert params.train_synthesis.model["decoder_layers"] == 6 and params.train_synthesis.optimizer.warmup == 4000
     assert params.data.source == ("bach-violin" if name == "paper-violin" else "maestro")
     assert set(params.train_synthesis.ablations) == {"no_notewise_pe", "no_performer_embedding", "no_encoder"}
     assert params.train_performancenet.model["channels"] == [256, 512, 1024, 2048, 4096]
     assert params.train_performancenet.segment_frames == 0  # whole 5-second clips, as the paper
-    assert params.train_hifigan_baseline.train.max_steps == params.train_hifigan.train.max_steps
+    assert params.train_hifigan_baseline.train.max_steps == params.train_hifigan_v2.train.max_steps

@@ -105,9 +105,9 @@ def test_changing_an_align_param_reruns_only_align_and_mel(project):
 
 TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3, log_every=1)
 TINY_TRANSFORMER = dict(d_model=32, attention_dim=16, ffn_dim=32, heads=2, dropout=0.0)
-SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "hifi_gan_baseline",
-           "performancenet", "vocoder_reconstruction", "griffin_lim_reconstruction", "recording", "constant_tempo",
-           "constant_tempo_exact_tempo"]
+SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "deep_performer_hifi_gan_v2",
+           "hifi_gan_baseline", "performancenet", "vocoder_reconstruction", "vocoder_reconstruction_hifi_gan_v2",
+           "griffin_lim_reconstruction", "recording", "constant_tempo", "constant_tempo_exact_tempo"]
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
 TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
 
@@ -119,10 +119,13 @@ def evaluated(project):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train_alignment"]["model"] = dict(layers=1, **TINY_TRANSFORMER)
     params["train_synthesis"]["model"] = dict(encoder_layers=1, decoder_layers=1, **TINY_TRANSFORMER)
-    params["train_hifigan"]["generator"] = params["train_hifigan_baseline"]["generator"] = {"upsample_initial_channel": 16}
-    params["train_hifigan"]["discriminator_start"] = params["train_hifigan_baseline"]["discriminator_start"] = 2
+    params["train_hifigan"]["generator"] = {"channels": 16, "layers": 1}  # the source-filter vocoder
+    params["train_hifigan_v2"]["generator"] = params["train_hifigan_baseline"]["generator"] = {"upsample_initial_channel": 16}
+    for stage in ("train_hifigan", "train_hifigan_v2", "train_hifigan_baseline"):
+        params[stage]["discriminator_start"] = 2  # and one GAN step each
     params["train_performancenet"]["model"] = {"channels": [8, 16, 16], "onoff_channels": 4, "bands": [2]}
-    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_baseline", "train_performancenet"):
+    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
+                  "train_performancenet"):
         params[stage]["train"].update(TINY_TRAIN)
     params["evaluate"].update(report_clips=1, bootstrap_resamples=200)
     params["split"] = TINY_SPLIT
@@ -140,7 +143,7 @@ def evaluated(project):
 
 def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
     root, log = evaluated
-    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_baseline",
+    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
                   "train_performancenet", "train_ablation@no_encoder", "evaluate"):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
@@ -164,7 +167,8 @@ def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
     table = pd.read_csv(root / "metrics/table2.csv", index_col=0)
     assert {"note_onset_f1", "note_onset_f1_low", "note_onset_f1_high"} <= set(table.columns)
     assert list(table.index) == ["Deep Performer", "w/o note-wise PE", "w/o performer embedding", "w/o encoder",
-                                 "HiFi-GAN baseline", "PerformanceNet", "Vocoder reconstruction",
+                                 "Deep Performer (HiFi-GAN V2)", "HiFi-GAN baseline", "PerformanceNet",
+                                 "Vocoder reconstruction", "Vocoder reconstruction (HiFi-GAN V2)",
                                  "Griffin-Lim reconstruction", "Recording", "Constant tempo",
                                  "Constant tempo (exact tempo)"]
     assert "±" in (root / "metrics/table2.md").read_text()

@@ -50,10 +50,13 @@ class AudioSegments(Dataset):
         return item
 
     def _cut(self, signal: np.ndarray, start: int) -> np.ndarray:
-        piece = signal[start:start + self.segment]
-        return np.pad(piece, (0, self.segment - len(piece))) if len(piece) < self.segment else piece
+        """``signal[..., start:start + segment]``, zero-padded at the end (a source may have channels)."""
+        piece = signal[..., start:start + self.segment]
+        short = self.segment - piece.shape[-1]
+        return np.pad(piece, [(0, 0)] * (piece.ndim - 1) + [(0, short)]) if short > 0 else piece
 
 
 def collate_segments(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    """``audio`` (and ``source`` where the segments carry one): (B, segment_samples) float32."""
+    """``audio`` (B, segment_samples) and, where the segments carry one, ``source`` (B, [channels,]
+    segment_samples), float32."""
     return {key: torch.from_numpy(np.stack([it[key] for it in items]).astype(np.float32)) for key in items[0]}

@@ -31,7 +31,7 @@ from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
-from pipeline.models.hifigan import Generator
+from pipeline.models.vocoders import Vocoder, build_vocoder
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel
@@ -59,13 +59,14 @@ def require_model(path: Path, system: str) -> Path:
     return path
 
 
-def load_vocoder(models: Path) -> Generator:
+def load_vocoder(models: Path, folder: str = "hifigan") -> Vocoder:
+    """The vocoder trained into ``models/<folder>`` (whichever kind it is), for inference."""
     from pipeline.training.run import load_model
 
-    return load_model(require_model(models / "hifigan" / "model.pt", "vocoder"), Generator).remove_weight_norm()
+    return load_model(require_model(models / folder / "model.pt", "vocoder"), build_vocoder).remove_weight_norm()
 
 
-def clip_source(vocoder: Generator, batch: Batch, i: int, frames: int, sample_rate: int) -> np.ndarray | None:
+def clip_source(vocoder: Vocoder, batch: Batch, i: int, frames: int, sample_rate: int) -> np.ndarray | None:
     """The excitation of clip ``i`` of a batch from its (aligned) notes; None for a mel-only vocoder."""
     mask = batch["note_mask"][i]
     tuning = float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0
@@ -73,7 +74,7 @@ def clip_source(vocoder: Generator, batch: Batch, i: int, frames: int, sample_ra
                                batch["offset_frame"][i][mask].numpy(), frames, sample_rate, tuning)
 
 
-def synthesis_system(models: Path, folder: str, vocoder: Generator, name: str, sample_rate: int) -> System:
+def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sample_rate: int) -> System:
     """A synthesis model (``models/<folder>``) followed by the vocoder."""
     from pipeline.training.run import load_model
 
@@ -126,7 +127,7 @@ def performancenet_system(models: Path, iterations: int = 32, mel_config: MelCon
     return run
 
 
-def vocoder_reconstruction(vocoder: Generator, sample_rate: int) -> System:
+def vocoder_reconstruction(vocoder: Vocoder, sample_rate: int) -> System:
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = batch["mel"].numpy()

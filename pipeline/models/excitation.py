@@ -28,12 +28,13 @@ def midi_to_hz(pitch: np.ndarray, tuning_cents: float = 0.0) -> np.ndarray:
 
 def harmonic_excitation(pitch: np.ndarray, onset_frame: np.ndarray, offset_frame: np.ndarray, frames: int,
                         hop_length: int, sample_rate: int, harmonics: int = 8, amplitude: float = 0.1,
-                        tuning_cents: float = 0.0) -> np.ndarray:
+                        tuning_cents: float = 0.0, decay: float = 1.0) -> np.ndarray:
     """Excitation ``(frames * hop_length,)`` float32: the sum of one harmonic tone per note.
 
     ``pitch`` (notes,) MIDI numbers 0-127; ``onset_frame`` / ``offset_frame`` (notes,) the frames each
     note sounds in (offset exclusive), clipped to ``[0, frames]``. Each tone has ``harmonics``
-    partials (fewer where they would pass Nyquist) with amplitudes ``amplitude / k``.
+    partials (0: every partial below Nyquist; always fewer where they would pass it) with amplitudes
+    ``amplitude / k ** decay`` (``decay`` 1: sawtooth-like; 0: a flat, pulse-train-like spectrum).
     """
     pitch = np.asarray(pitch)
     onset, offset = np.asarray(onset_frame, np.int64), np.asarray(offset_frame, np.int64)
@@ -51,13 +52,27 @@ def harmonic_excitation(pitch: np.ndarray, onset_frame: np.ndarray, offset_frame
             continue
         t = np.arange(stop - start) / sample_rate
         phase = 2.0 * np.pi * f0 * t
-        tone = np.zeros(stop - start)
-        for k in range(1, harmonics + 1):
-            if k * f0 >= nyquist:
-                break
-            tone += np.sin(k * phase) / k
+        below = max(0, int(np.ceil(nyquist / f0)) - 1)  # partials strictly below Nyquist
+        count = below if harmonics <= 0 else min(harmonics, below)
+        tone = _partials(phase, count, decay)
         n = min(fade, len(tone) // 2)
         tone[:n] *= ramp[:n]
         tone[len(tone) - n:] *= ramp[:n][::-1]
         out[start:stop] += amplitude * tone
     return out.astype(np.float32)
+
+
+def _partials(phase: np.ndarray, count: int, decay: float) -> np.ndarray:
+    """``sum_{k=1..count} sin(k phase) / k ** decay``."""
+    if count <= 0:
+        return np.zeros_like(phase)
+    if decay == 0.0:
+        # closed form of the flat sum (Dirichlet kernel): three sines instead of ``count``
+        half = np.sin(phase / 2.0)
+        safe = np.where(np.abs(half) < 1e-9, 1.0, half)
+        return np.where(np.abs(half) < 1e-9, 0.0,
+                        np.sin(count * phase / 2.0) * np.sin((count + 1) * phase / 2.0) / safe)
+    tone = np.zeros_like(phase)
+    for k in range(1, count + 1):
+        tone += np.sin(k * phase) / k ** decay
+    return tone

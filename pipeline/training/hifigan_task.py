@@ -1,4 +1,4 @@
-"""Training task of the HiFi-GAN V2 vocoder: log-mel -> waveform.
+"""Training task of the vocoder (HiFi-GAN V2 or the source-filter vocoder): log-mel -> waveform.
 
 Generator and discriminators alternate as in HiFi-GAN (LSGAN + feature matching x2 + mel L1 x45,
 AdamW (0.8, 0.99), exponential decay). With ``discriminator_start > 0`` the first steps train the
@@ -28,6 +28,7 @@ from pipeline.models.hifigan import (
     generator_losses,
     mel_l1_loss,
 )
+from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.training.schedules import exponential_schedule
 
 
@@ -35,9 +36,15 @@ class HifiganTask:
     def __init__(self, generator: torch.nn.Module, config: TrainHifiganConfig, mel: MelConfig,
                  steps_per_epoch: int) -> None:
         self.generator = generator
-        self.mpd, self.msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
         self.mel = LogMelSpectrogram(mel)
-        self.modules = {"generator": generator, "mpd": self.mpd, "msd": self.msd, "mel": self.mel}
+        # the discriminators (71 M parameters) only where a GAN step will run: a mel-only schedule
+        # neither builds nor checkpoints them
+        self.adversarial = config.discriminator_start < config.train.max_steps
+        if self.adversarial:
+            self.mpd, self.msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
+            self.modules = {"generator": generator, "mpd": self.mpd, "msd": self.msd, "mel": self.mel}
+        else:
+            self.modules = {"generator": generator, "mel": self.mel}
         self.config = config
         self.steps_per_epoch = steps_per_epoch
         self.weights = HifiganLossWeights(feature_matching=config.feature_matching_weight, mel=config.mel_weight)
@@ -46,6 +53,8 @@ class HifiganTask:
         c = self.config
         rule = exponential_schedule(c.lr_decay, self.steps_per_epoch)
         g = torch.optim.AdamW(self.generator.parameters(), lr=c.learning_rate, betas=tuple(c.betas))
+        if not self.adversarial:
+            return {"generator": (g, rule)}
         d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate, betas=tuple(c.betas))
         return {"generator": (g, rule), "discriminator": (d, rule)}
 
@@ -55,7 +64,7 @@ class HifiganTask:
         audio = batch["audio"]
         with torch.no_grad():
             mel = self.mel(audio)  # (B, 80, samples // 256)
-        if getattr(self.generator, "excitation", False):
+        if self.generator.excitation:
             return (mel, batch["source"]), audio
         return (mel,), audio
 
@@ -66,25 +75,33 @@ class HifiganTask:
         fake = fake.float()
         dc = dc_offset_loss(audio, fake)
         dc_weight = getattr(self.config, "dc_weight", 0.0)
+        stft_weight = getattr(self.config, "stft_weight", 0.0)
+        stft = multi_resolution_stft_loss(audio, fake) if stft_weight else fake.new_zeros(())
+        extra = dc_weight * dc + stft_weight * stft
         if step.trainer.step < self.config.discriminator_start:
             loss = mel_l1_loss(audio, fake, self.mel)
-            step.optimize("generator", self.weights.mel * loss + dc_weight * dc)
-            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item(), "dc": dc.item()}
+            step.optimize("generator", self.weights.mel * loss + extra)
+            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item(), "dc": dc.item(),
+                    **({"mr_stft": stft.item()} if stft_weight else {})}
         with step.autocast():
             d_loss = discriminators_loss([self.modules["mpd"], self.modules["msd"]], audio, fake)
         step.optimize("discriminator", d_loss)
         # the generator step goes through the plain (unwrapped) discriminators: they are not updated here
         with step.autocast():
             losses = generator_losses([self.mpd, self.msd], audio, fake, self.mel, self.weights)
-        step.optimize("generator", losses["total"] + dc_weight * dc)
-        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "dc": dc.item(), "adversarial": losses["adversarial"].item(),
+        step.optimize("generator", losses["total"] + extra)
+        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "dc": dc.item(),
+                **({"mr_stft": stft.item()} if stft_weight else {}), "adversarial": losses["adversarial"].item(),
                 "feature_matching": losses["feature_matching"].item(), "discriminator": d_loss.item()}
 
     def validation_step(self, batch) -> dict[str, float]:
         inputs, audio = self.generator_io(batch, training=False)
         fake = self.generator(*inputs).float()
         mel_l1 = mel_l1_loss(audio, fake, self.mel).item()
-        return {"loss": self.weights.mel * mel_l1, "mel_l1": mel_l1}
+        scores = {"loss": self.weights.mel * mel_l1, "mel_l1": mel_l1}
+        if getattr(self.config, "stft_weight", 0.0):
+            scores["mr_stft"] = multi_resolution_stft_loss(audio, fake).item()
+        return scores
 
     def examples(self, batch) -> dict[str, Any]:
         inputs, audio = self.generator_io({k: v[:1] for k, v in batch.items()}, training=False)
@@ -113,6 +130,6 @@ def recording_excitation(features_dir: Path, audio_dir: Path, generator, sample_
         frames = min(data["mel"].shape[1], samples // generator.hop_length)
         source = generator.make_source(data["pitch"], data["onset_frame"], data["offset_frame"], frames, sample_rate,
                                        tuning.get(recording, 0.0))
-        return np.pad(source, (0, samples - len(source)))
+        return np.pad(source, [(0, 0)] * (source.ndim - 1) + [(0, samples - source.shape[-1])])
 
     return excitation
