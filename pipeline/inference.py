@@ -34,8 +34,8 @@ from pipeline.config import MelConfig
 from pipeline.datasets.clips import CLIP_FRAMES, collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.models.alignment import AlignmentModel, to_timeline
-from pipeline.models.vocoders import VOCODER_KINDS, Vocoder, build_vocoder
 from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.vocoders import VOCODER_KINDS, Vocoder, build_vocoder
 from pipeline.scores import NoteTable
 from pipeline.training.alignment_task import alignment_inputs
 from pipeline.training.synthesis_task import synthesis_inputs
@@ -78,7 +78,7 @@ class PerformerModels:
     def device(self) -> torch.device:
         return next(self.synthesis.parameters()).device
 
-    def to(self, device: str | torch.device) -> "PerformerModels":
+    def to(self, device: str | torch.device) -> PerformerModels:
         for model in (self.alignment, self.synthesis, self.vocoder):
             model.to(device)
         return self

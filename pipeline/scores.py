@@ -7,6 +7,7 @@ and repeats expanded, so a table lists the notes in the order they are played.
 from __future__ import annotations
 
 import io
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,23 +173,68 @@ def notes_from_music21(score, name: str = "", path: str | Path | None = None) ->
 
 
 def read_midi(path: str | Path) -> NoteTable:
-    import muspy
+    """The notes of a type-0/1 MIDI file (drum channel left out) in ``TICKS_PER_QUARTER`` ticks.
+
+    Read with mido directly: what muspy's MIDI reader does, note for note (tested against it), without
+    importing muspy, which costs 2-3 s of every `performer render` (it imports torch and its dataset
+    machinery). The semantics are muspy's: a note is closed by the first note-off of its key and
+    channel (first in, first out), notes still sounding at the end of a track end there, one track per
+    (MIDI track, program, channel) in the order they are first used, the first tempo event's tempo.
+    """
+    import mido
 
     path = Path(path)
     try:
-        music = muspy.read_midi(path)
+        midi = mido.MidiFile(filename=str(path))
+        if midi.type == 2:
+            raise ValueError("type 2 (asynchronous) MIDI files are not supported")
+        if midi.ticks_per_beat < 1:
+            raise ValueError(f"ticks per beat must be positive, not {midi.ticks_per_beat}")
     except Exception as err:  # mido raises OSError, EOFError, KeyError, ValueError...
         raise PipelineError(f"not a readable MIDI file ({type(err).__name__}: {err})", path) from err
-    music.adjust_resolution(TICKS_PER_QUARTER)
+    tempos: list[float] = []
+    tracks: list[tuple[bool, list[tuple[int, int, int, int]]]] = []  # (drum, [(onset, pitch, duration, velocity)])
+    for midi_track in midi.tracks:
+        now, programs = 0, [0] * 16
+        sounding: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # (channel, key) -> [(onset, velocity)]
+        parts: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}  # (program, channel) -> notes
+
+        def part(channel: int, parts=parts, programs=programs) -> list[tuple[int, int, int, int]]:
+            return parts.setdefault((programs[channel], channel), [])
+
+        for msg in midi_track:
+            now += msg.time
+            kind = msg.type
+            if kind == "set_tempo":
+                tempos.append(float(mido.tempo2bpm(msg.tempo)))
+            elif kind == "program_change":
+                programs[msg.channel] = msg.program
+            elif kind == "note_on" and msg.velocity > 0:
+                sounding[(msg.channel, msg.note)].append((now, msg.velocity))
+            elif kind == "note_off" or kind == "note_on":  # note_on with velocity 0 ends a note
+                started = sounding[(msg.channel, msg.note)]
+                if started:
+                    onset, velocity = started.pop(0)
+                    part(msg.channel).append((onset, msg.note, now - onset, velocity))
+            elif kind == "control_change":
+                part(msg.channel)  # a controller opens its part (muspy keeps the event; the track order follows)
+            elif kind == "end_of_track":
+                break
+        for (channel, key), started in sounding.items():
+            notes = part(channel)
+            notes.extend((onset, key, now - onset, velocity) for onset, velocity in started)
+        tracks.extend((channel == 9, sorted(notes)) for (_, channel), notes in parts.items())
+    scale = TICKS_PER_QUARTER / midi.ticks_per_beat
     onset, duration, pitch, velocity, track = [], [], [], [], []
-    for index, trk in enumerate(t for t in music.tracks if not t.is_drum):
-        for note in trk.notes:
-            onset.append(note.time)
-            duration.append(note.duration)
-            pitch.append(note.pitch)
-            velocity.append(note.velocity)
+    for index, (_, notes) in enumerate(t for t in tracks if not t[0]):
+        for start, key, length, vel in notes:
+            begin = round(start * scale)  # Python's rounding, as muspy's adjust_resolution
+            onset.append(begin)
+            duration.append(round((start + length) * scale) - begin)
+            pitch.append(key)
+            velocity.append(vel)
             track.append(index)
-    qpm = float(music.tempos[0].qpm) if music.tempos else DEFAULT_TEMPO_QPM
+    qpm = tempos[0] if tempos else DEFAULT_TEMPO_QPM
     return _finish(onset, duration, pitch, velocity, track, qpm, path.stem, path)
 
 

@@ -2,8 +2,9 @@ import mido
 import numpy as np
 import pytest
 
+from pipeline.config import TICKS_PER_QUARTER
 from pipeline.errors import PipelineError
-from pipeline.scores import NoteTable, read_score
+from pipeline.scores import NoteTable, _finish, read_midi, read_score
 
 
 def write_midi(path, notes, tpq=480, tempo_bpm=90):
@@ -119,3 +120,54 @@ def test_note_table_csv_round_trip(tmp_path):
     back = NoteTable.from_csv(tmp_path / "t.csv")
     assert back.tempo_qpm == 88.5
     np.testing.assert_array_equal(back.offset, [24, 72])
+
+
+def _muspy_notes(path):
+    """The notes as muspy reads them (the reader read_midi replaced, kept as its reference)."""
+    import muspy
+
+    music = muspy.read_midi(path)
+    music.adjust_resolution(TICKS_PER_QUARTER)
+    rows = [(n.time, n.duration, n.pitch, n.velocity, i)
+            for i, t in enumerate(t for t in music.tracks if not t.is_drum) for n in t.notes]
+    return rows, float(music.tempos[0].qpm) if music.tempos else None
+
+
+@pytest.mark.parametrize("resolution", [96, 220, 480, 1000])
+def test_midi_reader_matches_muspy_note_for_note(tmp_path, resolution):
+    """Awkward files: two tracks, several channels and programs, a drum channel, the same key struck
+    twice before its note-off (first in, first out), note-on with velocity 0 as note-off, notes left
+    sounding at the end of a track, controllers, tempo changes, resolutions that round at .5."""
+    import mido
+
+    rng = np.random.default_rng(resolution)
+    midi = mido.MidiFile(type=1, ticks_per_beat=resolution)
+    for track_no in range(2):
+        events = [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90 + 30 * track_no)))]
+        for channel in (0, 1, 9):
+            events.append((0, mido.Message("program_change", channel=channel, program=int(rng.integers(0, 80)))))
+            for _ in range(25):
+                start, length = int(rng.integers(0, 8 * resolution)), int(rng.integers(1, 2 * resolution))
+                key, vel = int(rng.integers(55, 70)), int(rng.integers(1, 127))
+                events.append((start, mido.Message("note_on", channel=channel, note=key, velocity=vel)))
+                off = mido.Message("note_on", channel=channel, note=key, velocity=0) if rng.random() < 0.5 \
+                    else mido.Message("note_off", channel=channel, note=key)
+                if rng.random() > 0.1:  # some never end
+                    events.append((start + length, off))
+            events.append((int(rng.integers(0, 4 * resolution)),
+                           mido.Message("control_change", channel=channel, control=64, value=127)))
+        events.append((3 * resolution, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(150))))
+        track, now = mido.MidiTrack(), 0
+        for tick, message in sorted(events, key=lambda e: e[0]):  # stable: the order written above
+            track.append(message.copy(time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    path = tmp_path / "awkward.mid"
+    midi.save(path)
+    table = read_midi(path)
+    reference, qpm = _muspy_notes(path)
+    expected = _finish(*zip(*reference), qpm, "awkward", path)
+    for column in ("onset", "duration", "pitch", "velocity", "track"):
+        np.testing.assert_array_equal(getattr(table, column), getattr(expected, column), err_msg=column)
+    assert table.tempo_qpm == qpm and abs(qpm - 90.0) < 1e-3  # the first tempo event's
+    assert set(table.track) == {0, 1, 2, 3}  # drums left out: two tracks x two melodic channels

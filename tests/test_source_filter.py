@@ -10,13 +10,13 @@ from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.excitation import _partials, harmonic_excitation
 from pipeline.models.hifigan import Generator, mel_l1_loss
-from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.models.source_filter import SourceFilterVocoder
+from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.models.vocoders import VOCODER_KINDS, build_vocoder, vocoder_for_mel, vocoder_hparams
 from pipeline.training.run import load_model, save_model
 
 SR, HOP = 16000, 256
-SMALL = dict(channels=32, layers=2)
+SMALL = {"channels": 32, "layers": 2}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -147,3 +147,35 @@ def test_the_vocoder_takes_the_mel_recipe_from_the_mel_params():
     with pytest.raises(PipelineError, match="hop 256, the mel's hop is 200"):
         vocoder_for_mel("hifigan", {}, mel)
     assert vocoder_for_mel("hifigan", {"upsample_initial_channel": 16}, MelConfig()).hop_length == 256
+
+
+@pytest.mark.parametrize("recipe", [(16000, 1024, 80, 0.0, 8000.0), (22050, 1024, 80, 0.0, 8000.0),
+                                    (16000, 800, 64, 30.0, 7600.0), (44100, 2048, 128, 0.0, 22050.0)])
+def test_the_numpy_mel_filterbank_is_librosas_bit_for_bit(recipe):
+    import librosa
+
+    from pipeline.models.mel_filters import slaney_mel_basis
+
+    sr, n_fft, n_mels, fmin, fmax = recipe
+    expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm="slaney")
+    np.testing.assert_array_equal(slaney_mel_basis(*recipe), expected)
+
+
+def test_rendering_imports_neither_librosa_nor_muspy(tmp_path):
+    """They cost seconds of every `performer render` (scipy.signal, numba; muspy imports torch's
+    dataset machinery): the render path builds its vocoder and reads MIDI without them."""
+    import subprocess
+    import sys
+
+    import mido
+
+    midi = mido.MidiFile()
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80),
+                                       mido.Message("note_off", note=60, time=480)]))
+    midi.save(tmp_path / "a.mid")
+    code = ("import sys; from pipeline.models.source_filter import SourceFilterVocoder; from pipeline.scores import "
+            f"read_score; SourceFilterVocoder(channels=8, layers=1); read_score({str(tmp_path / 'a.mid')!r}); "
+            "import pipeline.inference; "
+            "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

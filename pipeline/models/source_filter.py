@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.convnext import ConvNeXtBlock
+from pipeline.models.mel_filters import slaney_mel_basis
 
 NOISE_SEED = 0  # the noise channel is a fixed sequence: the same notes give the same bytes
 
@@ -43,9 +44,7 @@ def _unit(spectrum: torch.Tensor) -> torch.Tensor:
 def _envelope(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
     """``(bins, n_mels)``: linear magnitudes of a mel's bands spread evenly over their bins (each bin
     shares itself among the bands whose filters cover it): the filter's starting point."""
-    from pipeline.mel import _mel_basis
-
-    basis = _mel_basis(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float64)  # (n_mels, bins)
+    basis = slaney_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float64)  # (n_mels, bins)
     share = basis / np.maximum(basis.sum(axis=0, keepdims=True), 1e-12)
     return torch.from_numpy((share / np.maximum(basis.sum(axis=1, keepdims=True), 1e-12)).T.astype(np.float32))
 
@@ -155,7 +154,7 @@ class SourceFilterVocoder(nn.Module):
             return self.forward(mel.unsqueeze(0), source.unsqueeze(0))[0, 0]
         return self.forward(mel, source).squeeze(1)
 
-    def remove_weight_norm(self) -> "SourceFilterVocoder":
+    def remove_weight_norm(self) -> SourceFilterVocoder:
         """No weight norm here (the interface of :class:`pipeline.models.hifigan.Generator`)."""
         return self
 

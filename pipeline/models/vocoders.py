@@ -48,8 +48,8 @@ def vocoder_for_mel(kind: str, kwargs: dict[str, Any], mel: MelConfig) -> Vocode
     if kind == "source_filter":
         if mel.win_length != mel.n_fft:
             raise PipelineError(f"the source-filter vocoder needs mel.win_length == mel.n_fft ({mel.win_length} vs {mel.n_fft})")
-        recipe = dict(in_channels=mel.n_mels, sample_rate=mel.sample_rate, n_fft=mel.n_fft, hop_length=mel.hop_length,
-                      fmin=mel.fmin, fmax=mel.fmax)
+        recipe = {"in_channels": mel.n_mels, "sample_rate": mel.sample_rate, "n_fft": mel.n_fft,
+                  "hop_length": mel.hop_length, "fmin": mel.fmin, "fmax": mel.fmax}
         clash = sorted(k for k in recipe if k in kwargs)
         if clash:
             raise PipelineError(f"set {', '.join(clash)} in the mel params group, not in the vocoder's")

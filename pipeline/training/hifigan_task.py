@@ -21,9 +21,9 @@ from pipeline.config import MelConfig, TrainHifiganConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import (
     HifiganLossWeights,
-    dc_offset_loss,
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
+    dc_offset_loss,
     discriminators_loss,
     generator_losses,
     mel_l1_loss,
