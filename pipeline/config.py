@@ -194,7 +194,8 @@ class TrainHifiganConfig:
     mel_weight: float = 45.0
     discriminator_start: int = 0  # steps of mel-loss-only generator warm-up before the GAN starts
     dc_weight: float = 0.0  # weight of the output's DC error (pipeline.models.hifigan.dc_offset_loss); 0: the paper's recipe
-    stft_weight: float = 0.0  # weight of the multi-resolution STFT loss (pipeline.models.losses); 0: the paper's recipe
+    stft_weight: float = 0.0  # weight of the multi-resolution STFT loss (pipeline.models.stft_loss); 0: the paper's recipe
+    mel_augment: float = 0.0  # share of training mels blurred and noised (pipeline.training.mel_augment); 0: the paper's
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:

@@ -179,3 +179,18 @@ def test_rendering_imports_neither_librosa_nor_muspy(tmp_path):
             "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_vague_mels_are_blurred_and_noised_reproducibly():
+    from pipeline.training.mel_augment import vague_mel
+
+    mel = torch.from_numpy(np.random.default_rng(0).normal(-5, 2, (4, 80, 40)).astype(np.float32))
+    assert torch.equal(vague_mel(mel, 0.0), mel)
+    torch.manual_seed(3)
+    once = vague_mel(mel, 1.0)
+    torch.manual_seed(3)
+    assert torch.equal(vague_mel(mel, 1.0), once)  # the global RNG decides: a resumed run draws the same
+    assert once.shape == mel.shape and torch.isfinite(once).all()
+    for i in range(4):  # every one blurred: its band-to-band changes shrink, its level stays
+        assert once[i].diff(dim=0).abs().mean() < 0.8 * mel[i].diff(dim=0).abs().mean()
+        assert abs(once[i].mean() - mel[i].mean()) < 0.2

@@ -1,5 +1,6 @@
 """The training-stage runner on synthetic features: outputs, resume, MLflow run and logged model."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -65,14 +66,15 @@ def test_clip_batches_have_masks_and_clip_relative_frames(features):
     assert starting["target_onset"][0] == 0 and (starting["target_onset"] >= 0).all()
 
 
-def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id=""):
+def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id="", learning_rate=1.0):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     notes = "starting" if name == "alignment" else "sounding"
     train = ClipDataset(features, ["rec0", "rec1", "rec2", "rec3"], notes=notes)
     val = ClipDataset(features, ["rec4", "rec5"], notes=notes)
     config = TrainConfig(max_steps=steps, batch_size=4, validate_every=steps, checkpoint_every=steps, log_every=1)
-    return run_training(name, task, model, model.config(), train, val, collate_clips, config, {"steps": steps},
+    logged = {"learning_rate": learning_rate, "train": dataclasses.asdict(config)}  # as the stages log asdict(config)
+    return run_training(name, task, model, model.config(), train, val, collate_clips, config, logged,
                         root=tmp_path, data_id=data_id)
 
 
@@ -136,6 +138,22 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
     assert runs[0] != runs[1]
+
+
+def test_changed_training_settings_start_afresh_but_more_steps_continue(tmp_path, monkeypatch, features):
+    """A checkpoint written with another learning rate (or loss weight, or augmentation) is not
+    resumed: its model is not what these settings train. Only how long and how often may change."""
+    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
+    runs = []
+    for learning_rate, steps in ((1.0, 2), (1.0, 3), (0.5, 3)):
+        torch.manual_seed(0)
+        model = make()
+        run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+                  model, steps, learning_rate=learning_rate)
+        runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
+        train_steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
+        assert train_steps == list(range(1, steps + 1))
+    assert runs[0] == runs[1] != runs[2]  # 2 -> 3 steps continued the run; the new rate started a new one
 
 
 def test_clips_can_carry_the_audio_of_their_frames(tmp_path):

@@ -29,6 +29,7 @@ from pipeline.models.hifigan import (
     mel_l1_loss,
 )
 from pipeline.models.stft_loss import multi_resolution_stft_loss
+from pipeline.training.mel_augment import vague_mel
 from pipeline.training.schedules import exponential_schedule
 
 
@@ -68,6 +69,9 @@ class HifiganTask:
         audio = batch["audio"]
         with torch.no_grad():
             mel = self.mel(audio)  # (B, 80, samples // 256)
+            augment = getattr(self.config, "mel_augment", 0.0)
+            if training and augment > 0:
+                mel = vague_mel(mel, augment)
         if self.generator.excitation:
             return (mel, batch["source"]), audio
         return (mel,), audio

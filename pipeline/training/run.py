@@ -89,6 +89,19 @@ def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
     plt.close(fig)
 
 
+# train-block settings a run may change and still continue from its checkpoint (train longer, log more often)
+RESUMABLE = ("max_steps", "validate_every", "checkpoint_every", "log_every", "num_workers")
+
+
+def resume_settings(logged_params: dict[str, Any]) -> dict[str, Any]:
+    """The training settings a checkpoint must share to be resumed: ``logged_params`` without the
+    :data:`RESUMABLE` entries of its ``train`` block."""
+    settings = dict(logged_params)
+    if isinstance(settings.get("train"), dict):
+        settings["train"] = {k: v for k, v in settings["train"].items() if k not in RESUMABLE}
+    return settings
+
+
 def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
                  config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".",
                  data_id: str = "", dvc_stage: str | None = None) -> dict[str, float]:
@@ -96,15 +109,17 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
 
     ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
-    A checkpoint is resumed only if both ``hparams`` and ``data_id`` (see :func:`data_fingerprint`)
-    match the ones it was written with. ``dvc_stage`` names the stage in dvc.lock whose input
+    A checkpoint is resumed only if ``hparams``, ``data_id`` (see :func:`data_fingerprint`) and the
+    training settings in ``logged_params`` (all but how long and how often: :data:`RESUMABLE`) match
+    the ones it was written with: a changed loss weight or learning rate starts afresh. ``dvc_stage`` names the stage in dvc.lock whose input
     hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
     """
     root = Path(root)
     out_dir = root / "models" / name
     stage = f"train_{name}"
     rank, _, world = distributed_env()
-    trainer = Trainer(task, train_set, val_set, collate, config, out_dir, hparams={"model": hparams, "data": data_id})
+    trainer = Trainer(task, train_set, val_set, collate, config, out_dir,
+                      hparams={"model": hparams, "data": data_id, "settings": resume_settings(logged_params)})
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
