@@ -270,6 +270,8 @@ def test_render_command_errors_are_one_line_and_leave_nothing(tmp_path):
     assert_one_line_error(performer_cli("render", good, "-o", out, "--models", models, "--performer", "zed"),
                           "unknown performer 'zed'", "ana, ben")
     assert_one_line_error(performer_cli("render", good, "-o", out, "--models", tmp_path / "nothing"), "nothing")
+    zero = performer_cli("render", good, "-o", out, "--models", models, "--threads", "0")
+    assert zero.returncode != 0 and "--threads" in zero.stderr and "Traceback" not in zero.stderr
     assert not out.exists()
 
 

@@ -194,3 +194,15 @@ def test_vague_mels_are_blurred_and_noised_reproducibly():
     for i in range(4):  # every one blurred: its band-to-band changes shrink, its level stays
         assert once[i].diff(dim=0).abs().mean() < 0.8 * mel[i].diff(dim=0).abs().mean()
         assert abs(once[i].mean() - mel[i].mean()) < 0.2
+
+
+def test_an_unknown_vocoder_variant_or_kind_is_a_one_line_error(tmp_path):
+    from pipeline.config import load_params
+    from stages.train_hifigan import run
+
+    with pytest.raises(PipelineError, match="unknown vocoder variant 'v3'"):
+        run(load_params(), variant="v3")  # before any data is read
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train_hifigan: {vocoder: wavenet}\n")
+    with pytest.raises(PipelineError, match="vocoder must be one of hifigan, source_filter, not 'wavenet'"):
+        load_params(bad)
