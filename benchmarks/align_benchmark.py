@@ -37,12 +37,16 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SAMPLE_RATE = 16000
+from pipeline.config import load_params  # noqa: E402
+
+SAMPLE_RATE = load_params(ROOT / "params.yaml").resample.sample_rate  # the pipeline's audio rate
 BASELINE_HOP = 512
 METHOD_NAMES = ("ours", "baseline")
 
@@ -105,9 +109,9 @@ def align(method: str, notes, audio: np.ndarray) -> tuple[np.ndarray, dict]:
     """Performed onsets of ``notes`` in ``audio`` by ``method``, plus details worth reporting."""
     from pipeline.alignment.align import align_score_to_audio, map_frames, warp_function
     from pipeline.alignment.reference import render_reference
-    from pipeline.config import AlignConfig
 
-    config = AlignConfig()
+
+    config = load_params(ROOT / "params.yaml").align
     if method == "ours":
         return align_score_to_audio(notes, audio, SAMPLE_RATE, config).onset, {}
 
@@ -196,7 +200,7 @@ def run_child(method: str, folder: Path, mem_limit_gb: float) -> dict:
 def _align_recording(task: tuple[Path, object, dict]) -> tuple[bool, np.ndarray, float]:
     from pipeline.alignment.align import align_score_to_audio
     from pipeline.audio import load_audio
-    from pipeline.config import AlignConfig
+
     from pipeline.datasets.layout import read_reference
     from pipeline.scores import NoteTable
 
@@ -204,7 +208,8 @@ def _align_recording(task: tuple[Path, object, dict]) -> tuple[bool, np.ndarray,
     audio, rate = load_audio(root / rec.audio, SAMPLE_RATE)
     notes = NoteTable.from_csv(root / rec.notes)
     start = time.perf_counter()
-    onset = align_score_to_audio(notes, audio, rate, AlignConfig(**overrides), tuning_cents=rec.tuning_cents).onset
+    config = replace(load_params(ROOT / "params.yaml").align, **overrides)
+    onset = align_score_to_audio(notes, audio, rate, config, tuning_cents=rec.tuning_cents).onset
     seconds = time.perf_counter() - start
     truth, _ = read_reference(root / rec.reference)
     return rec.polyphonic, np.abs(onset - truth) * 1000.0, seconds
@@ -317,9 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.corpus:
-        from pipeline.config import AlignConfig
-
-        defaults = AlignConfig()
+        defaults = load_params(ROOT / "params.yaml").align
         overrides = {}
         for item in args.set:
             key, _, value = item.partition("=")

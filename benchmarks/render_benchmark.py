@@ -33,28 +33,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.align_benchmark import long_score  # noqa: E402
-from pipeline.datasets.clips import CLIP_FRAMES  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
 from pipeline.inference import PerformerModels, load_models, predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
 from pipeline.models.alignment import AlignmentModel  # noqa: E402
 from pipeline.models.hifigan import Generator  # noqa: E402
-from pipeline.models.source_filter import SourceFilterVocoder  # noqa: E402
 from pipeline.models.synthesis import SynthesisModel  # noqa: E402
+from pipeline.models.vocoders import vocoder_for_mel  # noqa: E402
+
+MEL = load_params(ROOT / "params.yaml").mel  # the project's mel recipe
 
 
 def paper_models(device: torch.device) -> PerformerModels:
     """Untrained models at the paper's sizes (Tables 4 and 5, HiFi-GAN V2): the same compute as trained ones."""
     names = ("a", "b", "c", "d")
-    return PerformerModels(AlignmentModel(n_performers=4, performer_names=names).eval(),
+    return PerformerModels(AlignmentModel(n_performers=4, performer_names=names,
+                                          frame_rate=MEL.sample_rate / MEL.hop_length).eval(),
                            SynthesisModel(n_performers=4, performer_names=names).eval(),
-                           Generator().eval().remove_weight_norm()).to(device)
+                           Generator().eval().remove_weight_norm(), MEL).to(device)
 
 
 def paper_models_source_filter(device: torch.device) -> PerformerModels:
     """The paper-size alignment and synthesis models with the GPU-scale source-filter vocoder
     (params/paper-*.yaml: 512 channels, 8 blocks)."""
     models = paper_models(device)
-    return PerformerModels(models.alignment, models.synthesis,
-                           SourceFilterVocoder(channels=512, layers=8).eval()).to(device)
+    vocoder = vocoder_for_mel("source_filter", {"channels": 512, "layers": 8}, MEL)
+    return PerformerModels(models.alignment, models.synthesis, vocoder.eval(), MEL).to(device)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -78,9 +81,9 @@ def seam_flux(models: PerformerModels, notes, on, off, pid: int, n_frames: int) 
     """
     out = {}
     for overlap in (0, 64):
-        mel = synthesize_mel(models.synthesis, notes, on, off, pid, n_frames, overlap=overlap)
+        mel = synthesize_mel(models.synthesis, notes, on, off, pid, n_frames, window=MEL.clip_frames, overlap=overlap)
         flux = np.abs(np.diff(mel, axis=1)).mean(axis=0)  # flux[t - 1]: change from frame t - 1 to t
-        hop = CLIP_FRAMES - overlap
+        hop = MEL.clip_frames - overlap
         seams = [f for s in range(hop, n_frames, hop) for f in range(s, min(n_frames, s + max(1, overlap)))]
         out[f"seam_flux_ratio_overlap{overlap}"] = round(float(flux[np.array(seams) - 1].mean() / flux.mean()), 3)
     return out
@@ -94,7 +97,8 @@ def bench(name: str, models: PerformerModels, seconds: float, repeats: int) -> d
     t_render, result = timed(lambda: render_score(models, notes, performer), repeats)
     t_timing, (on, off) = timed(lambda: predict_timing(models.alignment, notes, pid, notes.tempo_qpm), repeats)
     n_frames = result.mel.shape[1]
-    t_mel, mel = timed(lambda: synthesize_mel(models.synthesis, notes, on, off, pid, n_frames), repeats)
+    t_mel, mel = timed(lambda: synthesize_mel(models.synthesis, notes, on, off, pid, n_frames, window=MEL.clip_frames),
+                       repeats)
     source = models.vocoder.make_source(notes.pitch, on, off, n_frames, result.sample_rate)  # None: mel-only vocoder
     t_vocoder, _ = timed(lambda: vocode(models.vocoder, mel, source=source), repeats)
     level = {"rms": round(float(np.sqrt(np.mean(np.square(result.audio, dtype=np.float64)))), 4),
@@ -128,7 +132,7 @@ def main() -> None:
           f"device {device}", flush=True)
     rows = []
     if args.models and (Path(args.models) / "hifigan" / "model.pt").is_file():
-        rows.append(bench("trained", load_models(args.models, device), args.seconds, args.repeats))
+        rows.append(bench("trained", load_models(args.models, MEL, device), args.seconds, args.repeats))
     rows.append(bench("paper-size", paper_models(device), args.seconds, args.repeats))
     rows.append(bench("paper-size, source-filter vocoder", paper_models_source_filter(device), args.seconds, args.repeats))
     if args.json:

@@ -66,6 +66,7 @@ def main() -> None:
 
     import torch
 
+    from pipeline.config import load_params
     from pipeline.inference import load_models, render_score
     from pipeline.scores import read_score
 
@@ -81,7 +82,7 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
             walls.append(time.perf_counter() - start)
-        models = load_models(args.models)
+        models = load_models(args.models, load_params(ROOT / "params.yaml").mel)
         notes = read_score(score)
         performer = models.performers[0]
         with torch.inference_mode():

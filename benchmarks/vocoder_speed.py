@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.models.hifigan import Generator
-from pipeline.models.source_filter import SourceFilterVocoder
+from pipeline.config import load_params
+from pipeline.models.vocoders import vocoder_for_mel
 
 
 def cpu_seconds(fn, repeats: int) -> float:
@@ -49,7 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    sample_rate, hop = 16000, 256
+    mel_config = load_params(ROOT / "params.yaml").mel
+    sample_rate, hop = mel_config.sample_rate, mel_config.hop_length
     frames = int(args.seconds * sample_rate / hop)
     rng = np.random.default_rng(0)
     mel = torch.from_numpy(rng.normal(-5, 2, (1, 80, frames)).astype(np.float32))
@@ -63,7 +65,7 @@ def main() -> None:
         rows["HiFi-GAN V2 (the paper's)"] = cpu_seconds(lambda: v2(mel), args.repeats)
         for name, kwargs in (("source-filter, CPU default (256 ch, 6 blocks)", {}),
                              ("source-filter, GPU scale (512 ch, 8 blocks)", {"channels": 512, "layers": 8})):
-            vocoder = SourceFilterVocoder(**kwargs).eval()
+            vocoder = vocoder_for_mel("source_filter", kwargs, mel_config).eval()
 
             def run(vocoder=vocoder):
                 source = vocoder.make_source(pitch, onset, np.minimum(offset, frames), frames, sample_rate)

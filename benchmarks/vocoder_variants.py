@@ -43,7 +43,8 @@ def main() -> None:
     index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
     test = read_split(FEATURES, params.split).test
-    clips = ClipDataset(FEATURES, test, audio_dir=AUDIO, hop_length=params.mel.hop_length)
+    clips = ClipDataset(FEATURES, test, audio_dir=AUDIO, clip_frames=params.mel.clip_frames,
+                        hop_length=params.mel.hop_length)
     order = list(range(len(clips)))[: args.clips or None]
     rate = params.mel.sample_rate
     systems = {}

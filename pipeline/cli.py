@@ -64,18 +64,23 @@ def perform(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac)"),
     performer: str = typer.Option("aurora", help="virtual performer (see `performer performers`)"),
-    sample_rate: int = typer.Option(16000, help="output sample rate"),
+    sample_rate: Optional[int] = typer.Option(None, help="output sample rate (default: the parameter file's "
+                                              "resample.sample_rate, the pipeline's audio rate)"),
     seed: int = typer.Option(0, help="random seed of the performance"),
     truth: Optional[Path] = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
 ) -> None:
     """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
     from pipeline.audio import write_audio
+    from pipeline.config import load_params
     from pipeline.datasets.layout import write_reference
     from pipeline.performers import get_performer
     from pipeline.rendering import render
     from pipeline.scores import read_score
 
     try:
+        if sample_rate is None:
+            sample_rate = load_params(params).resample.sample_rate
         player = get_performer(performer)
         notes = read_score(score)
         perf = player.perform(notes, seed=seed)
@@ -99,14 +104,15 @@ def align(
 
     from pipeline.alignment.align import align_score_to_audio
     from pipeline.audio import load_audio
-    from pipeline.config import AlignConfig, load_params
+    from pipeline.config import load_params
     from pipeline.io import atomic_path
     from pipeline.scores import read_score
 
     try:
-        config = load_params(params).align if params.exists() else AlignConfig()
+        settings = load_params(params)
+        config = settings.align
         notes = read_score(score)
-        signal, rate = load_audio(audio, sample_rate=16000)
+        signal, rate = load_audio(audio, sample_rate=settings.resample.sample_rate)
         result = align_score_to_audio(notes, signal, rate, config, program=config.program)
         frame = pd.DataFrame({"onset": result.onset.round(4), "offset": result.offset.round(4), "pitch": notes.pitch,
                               "score_onset": notes.onset, "score_duration": notes.duration})
@@ -119,21 +125,22 @@ def align(
 
 @app.command()
 def mel(
-    audio: Path = typer.Argument(..., help="recording (any common format; resampled to 16 kHz)"),
-    output: Path = typer.Option(..., "-o", "--output", help=".npy file for the (80, frames) log-mel"),
+    audio: Path = typer.Argument(..., help="recording (any common format; resampled to the mel recipe's rate)"),
+    output: Path = typer.Option(..., "-o", "--output", help=".npy file for the (n_mels, frames) log-mel"),
     plot: Optional[Path] = typer.Option(None, help="also draw it to this PNG"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file: its mel group is the recipe"),
 ) -> None:
     """Compute the project's log-mel spectrogram of one recording."""
     import numpy as np
 
     from pipeline.audio import load_audio
-    from pipeline.config import MelConfig
+    from pipeline.config import load_params
     from pipeline.io import atomic_path
     from pipeline.mel import log_mel
     from pipeline.plots import plot_mel_with_notes
 
     try:
-        config = MelConfig()
+        config = load_params(params).mel
         signal, _ = load_audio(audio, sample_rate=config.sample_rate)
         spec = log_mel(signal, config)
         with atomic_path(output) as tmp:
@@ -152,7 +159,7 @@ RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
 @app.command()
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
-    output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, 16 kHz)"),
+    output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, at the models' rate)"),
     performer: Optional[str] = typer.Option(None, help="a performer the models were trained on (default: the first)"),
     tempo: Optional[float] = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
     models: str = typer.Option("models", "--models", "--model", help="folder of the training stages' outputs, or "
@@ -163,6 +170,8 @@ def render(
     timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
     threads: int = typer.Option(RENDER_THREADS, min=1, help="CPU threads for the models (docs/benchmarks.md, "
                                 "\"Render command\": one is as fast on an idle machine and far faster on a busy one)"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on "
+                                "(a composite registered model carries its own)"),
 ) -> None:
     """Render a score to audio through the three trained models (alignment -> synthesis -> vocoder)."""
     import time
@@ -171,6 +180,7 @@ def render(
     import torch
 
     from pipeline.audio import write_audio
+    from pipeline.config import load_params
     from pipeline.inference import load_models, render_score
     from pipeline.scores import read_score
     from pipeline.training.device import select_device
@@ -180,13 +190,14 @@ def render(
         notes = read_score(score)
         if len(notes) == 0:
             raise PipelineError("the score has no notes", score)
-        bundle = load_models(models, select_device(device))
+        mel = load_params(params).mel if params.is_file() else None  # a composite model carries its own
+        bundle = load_models(models, mel, select_device(device))
         if performer is None:
             performer = bundle.performers[0] if bundle.performers else "0"
         result = render_score(bundle, notes, performer, tempo)
         write_audio(output, result.audio, result.sample_rate)
         if mel_plot is not None:
-            _plot_rendering(mel_plot, result, notes, score.name)
+            _plot_rendering(mel_plot, result, notes, score.name, bundle.mel)
         if timing is not None:
             from pipeline.datasets.layout import write_reference
 
@@ -198,12 +209,11 @@ def render(
                f"{time.perf_counter() - started:.1f} s)")
 
 
-def _plot_rendering(path: Path, result, notes, title: str) -> None:
-    from pipeline.config import MelConfig
+def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:
     from pipeline.plots import plot_mel_with_notes
 
     timed = {"pitch": notes.pitch, "onset_frame": result.onset_frame, "offset_frame": result.offset_frame}
-    plot_mel_with_notes(path, result.mel, timed, MelConfig(), title=title)
+    plot_mel_with_notes(path, result.mel, timed, mel, title=title)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,8 +1,8 @@
 """Score -> waveform through the three trained models (what `performer render` runs).
 
     score notes --AlignmentModel, 5 s windows of score time, stitched-->  performed frames
-                --SynthesisModel, 312-frame windows, cross-faded-->       log-mel (80, T)
-                --HiFi-GAN generator, chunks with context-->               waveform (T * 256,)
+                --SynthesisModel, mel.clip_frames windows, cross-faded--> log-mel (n_mels, T)
+                --vocoder, chunks with context-->                          waveform (T * hop,)
 
 The models were trained on 5-second clips, so every step runs on windows of that size and
 joins them:
@@ -13,7 +13,7 @@ joins them:
   durations) in its central part, where it saw context on both sides. The global timeline is
   the running sum of the kept intervals, so it is monotone by construction, and is made a valid
   frame timeline by :func:`pipeline.models.alignment.to_timeline`.
-* **Mel** (:func:`synthesize_mel`). Windows of ``CLIP_FRAMES`` frames overlapping by
+* **Mel** (:func:`synthesize_mel`). Windows of ``mel.clip_frames`` frames (the training clips') overlapping by
   ``overlap`` frames are cut exactly as training clips are (``cut_clip`` + ``collate_clips``),
   predicted in batches, and cross-faded with raised-cosine weights over the overlaps.
 * **Waveform** (:func:`vocode`). The fully convolutional vocoder runs on chunks with
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from pipeline.config import MelConfig
-from pipeline.datasets.clips import CLIP_FRAMES, collate_clips, cut_clip
+from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.models.alignment import AlignmentModel, to_timeline
 from pipeline.models.synthesis import SynthesisModel
@@ -46,11 +46,13 @@ REGISTERED_PREFIX = "deep-performer-"  # registered model names: deep-performer-
 
 @dataclass
 class PerformerModels:
-    """The three models of a Deep Performer, in eval mode on one device."""
+    """The three models of a Deep Performer, in eval mode on one device, and the mel recipe they were
+    trained on (params.yaml's ``mel`` group: frame rate, sample rate, the training clips' length)."""
 
     alignment: AlignmentModel
     synthesis: SynthesisModel
     vocoder: Vocoder
+    mel: MelConfig
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -58,8 +60,14 @@ class PerformerModels:
         if tuple(a["performer_names"]) != tuple(s["performer_names"]):
             raise PipelineError("the alignment and synthesis models know different performers "
                                 f"({list(a['performer_names'])} vs {list(s['performer_names'])})", self.source)
-        if s["n_mels"] != self.vocoder.generator_hparams()["in_channels"]:
-            raise PipelineError("the synthesis model's mel bins do not match the vocoder's input", self.source)
+        if s["n_mels"] != self.vocoder.generator_hparams()["in_channels"] or s["n_mels"] != self.mel.n_mels:
+            raise PipelineError(f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
+                                f"({self.vocoder.generator_hparams()['in_channels']}) and the mel recipe's "
+                                f"({self.mel.n_mels}) differ", self.source)
+        frame_rate = self.mel.sample_rate / self.mel.hop_length
+        if abs(a["frame_rate"] - frame_rate) > 1e-6 or self.vocoder.hop_length != self.mel.hop_length:
+            raise PipelineError(f"the models were trained at another frame rate than the mel recipe's "
+                                f"{frame_rate:g} frames/s", self.source)
 
     @property
     def performers(self) -> tuple[str, ...]:
@@ -84,8 +92,9 @@ class PerformerModels:
         return self
 
 
-def load_models(source: str | Path = "models", device: str | torch.device = "cpu") -> PerformerModels:
-    """The three models from a folder of stage outputs or from MLflow.
+def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.device = "cpu") -> PerformerModels:
+    """The three models from a folder of stage outputs or from MLflow, for the mel recipe ``mel``
+    (params.yaml's; a composite registered model carries its own, and ``mel`` may then be None).
 
     ``source`` is one of:
 
@@ -118,17 +127,21 @@ def load_models(source: str | Path = "models", device: str | torch.device = "cpu
         raise PipelineError("an MLflow URI for the three models needs {name} in it "
                             "(e.g. models:/deep-performer-{name}@champion), or is the composite "
                             "models:/deep-performer@ALIAS", text)
+    elif mel is None:
+        raise PipelineError("parameter file not found: the mel recipe of these models is its mel group", text)
     else:
-        return _load_folder(Path(text), device)
+        return _load_folder(Path(text), mel, device)
+    if mel is None:
+        raise PipelineError("parameter file not found: the mel recipe of these models is its mel group", text)
     models = [_load_mlflow(uri, device) for uri in uris]
     for model, classes in zip(models, ((AlignmentModel,), (SynthesisModel,), tuple(VOCODER_KINDS.values()))):
         if not isinstance(model, classes):
             expected = " or ".join(c.__name__ for c in classes)
             raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
-    return PerformerModels(*models, source=text)
+    return PerformerModels(*models, mel=mel, source=text)
 
 
-def _load_folder(root: Path, device: str | torch.device) -> PerformerModels:
+def _load_folder(root: Path, mel: MelConfig, device: str | torch.device) -> PerformerModels:
     from pipeline.training.run import load_model
 
     if not root.is_dir():
@@ -145,7 +158,7 @@ def _load_folder(root: Path, device: str | torch.device) -> PerformerModels:
         raise
     except Exception as err:  # a damaged or foreign file
         raise PipelineError(f"cannot load the models: {err}", root) from None
-    return PerformerModels(alignment, synthesis, vocoder, source=str(root)).to(device)
+    return PerformerModels(alignment, synthesis, vocoder, mel, source=str(root)).to(device)
 
 
 def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
@@ -261,9 +274,10 @@ def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
 
 @torch.inference_mode()
 def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndarray, offset_frame: np.ndarray,
-                   performer: int, n_frames: int, window: int = CLIP_FRAMES, overlap: int = 64,
+                   performer: int, n_frames: int, window: int, overlap: int = 64,
                    batch_size: int = 16) -> np.ndarray:
-    """Log-mel ``(n_mels, n_frames)`` of the notes played at the given frames."""
+    """Log-mel ``(n_mels, n_frames)`` of the notes played at the given frames, predicted in ``window``
+    frames at a time (the training clips' length, ``mel.clip_frames``)."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
@@ -344,14 +358,12 @@ class Rendering:
 
 
 def render_score(models: PerformerModels, notes: NoteTable, performer: str, tempo_qpm: float | None = None,
-                 mel: MelConfig | None = None, tail_seconds: float = 0.5) -> Rendering:
+                 tail_seconds: float = 0.5) -> Rendering:
     """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default)."""
-    mel = mel or MelConfig()
+    mel = models.mel
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
     frame_rate = mel.sample_rate / mel.hop_length
-    if abs(models.alignment.hparams["frame_rate"] - frame_rate) > 1e-6 or models.vocoder.hop_length != mel.hop_length:
-        raise PipelineError(f"the models were trained at another frame rate than {frame_rate:g} frames/s", models.source)
     qpm = float(tempo_qpm or notes.tempo_qpm)
     if not 0 < qpm < 1000:
         raise PipelineError(f"tempo must be between 0 and 1000 quarter notes per minute, not {qpm:g}", notes.name)
@@ -360,7 +372,8 @@ def render_score(models: PerformerModels, notes: NoteTable, performer: str, temp
     played = notes.subset(order)
     onset_sorted, offset_sorted = predict_timing(models.alignment, played, performer_id, qpm)
     n_frames = int(offset_sorted.max()) + int(round(tail_seconds * frame_rate))
-    spec = synthesize_mel(models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames)
+    spec = synthesize_mel(models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames,
+                          window=mel.clip_frames)
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
     source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)

@@ -1,4 +1,4 @@
-"""The one log-mel recipe of the project (HiFi-GAN's, REFERENCE.md §2).
+"""The one log-mel recipe of the project (HiFi-GAN's; params.yaml's ``mel`` group, docs/data-formats.md).
 
 Every stage (features, training targets, vocoder input, evaluation) calls this module,
 so a mel computed anywhere matches a mel computed anywhere else, on CPU or GPU.
@@ -29,9 +29,9 @@ class LogMelSpectrogram(nn.Module):
     ``n`` samples gives exactly ``n // hop`` frames, aligned with the vocoder's upsampling.
     """
 
-    def __init__(self, config: MelConfig | None = None) -> None:
+    def __init__(self, config: MelConfig) -> None:
         super().__init__()
-        self.config = config or MelConfig()
+        self.config = config
         c = self.config
         if (c.n_fft - c.hop_length) % 2:
             raise ValueError("n_fft - hop_length must be even for symmetric padding")
@@ -60,7 +60,7 @@ class LogMelSpectrogram(nn.Module):
         return mel[0] if squeeze else mel
 
 
-def log_mel(audio: np.ndarray, config: MelConfig | None = None, device: str | torch.device = "cpu") -> np.ndarray:
+def log_mel(audio: np.ndarray, config: MelConfig, device: str | torch.device = "cpu") -> np.ndarray:
     """NumPy convenience wrapper: mono ``(samples,)`` -> ``(n_mels, samples // hop)`` float32."""
     module = LogMelSpectrogram(config).to(device)
     with torch.no_grad():

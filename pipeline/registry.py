@@ -30,6 +30,7 @@ without the metric is an error, not a silent pass; a champion without it is repl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import math
@@ -43,6 +44,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
+from pipeline.config import MelConfig, from_dict, load_params
 from pipeline.errors import PipelineError
 from pipeline.inference import MODEL_NAMES, REGISTERED_PREFIX
 
@@ -181,7 +183,11 @@ class DeepPerformerModel(mlflow.pyfunc.PythonModel):
         device = select_device(os.environ.get("DEEP_PERFORMER_DEVICE", "auto"))
         modules = [mlflow.pytorch.load_model(context.artifacts[name], map_location=torch.device(device)).eval()
                    for name in MODEL_NAMES]
-        self.models = PerformerModels(*modules, source=COMPOSITE).to(device)
+        if "mel" not in context.artifacts:
+            raise PipelineError(f"this {COMPOSITE} version carries no mel recipe (registered by an older version): "
+                                "register the models again")
+        mel = from_dict(MelConfig, json.loads(Path(context.artifacts["mel"]).read_text()), "mel")
+        self.models = PerformerModels(*modules, mel=mel, source=COMPOSITE).to(device)
 
     # the DataFrame hint tells MLflow that the signature given at logging time (score, performer, tempo
     # columns) validates requests, not type hints
@@ -270,14 +276,16 @@ def _trained_model_uri(root: Path, name: str) -> tuple[str, str]:
 def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) -> dict[str, int]:
     """Register the trained models of ``root`` as new versions with alias ``candidate``; ``{name: version}``.
 
-    Reads ``root/models/{alignment,synthesis,hifigan}/mlflow.json`` and ``root/metrics/evaluate.json``;
-    every input is checked before anything is registered.
+    Reads ``root/models/{alignment,synthesis,hifigan}/mlflow.json``, ``root/metrics/evaluate.json`` and the
+    mel recipe of ``root/params.yaml`` (stored with the composite model); every input is checked before
+    anything is registered.
     """
     import mlflow
 
     from pipeline.tracking import git_commit, open_experiment
 
     root = Path(root)
+    mel = load_params(root / "params.yaml").mel
     tags = evaluation_tags(root / "metrics" / "evaluate.json")
     sources = {name: _trained_model_uri(root, name) for name in MODEL_NAMES}
     client = _client(tracking_uri, root)
@@ -300,7 +308,9 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     component_tags = {f"component.{name}": str(v) for name, v in versions.items()}
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(run_name="register_candidate") as run:
-        artifacts = {}
+        mel_file = Path(tmp) / "mel.json"  # the recipe the models were trained on, for rendering anywhere
+        mel_file.write_text(json.dumps(dataclasses.asdict(mel)))
+        artifacts = {"mel": str(mel_file)}
         for name in MODEL_NAMES:
             registered = REGISTERED_PREFIX + name
             target = Path(tmp) / name
@@ -315,7 +325,7 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
             info = mlflow.pyfunc.log_model(
                 name=COMPOSITE, python_model=DeepPerformerModel(), artifacts=artifacts, signature=_signature(),
                 pip_requirements=["torch==2.13.0", "numpy", "librosa", "soundfile", "pandas", "mido", "music21"],
-                metadata={"sample_rate": 16000, "components": component_tags},
+                metadata={"sample_rate": mel.sample_rate, "components": component_tags},
             )
         mv = mlflow.register_model(info.model_uri, COMPOSITE, await_registration_for=60,
                                    tags={**common, **component_tags, "source_run_id": run.info.run_id})

@@ -93,7 +93,7 @@ def _assign_channels(perf: Performance) -> np.ndarray:
     return channels
 
 
-def render(perf: Performance, instrument: Instrument, sample_rate: int = 16000, tail: float = 1.0) -> np.ndarray:
+def render(perf: Performance, instrument: Instrument, sample_rate: int, tail: float = 1.0) -> np.ndarray:
     """Render ``perf`` with FluidSynth. Returns stereo float32 ``(samples, 2)``.
 
     The output lasts until the last offset plus ``tail`` seconds of release/reverb.

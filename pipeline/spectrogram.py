@@ -20,9 +20,9 @@ from pipeline.mel import _mel_basis
 class PowerSpectrogram(nn.Module):
     """Waveform ``(B, samples)`` or ``(samples,)`` -> ``|STFT|^2`` ``(B, n_fft // 2 + 1, samples // hop)``."""
 
-    def __init__(self, config: MelConfig | None = None) -> None:
+    def __init__(self, config: MelConfig) -> None:
         super().__init__()
-        self.config = config or MelConfig()
+        self.config = config
         if (self.config.n_fft - self.config.hop_length) % 2:
             raise ValueError("n_fft - hop_length must be even for symmetric padding")
         self.register_buffer("window", torch.hann_window(self.config.win_length), persistent=False)
@@ -44,15 +44,15 @@ class PowerSpectrogram(nn.Module):
         return power[0] if squeeze else power
 
 
-def log_mel_of_power(power: torch.Tensor, config: MelConfig | None = None) -> torch.Tensor:
+def log_mel_of_power(power: torch.Tensor, config: MelConfig) -> torch.Tensor:
     """The project's log-mel ``(..., n_mels, T)`` of a power spectrogram ``(..., bins, T)``."""
-    c = config or MelConfig()
+    c = config
     basis = torch.from_numpy(_mel_basis(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)).to(power)
     magnitude = torch.sqrt(power.clamp(min=0) + 1e-9)
     return torch.log(torch.clamp(basis @ magnitude, min=c.clamp))
 
 
-def griffin_lim(power: np.ndarray, config: MelConfig | None = None, iterations: int = 32, seed: int = 0) -> np.ndarray:
+def griffin_lim(power: np.ndarray, config: MelConfig, iterations: int = 32, seed: int = 0) -> np.ndarray:
     """Waveform ``(T * hop,)`` of a power spectrogram ``(bins, T)`` framed like :class:`PowerSpectrogram`.
 
     librosa centres frame ``t`` on sample ``t * hop``; ours is centred on ``t * hop + hop / 2``, so the
@@ -60,7 +60,7 @@ def griffin_lim(power: np.ndarray, config: MelConfig | None = None, iterations: 
     """
     import librosa
 
-    c = config or MelConfig()
+    c = config
     frames = power.shape[1]
     audio = librosa.griffinlim(np.sqrt(np.maximum(power, 0.0)).astype(np.float32), n_iter=iterations,
                                hop_length=c.hop_length, win_length=c.win_length, n_fft=c.n_fft, center=True,
@@ -72,14 +72,14 @@ def griffin_lim(power: np.ndarray, config: MelConfig | None = None, iterations: 
     return out
 
 
-def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig | None = None, iterations: int = 32,
+def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig, iterations: int = 32,
                          seed: int = 0) -> np.ndarray:
     """Waveform ``(T * hop,)`` of a log-mel ``(n_mels, T)`` without a vocoder: the mel's magnitudes are
     mapped back to linear-frequency bins (non-negative least squares against the same Slaney filters)
     and Griffin-Lim finds a phase. The floor a trained vocoder has to beat."""
     import librosa
 
-    c = config or MelConfig()
+    c = config
     magnitude = librosa.feature.inverse.mel_to_stft(
         np.exp(np.asarray(mel, np.float64)).astype(np.float32), sr=c.sample_rate, n_fft=c.n_fft, power=1.0,
         norm="slaney", fmin=c.fmin, fmax=c.fmax)

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pipeline.config import MelConfig
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -90,10 +92,12 @@ class MlflowTracker:
     """The Tracker the training loop logs to; only rank 0 creates one."""
 
     def __init__(self, experiment: str, run_name: str, run_dir: str | Path, params: dict[str, Any] | None = None,
-                 tags: dict[str, str] | None = None, root: str | Path = ".") -> None:
+                 tags: dict[str, str] | None = None, root: str | Path = ".", mel: MelConfig | None = None) -> None:
+        """``mel``: the recipe of the mels and audio the run logs as examples (:meth:`log_examples`)."""
         import mlflow
 
         self.mlflow = mlflow
+        self.mel = mel
         open_experiment(experiment, tracking_uri(root))
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,20 +121,23 @@ class MlflowTracker:
         self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)}, step=step)
 
     def log_examples(self, examples: dict[str, Any], step: int) -> None:
-        """``mel/<name>``: (n_mels, frames) arrays -> PNG; ``audio/<name>``: (samples,) at 16 kHz -> WAV."""
+        """``mel/<name>``: (n_mels, frames) arrays -> PNG; ``audio/<name>``: (samples,) at the mel recipe's
+        rate -> WAV."""
         from pipeline.audio import write_audio
-        from pipeline.config import MelConfig
         from pipeline.plots import plot_mel_with_notes
+
+        if self.mel is None:
+            raise ValueError("this run was opened without a mel recipe: it cannot log mel or audio examples")
 
         with tempfile.TemporaryDirectory() as tmp:
             for key, value in examples.items():
                 kind, _, name = key.partition("/")
                 if kind == "mel":
                     path = Path(tmp) / f"{name}.png"
-                    plot_mel_with_notes(path, np.asarray(value), None, MelConfig(), title=f"{name} (step {step})")
+                    plot_mel_with_notes(path, np.asarray(value), None, self.mel, title=f"{name} (step {step})")
                 elif kind == "audio":
                     path = Path(tmp) / f"{name}.wav"
-                    write_audio(path, np.asarray(value, dtype=np.float32), 16000)
+                    write_audio(path, np.asarray(value, dtype=np.float32), self.mel.sample_rate)
                 else:
                     continue
                 self.mlflow.log_artifact(str(path), artifact_path=f"examples/step_{step:07d}")

@@ -73,9 +73,9 @@ def build_systems(params: Params) -> dict:
     # the paper's system as published: the same synthesis model through the paper's HiFi-GAN V2
     paper_vocoder = sys_.load_vocoder(MODELS, "hifigan_v2")
     systems[PAPER] = sys_.synthesis_system(MODELS, "synthesis", paper_vocoder, PAPER, rate)
-    systems["HiFi-GAN baseline"] = sys_.pianoroll_hifigan_system(MODELS)
-    systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.train_performancenet.griffin_lim_iterations,
-                                                           params.mel)
+    systems["HiFi-GAN baseline"] = sys_.pianoroll_hifigan_system(MODELS, params.mel)
+    systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.mel,
+                                                           params.train_performancenet.griffin_lim_iterations)
     systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder, rate)
     systems[PAPER_VOCODER] = sys_.vocoder_reconstruction(paper_vocoder, rate)
     systems[FLOOR] = sys_.griffin_lim_reconstruction(params.mel, params.train_performancenet.griffin_lim_iterations)
@@ -101,7 +101,8 @@ def run(params: Params) -> None:
     if not test_ids:
         raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", FEATURES)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
-    clips = ClipDataset(FEATURES, test_ids, audio_dir=AUDIO, hop_length=params.mel.hop_length)
+    clips = ClipDataset(FEATURES, test_ids, audio_dir=AUDIO, clip_frames=params.mel.clip_frames,
+                        hop_length=params.mel.hop_length)
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
@@ -132,7 +133,8 @@ def run(params: Params) -> None:
 
     # ---- timing: the alignment model vs constant tempo, on the test clips' notes
     alignment = load_model(sys_.require_model(MODELS / "alignment" / "model.pt", "alignment model"), AlignmentModel)
-    starting = ClipDataset(FEATURES, test_ids, notes="starting")
+    starting = ClipDataset(FEATURES, test_ids, notes="starting", clip_frames=params.mel.clip_frames,
+                           hop_length=params.mel.hop_length)
     timing_systems = ("Deep Performer", "Constant tempo", "Constant tempo (exact tempo)")
     errors: dict = {name: {"onset": [], "duration": []} for name in timing_systems}
     frame_rate = 1.0 / frame_seconds

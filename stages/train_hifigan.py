@@ -36,7 +36,7 @@ def run(params: Params, variant: str | None = None) -> None:
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = HifiganTask(vocoder, config, params.mel, steps_per_epoch)
     run_training(f"hifigan_{variant}" if variant else "hifigan", task, vocoder, vocoder_hparams(vocoder), train_set,
-                 val_set, collate_segments, config.train, asdict(config),
+                 val_set, collate_segments, config.train, asdict(config), params.mel,
                  data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)))
 
 

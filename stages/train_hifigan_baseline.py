@@ -20,13 +20,13 @@ from stages._training import FEATURES
 
 def run(params: Params) -> None:
     config = params.train_hifigan_baseline
-    train_set, val_set, performers = audio_clip_datasets(params.split)
+    train_set, val_set, performers = audio_clip_datasets(params.split, params.mel)
     seed_everything(config.train.seed)
     model = PianoRollHifigan(n_performers=len(performers), generator=config.generator, performer_names=performers)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = PianoRollHifiganTask(model, config, params.mel, steps_per_epoch)
     run_training("hifigan_baseline", task, model, model.config(), train_set, val_set, collate_clips, config.train,
-                 asdict(config),
+                 asdict(config), params.mel,
                  data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)))
 
 

@@ -24,13 +24,13 @@ def run(params: Params, ablation: str | None = None) -> None:
         kwargs = config.ablation_model(ablation) if ablation else config.model
     except KeyError as err:
         raise PipelineError(str(err.args[0]), "params.yaml") from None
-    train_set, val_set, performers = clip_datasets(params.split)
+    train_set, val_set, performers = clip_datasets(params.split, params.mel)
     seed_everything(config.train.seed)
     model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **kwargs})
     name = f"synthesis_{ablation}" if ablation else "synthesis"
     logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
-    run_training(name, SynthesisTask(model, config.optimizer), model, model.config(), train_set, val_set,
-                 collate_clips, config.train, logged,
+    run_training(name, SynthesisTask(model, config.optimizer, params.mel), model, model.config(), train_set, val_set,
+                 collate_clips, config.train, logged, params.mel,
                  data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
                  dvc_stage=f"train_ablation@{ablation}" if ablation else None)
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.config import MelConfig, TrainConfig, TrainHifiganBaselineConfig, TrainPerformanceNetConfig
+from pipeline.config import TrainConfig, TrainPerformanceNetConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import mel_l1_loss
 from pipeline.models.performancenet import MultiBandResidualBlock, PerformanceNet, onset_offset_roll, performancenet_loss
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.spectrogram import PowerSpectrogram, griffin_lim, log_mel_of_power
 from pipeline.training.windows import random_windows, take_frames, take_samples
+from tests._params import MEL, PARAMS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -111,7 +113,7 @@ def test_performancenet_overfits_one_batch():
     batch = clips_with_audio()
     model = PerformanceNet(bins=513, **SMALL_PN)
     piano, onoff = PerformanceNet.rolls(batch)
-    target = torch.log1p(PowerSpectrogram()(batch["audio"]))
+    target = torch.log1p(PowerSpectrogram(MEL)(batch["audio"]))
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
     for _ in range(60):
@@ -146,7 +148,7 @@ def test_pianoroll_hifigan_shapes_performer_and_weight_norm():
 def test_pianoroll_hifigan_overfits_one_batch_with_mel_l1():
     torch.manual_seed(0)
     batch = clips_with_audio(frames=32)
-    mel = LogMelSpectrogram()
+    mel = LogMelSpectrogram(MEL)
     model = PianoRollHifigan(n_performers=2)
     rolls = model.rolls(batch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.99))
@@ -184,7 +186,7 @@ def test_baseline_task_trains_on_matching_windows_of_rolls_and_audio():
     torch.manual_seed(0)
     batch = clips_with_audio()
     model = PianoRollHifigan(n_performers=2)
-    task = PianoRollHifiganTask(model, TrainHifiganBaselineConfig(segment_frames=16), MelConfig(), steps_per_epoch=1)
+    task = PianoRollHifiganTask(model, replace(PARAMS.train_hifigan_baseline, segment_frames=16), MEL, steps_per_epoch=1)
     (rolls, performer), audio = task.generator_io(batch, training=True)
     assert rolls.shape == (2, 16, 256) and audio.shape == (2, 16 * 256) and torch.equal(performer, batch["performer"])
     full = PianoRollHifigan.rolls(batch)
@@ -198,9 +200,9 @@ def test_baseline_task_trains_on_matching_windows_of_rolls_and_audio():
 
 def test_power_spectrogram_gives_the_project_mel_and_frames():
     audio = torch.randn(2, 16000) * 0.1
-    power = PowerSpectrogram()(audio)
+    power = PowerSpectrogram(MEL)(audio)
     assert power.shape == (2, 513, 16000 // 256)
-    torch.testing.assert_close(log_mel_of_power(power), LogMelSpectrogram()(audio), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(log_mel_of_power(power, MEL), LogMelSpectrogram(MEL)(audio), atol=1e-4, rtol=1e-4)
 
 
 def test_griffin_lim_restores_a_tone_burst_at_its_place():
@@ -208,15 +210,15 @@ def test_griffin_lim_restores_a_tone_burst_at_its_place():
     sr = 16000
     t = np.arange(sr) / sr
     tone = np.where(t >= 0.5, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
-    power = PowerSpectrogram()(torch.from_numpy(tone)).numpy()
-    out = griffin_lim(power, iterations=32)
+    power = PowerSpectrogram(MEL)(torch.from_numpy(tone)).numpy()
+    out = griffin_lim(power, MEL, iterations=32)
     assert out.shape == (62 * 256,)
     spectrum = np.abs(np.fft.rfft(out[9000:15000]))
     assert abs(np.argmax(spectrum) * sr / 6000 - 440) < 3
     envelope = np.abs(out) > 0.1
     first = np.argmax(envelope)
     assert abs(first - 8000) < 256, first
-    mel = LogMelSpectrogram()
+    mel = LogMelSpectrogram(MEL)
     near = ((mel(torch.from_numpy(out)) - mel(torch.from_numpy(tone[: len(out)]))) ** 2).mean()
     shifted = ((mel(torch.from_numpy(np.roll(out, 256))) - mel(torch.from_numpy(tone[: len(out)]))) ** 2).mean()
     assert near < shifted  # aligned with the recording's frames, not a hop off

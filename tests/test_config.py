@@ -1,7 +1,22 @@
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pipeline.config import Params, load_params
 from pipeline.errors import PipelineError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _params_with(tmp_path, change) -> Path:
+    """The repository's params.yaml with ``change(raw_dict)`` applied, written to ``tmp_path``."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    change(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def test_repository_params_load_into_typed_objects(repo_root):
@@ -12,20 +27,75 @@ def test_repository_params_load_into_typed_objects(repo_root):
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    "change, message",
     [
-        ("align:\n  feature_rat: 100\n", "unknown setting.*align.feature_rat"),
-        ("mel:\n  n_mels: eighty\n", "mel.n_mels must be int"),
-        ("data:\n  source: youtube\n", "data.source must be builtin, bach-violin or maestro"),
-        ("data: [1, 2\n", "not valid YAML"),
+        (lambda p: p["align"].update(feature_rat=100), "unknown setting.*align.feature_rat"),
+        (lambda p: p["mel"].update(n_mels="eighty"), "mel.n_mels must be int"),
+        (lambda p: p["data"].update(source="youtube"), "data.source must be builtin, bach-violin or maestro"),
+        # no competing defaults in the code: a setting missing from the file is an error, not a fallback
+        (lambda p: p["mel"].pop("hop_length"), r"missing setting\(s\) params.mel.hop_length"),
+        (lambda p: p["train_synthesis"]["train"].pop("max_steps"), "missing setting.*train_synthesis.train.max_steps"),
+        (lambda p: p.pop("evaluate"), r"missing setting\(s\) params.evaluate$"),
+        # the shared training-loop group: each key lives in one place
+        (lambda p: p["train_alignment"]["train"].update(seed=1), "train_alignment.train.seed also set in params.train"),
+        (lambda p: p["train"].update(max_step=3), "unknown setting.*params.train.max_step"),
     ],
 )
-def test_bad_params_name_the_file_and_the_setting(tmp_path, text, message):
-    path = tmp_path / "params.yaml"
-    path.write_text(text)
+def test_bad_params_name_the_file_and_the_setting(tmp_path, change, message):
+    path = _params_with(tmp_path, change)
     with pytest.raises(PipelineError, match=message) as info:
         load_params(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [1, 2\n")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_the_shared_train_group_completes_every_training_stage(tmp_path):
+    params = load_params(_params_with(tmp_path, lambda p: p["train"].update(seed=7, log_every=3)))
+    stages = [params.train_alignment, params.train_synthesis, params.train_hifigan, params.train_hifigan_v2,
+              params.train_hifigan_baseline, params.train_performancenet]
+    assert {(s.train.seed, s.train.log_every) for s in stages} == {(7, 3)}
+    assert [s.train.max_steps for s in stages[:2]] == [400, 1500]  # the stages' own keys stay theirs
+
+
+@pytest.mark.parametrize("name", ["paper-violin.yaml", "paper-piano.yaml"])
+def test_paper_files_hold_the_same_settings_as_params_yaml(name):
+    """Every key of params.yaml is in each paper file and the reverse (nothing falls back to a default)."""
+    def keys(tree, prefix=""):
+        if not isinstance(tree, dict) or prefix.endswith((".model", ".generator", ".ablations")):
+            return {prefix}
+        return set().union(*(keys(v, f"{prefix}.{k}") for k, v in tree.items()))
+
+    ours = keys(yaml.safe_load((REPO / "params.yaml").read_text()))
+    theirs = keys(yaml.safe_load((REPO / "params" / name).read_text()))
+    assert ours == theirs, (ours ^ theirs)
+
+
+# an audio constant spelled outside pipeline/config.py (and params*.yaml): a sample rate, a hop or a clip
+# length. The transcriber's rate and hop are those of the shipped basic-pitch model, not a setting.
+AUDIO_CONSTANT = re.compile(r"(?<![\w.])(16000|16_000|22050|32000|44100|48000|312)(?![\w.])"
+                            r"|(?i:\b\w*(hop_length|hop|sample_rate|sr|clip_frames|frame_rate)\s*[:=]\s*\d{3})")
+ALLOWED = {("pipeline/evaluation/transcription.py", "22050"), ("pipeline/evaluation/transcription.py", "MODEL_HOP = 256"),
+           ("benchmarks/align_benchmark.py", "BASELINE_HOP = 512")}  # the compared CQT method's own hop
+
+
+def test_no_audio_constant_is_spelled_outside_the_config_module():
+    found = []
+    for folder in ("pipeline", "stages", "benchmarks"):  # tests make audio at many rates on purpose
+        for path in sorted((REPO / folder).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if rel == "pipeline/config.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                code = line.split("#")[0]
+                if AUDIO_CONSTANT.search(code) and not any(rel == f and a in line for f, a in ALLOWED):
+                    found.append(f"{rel}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
 
 
 @pytest.mark.parametrize("name", ["paper-violin", "paper-piano"])

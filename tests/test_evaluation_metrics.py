@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 from pipeline.evaluation import metrics as m
+from tests._params import MEL
+
+FRAME_RATE = MEL.sample_rate / MEL.hop_length
 
 SR = 16000
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,7 +62,7 @@ def test_constant_tempo_baselines_at_exact_and_class_tempo():
     from pipeline.models.tempo import tempo_centers, tempo_classes
     from pipeline.training.alignment_task import model_class_tempo
 
-    model = AlignmentModel(n_performers=1, n_tempo_classes=40, d_model=16, layers=1, attention_dim=8, ffn_dim=16)
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=1, n_tempo_classes=40, d_model=16, layers=1, attention_dim=8, ffn_dim=16)
     class_tempo_qpm = lambda q: model_class_tempo(model, q)  # noqa: E731
 
     qpm = torch.tensor([100.0])

@@ -8,6 +8,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.models.excitation import harmonic_excitation, midi_to_hz
 from pipeline.models.hifigan import Generator
+from tests._params import MEL
 
 SR, HOP = 16000, 256
 SMALL = dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1,),))
@@ -80,7 +81,6 @@ def test_chunked_vocoding_with_a_source_equals_one_pass():
 
 def test_the_source_filter_generator_overfits_one_batch_and_keeps_the_pitch():
     """A few hundred mel-L1 steps on one 220 Hz segment: the output's fundamental is the note's."""
-    from pipeline.config import MelConfig
     from pipeline.mel import LogMelSpectrogram
     from pipeline.models.hifigan import mel_l1_loss
 
@@ -89,7 +89,7 @@ def test_the_source_filter_generator_overfits_one_batch_and_keeps_the_pitch():
     t = np.arange(frames * HOP) / SR
     target = (0.3 * sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 6))).astype(np.float32)
     g = Generator(excitation=True, **SMALL)
-    mel_of = LogMelSpectrogram(MelConfig())
+    mel_of = LogMelSpectrogram(MEL)
     audio = torch.from_numpy(target)[None]
     mel = mel_of(audio)
     source = torch.from_numpy(g.make_source([57], [0], [frames], frames, SR))[None]

@@ -31,6 +31,7 @@ from pipeline.scores import NoteTable
 from pipeline.training.alignment_task import alignment_inputs
 from pipeline.training.run import save_model
 from pipeline.training.synthesis_task import synthesis_inputs
+from tests._params import MEL
 from tests.test_scores import write_midi
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +40,7 @@ NAMES = ("ana", "ben")
 SMALL_ALIGNMENT = dict(d_model=32, layers=1, heads=2, attention_dim=16, ffn_dim=32, dropout=0.0)
 SMALL_SYNTHESIS = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, attention_dim=16, ffn_dim=32, dropout=0.0)
 SMALL_VOCODER = dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),))
-FRAME_RATE = 16000 / 256
+FRAME_RATE = MEL.sample_rate / MEL.hop_length
 
 
 def long_score(n: int = 160, seed: int = 0) -> NoteTable:
@@ -63,7 +64,7 @@ def long_score(n: int = 160, seed: int = 0) -> NoteTable:
 
 
 def small_alignment(seed: int | None = None) -> AlignmentModel:
-    model = AlignmentModel(n_performers=2, performer_names=NAMES, **SMALL_ALIGNMENT).eval()
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, performer_names=NAMES, **SMALL_ALIGNMENT).eval()
     if seed is not None:  # a model whose timing is not the constant-tempo prior
         torch.manual_seed(seed)
         nn.init.normal_(model.head.weight, std=0.05)
@@ -75,7 +76,7 @@ def small_models(seed: int = 0) -> PerformerModels:
     torch.manual_seed(seed)
     synthesis = SynthesisModel(n_performers=2, performer_names=NAMES, **SMALL_SYNTHESIS).eval()
     vocoder = Generator(**SMALL_VOCODER).eval().remove_weight_norm()
-    return PerformerModels(small_alignment(), synthesis, vocoder)
+    return PerformerModels(small_alignment(), synthesis, vocoder, MEL)
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -151,7 +152,8 @@ def test_windowed_mel_of_a_context_free_model_equals_one_pass():
     offset = onset + np.maximum(1, (notes.duration * 0.9).astype(int))
     n_frames = int(offset.max()) + 20
     assert n_frames > 3 * 312
-    mel = synthesize_mel(PianoRollStub(), notes, onset, offset, performer=1, n_frames=n_frames, batch_size=3)
+    mel = synthesize_mel(PianoRollStub(), notes, onset, offset, performer=1, n_frames=n_frames, window=MEL.clip_frames,
+                         batch_size=3)
     expected = np.zeros((128, n_frames))
     for p, a, b in zip(notes.pitch, onset, offset):
         expected[p, a:b] += 2.0
@@ -166,7 +168,7 @@ def test_one_window_mel_equals_the_model_on_the_whole_clip():
     offset = onset + np.maximum(1, (notes.duration * 0.5).astype(int))
     n_frames = int(offset.max()) + 10
     assert n_frames < 312
-    mel = synthesize_mel(model, notes, onset, offset, performer=0, n_frames=n_frames)
+    mel = synthesize_mel(model, notes, onset, offset, performer=0, n_frames=n_frames, window=MEL.clip_frames)
     data = {"mel": np.zeros((80, n_frames), np.float32), "pitch": notes.pitch, "velocity": notes.velocity,
             "score_onset": notes.onset, "score_duration": notes.duration, "onset_frame": onset, "offset_frame": offset,
             "performer_id": 0}
@@ -294,8 +296,8 @@ def test_models_load_back_from_mlflow_by_run_uris_and_registry_alias(tmp_path, m
     notes = long_score(n=16)
     expected = render_score(models, notes, "ben").audio
     for source in [",".join(uris), "models:/deep-performer-{name}@champion", "models:/@champion"]:
-        loaded = load_models(source)
+        loaded = load_models(source, MEL)
         assert loaded.performers == NAMES
         np.testing.assert_allclose(render_score(loaded, notes, "ben").audio, expected, atol=1e-6)
     with pytest.raises(PipelineError, match="needs \\{name\\}"):
-        load_models("models:/deep-performer-synthesis@champion")
+        load_models("models:/deep-performer-synthesis@champion", MEL)

@@ -12,6 +12,9 @@ from pipeline.models.note_encoding import inter_onset_ticks, metric_tokens
 from pipeline.models.tempo import tempo_centers, tempo_class, tempo_classes, tempo_edges
 from pipeline.models.transformer import FFTStack, sinusoidal_encoding
 from pipeline.training.run import load_model, save_model
+from tests._params import MEL
+
+FRAME_RATE = MEL.sample_rate / MEL.hop_length
 
 SMALL = dict(d_model=32, layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
 
@@ -95,7 +98,7 @@ def test_inter_onset_skips_padding_wherever_it_is():
 
 
 def test_paper_default_model_forward_shape():
-    model = AlignmentModel()
+    model = AlignmentModel(frame_rate=FRAME_RATE)
     assert model.config()["layers"] == 3 and model.config()["attention_dim"] == 64
     gen = torch.Generator().manual_seed(0)
     batch = pad_batch([random_score(gen, 30), random_score(gen, 20)], 30, gen)
@@ -112,7 +115,7 @@ def test_paper_default_model_forward_shape():
 @pytest.mark.parametrize("use_velocity", [False, True])
 def test_padding_does_not_change_predictions(use_velocity):
     torch.manual_seed(1)
-    model = AlignmentModel(use_velocity=use_velocity).eval()
+    model = AlignmentModel(frame_rate=FRAME_RATE, use_velocity=use_velocity).eval()
     gen = torch.Generator().manual_seed(2)
     first, second = random_score(gen, 17), random_score(gen, 25)
     alone = pad_batch([first], 17, gen)
@@ -142,7 +145,7 @@ def test_overfits_one_batch(tempo_prior):
     target_onset = torch.cumsum(ioi, 1) + torch.tensor([[2.0], [-3.0], [0.0]])
     target_duration = batch["duration"] * fpt * 0.8
     performer, tempo = torch.tensor([0, 1, 2]), tempo_classes(qpm)
-    model = AlignmentModel(n_performers=4, tempo_prior=tempo_prior, **SMALL)
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=4, tempo_prior=tempo_prior, **SMALL)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3 if tempo_prior else 1e-2)
     losses = []
     for _ in range(80):
@@ -205,7 +208,7 @@ def test_to_timeline_handles_unsorted_scores():
 
 
 def test_config_round_trip_through_a_checkpoint(tmp_path):
-    model = AlignmentModel(n_performers=5, n_tempo_classes=8, use_velocity=True, **SMALL)
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=5, n_tempo_classes=8, use_velocity=True, **SMALL)
     save_model(tmp_path / "model.pt", model, model.config())  # the stages' own save/load path
     clone = load_model(tmp_path / "model.pt", AlignmentModel)
     assert clone.config() == model.config()

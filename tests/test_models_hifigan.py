@@ -22,6 +22,7 @@ from pipeline.models.hifigan import (
     generator_losses,
     mel_l1_loss,
 )
+from tests._params import MEL
 
 SR = 16000
 SEGMENT = 8192
@@ -42,7 +43,7 @@ def vibrato_tone(samples: int, f0: float = 440.0, batch: int = 1, seed: int = 0)
 
 @pytest.fixture(scope="module")
 def mel_module():
-    return LogMelSpectrogram()
+    return LogMelSpectrogram(MEL)
 
 
 @pytest.fixture(scope="module")

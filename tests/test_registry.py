@@ -27,6 +27,7 @@ from tests.test_cli import assert_one_line_error
 from tests.test_inference import NAMES, performer_cli, small_models
 from tests.test_scores import write_midi
 
+REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALL = ("deep-performer", "deep-performer-alignment", "deep-performer-synthesis", "deep-performer-hifigan")
@@ -70,6 +71,8 @@ def trained(tmp_path_factory):
 def store(trained, tmp_path, monkeypatch):
     """A project root with the trained models' mlflow.json files, a copy of the tracking store, no registry yet."""
     root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")  # the mel recipe registered with the models
     for name in ("alignment", "synthesis", "hifigan"):
         (root / "models" / name).mkdir(parents=True)
         shutil.copy(trained["base"] / "models" / name / "mlflow.json", root / "models" / name)
@@ -255,11 +258,11 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
     assert len(expected) > 16000 and len(default) != len(expected)
 
     for uri in ("models:/deep-performer@champion", "models:/deep-performer/1"):
-        loaded = load_models(uri)
+        loaded = load_models(uri, None)  # a composite model carries its own mel recipe
         assert loaded.performers == NAMES and loaded.source == uri
         np.testing.assert_allclose(render_score(loaded, notes, "ben", 120.0).audio, expected, atol=1e-6)
     with pytest.raises(PipelineError, match="cannot load the model from MLflow"):
-        load_models("models:/deep-performer@nosuchalias")
+        load_models("models:/deep-performer@nosuchalias", None)
 
     # `performer render --model models:/deep-performer@champion`
     wav = tmp_path / "out.wav"

@@ -1,10 +1,12 @@
 """The source-filter vocoder with an inverse-STFT output (the CPU default), and the vocoder choice."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from pipeline.config import VOCODERS, MelConfig
+from pipeline.config import VOCODERS
 from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
@@ -14,9 +16,13 @@ from pipeline.models.source_filter import SourceFilterVocoder
 from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.models.vocoders import VOCODER_KINDS, build_vocoder, vocoder_for_mel, vocoder_hparams
 from pipeline.training.run import load_model, save_model
+from tests._params import MEL
 
-SR, HOP = 16000, 256
-SMALL = {"channels": 32, "layers": 2}
+SR, HOP = MEL.sample_rate, MEL.hop_length
+RECIPE = dict(in_channels=MEL.n_mels, sample_rate=MEL.sample_rate, n_fft=MEL.n_fft, hop_length=MEL.hop_length,
+              fmin=MEL.fmin, fmax=MEL.fmax)  # what vocoder_for_mel passes from the mel params group
+SMALL_ARCH = {"channels": 32, "layers": 2}
+SMALL = {**RECIPE, **SMALL_ARCH}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -71,7 +77,7 @@ def test_it_overfits_one_batch_with_the_notes_pitch_the_recordings_level_and_no_
     target = 0.3 * sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 8)) + 0.003 * rng.standard_normal(len(t))
     audio = torch.from_numpy(target.astype(np.float32))[None]
     v = SourceFilterVocoder(**SMALL)
-    mel_of = LogMelSpectrogram(MelConfig())
+    mel_of = LogMelSpectrogram(MEL)
     mel = mel_of(audio)
     source = torch.from_numpy(v.make_source([57], [0], [frames], frames, SR))[None]
     optimizer = torch.optim.AdamW(v.parameters(), lr=3e-3)
@@ -139,14 +145,14 @@ def test_every_vocoder_kind_round_trips_through_a_checkpoint(tmp_path):
 
 
 def test_the_vocoder_takes_the_mel_recipe_from_the_mel_params():
-    mel = MelConfig(n_mels=64, hop_length=200, n_fft=800, win_length=800)
-    v = vocoder_for_mel("source_filter", dict(SMALL), mel)
+    mel = replace(MEL, n_mels=64, hop_length=200, n_fft=800, win_length=800)
+    v = vocoder_for_mel("source_filter", dict(SMALL_ARCH), mel)
     assert (v.hop_length, v.n_fft, v.generator_hparams()["in_channels"]) == (200, 800, 64)
     with pytest.raises(PipelineError, match="mel params group"):
         vocoder_for_mel("source_filter", {"hop_length": 256}, mel)
     with pytest.raises(PipelineError, match="hop 256, the mel's hop is 200"):
         vocoder_for_mel("hifigan", {}, mel)
-    assert vocoder_for_mel("hifigan", {"upsample_initial_channel": 16}, MelConfig()).hop_length == 256
+    assert vocoder_for_mel("hifigan", {"upsample_initial_channel": 16}, MEL).hop_length == 256
 
 
 @pytest.mark.parametrize("recipe", [(16000, 1024, 80, 0.0, 8000.0), (22050, 1024, 80, 0.0, 8000.0),
@@ -174,7 +180,8 @@ def test_rendering_imports_neither_librosa_nor_muspy(tmp_path):
                                        mido.Message("note_off", note=60, time=480)]))
     midi.save(tmp_path / "a.mid")
     code = ("import sys; from pipeline.models.source_filter import SourceFilterVocoder; from pipeline.scores import "
-            f"read_score; SourceFilterVocoder(channels=8, layers=1); read_score({str(tmp_path / 'a.mid')!r}); "
+            f"read_score; SourceFilterVocoder(channels=8, layers=1, **{RECIPE!r}); "
+            f"read_score({str(tmp_path / 'a.mid')!r}); "
             "import pipeline.inference; "
             "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -2,13 +2,13 @@
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import SplitConfig, TrainConfig, TransformerOptimizerConfig
 from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import split_corpus
 from pipeline.features import save_features
@@ -17,6 +17,11 @@ from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.alignment_task import AlignmentTask
 from pipeline.training.run import load_model, run_training
 from pipeline.training.synthesis_task import SynthesisTask
+from tests._params import MEL, PARAMS
+
+FRAME_RATE = MEL.sample_rate / MEL.hop_length
+FRAMES = dict(clip_frames=MEL.clip_frames, hop_length=MEL.hop_length)
+OPTIMIZER = replace(PARAMS.train_synthesis.optimizer, lr=1.0, warmup=5)
 
 SMALL = dict(d_model=32, attention_dim=16, ffn_dim=32, dropout=0.0)
 
@@ -48,21 +53,21 @@ def features(tmp_path_factory):
 
 def test_split_clips_come_only_from_their_part(features):
     index = pd.read_csv(features / "index.csv", dtype={"id": str})
-    split = split_corpus(index, SplitConfig(test_share=0.34, validation_share=0.0, seed=0))
+    split = split_corpus(index, replace(PARAMS.split, test_share=0.34, validation_share=0.0, seed=0))
     assert split.test and not set(split.train) & set(split.test)
-    test_clips = ClipDataset(features, split.test)
+    test_clips = ClipDataset(features, split.test, **FRAMES)
     assert {ref.recording for ref in test_clips.refs} == set(split.test)
 
 
 def test_clip_batches_have_masks_and_clip_relative_frames(features):
-    ds = ClipDataset(features, ["rec0"])
+    ds = ClipDataset(features, ["rec0"], **FRAMES)
     assert [r.frames for r in ds.refs] == [312, 312, 76]
     batch = collate_clips([ds[0], ds[2]])
     assert batch["mel"].shape == (2, 80, 312) and batch["frame_mask"][1].sum() == 76
     assert batch["note_mask"][1].sum() < batch["note_mask"][0].sum()
     on, off, mask = batch["onset_frame"], batch["offset_frame"], batch["note_mask"]
     assert (on[mask] >= 0).all() and (off[mask] <= 312).all() and (off > on).all()
-    starting = ClipDataset(features, ["rec0"], notes="starting")[1]
+    starting = ClipDataset(features, ["rec0"], notes="starting", **FRAMES)[1]
     assert starting["target_onset"][0] == 0 and (starting["target_onset"] >= 0).all()
 
 
@@ -70,18 +75,19 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     notes = "starting" if name == "alignment" else "sounding"
-    train = ClipDataset(features, ["rec0", "rec1", "rec2", "rec3"], notes=notes)
-    val = ClipDataset(features, ["rec4", "rec5"], notes=notes)
-    config = TrainConfig(max_steps=steps, batch_size=4, validate_every=steps, checkpoint_every=steps, log_every=1)
+    train = ClipDataset(features, ["rec0", "rec1", "rec2", "rec3"], notes=notes, **FRAMES)
+    val = ClipDataset(features, ["rec4", "rec5"], notes=notes, **FRAMES)
+    config = replace(PARAMS.train_synthesis.train, max_steps=steps, batch_size=4, validate_every=steps,
+                     checkpoint_every=steps, log_every=1)
     logged = {"learning_rate": learning_rate, "train": dataclasses.asdict(config)}  # as the stages log asdict(config)
-    return run_training(name, task, model, model.config(), train, val, collate_clips, config, logged,
+    return run_training(name, task, model, model.config(), train, val, collate_clips, config, logged, MEL,
                         root=tmp_path, data_id=data_id)
 
 
 def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, monkeypatch, features):
     torch.manual_seed(0)
-    model = AlignmentModel(n_performers=2, layers=1, **SMALL)
-    run_stage(tmp_path, monkeypatch, features, "alignment", AlignmentTask(model, TransformerOptimizerConfig(warmup=5)),
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
+    run_stage(tmp_path, monkeypatch, features, "alignment", AlignmentTask(model, OPTIMIZER),
               model, 6)
     metrics = json.loads((tmp_path / "metrics/train_alignment.json").read_text())
     assert metrics["steps"] == 6 and np.isfinite(metrics["val_loss"])
@@ -111,11 +117,11 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     torch.manual_seed(0)
     make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
     model = make()
-    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
               model, 3)
     first_run = json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"]
     model = make()
-    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
               model, 5)  # more steps: continues from step 3, in the same MLflow run
     metrics = json.loads((tmp_path / "metrics/train_synthesis.json").read_text())
     assert metrics["steps"] == 5
@@ -133,7 +139,7 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
     for data_id in ("corpus-1", "corpus-2"):
         model = make()
         run_stage(tmp_path, monkeypatch, features, "synthesis",
-                  SynthesisTask(model, TransformerOptimizerConfig(warmup=5)), model, 2, data_id=data_id)
+                  SynthesisTask(model, OPTIMIZER, MEL), model, 2, data_id=data_id)
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
@@ -148,7 +154,7 @@ def test_changed_training_settings_start_afresh_but_more_steps_continue(tmp_path
     for learning_rate, steps in ((1.0, 2), (1.0, 3), (0.5, 3)):
         torch.manual_seed(0)
         model = make()
-        run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, TransformerOptimizerConfig(warmup=5)),
+        run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
                   model, steps, learning_rate=learning_rate)
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
         train_steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
@@ -178,7 +184,7 @@ def test_clips_can_carry_the_audio_of_their_frames(tmp_path):
     save_features(root / "r.npz", np.zeros((80, frames), np.float32), data)
     pd.DataFrame([{"id": "r", "piece": "p", "performer": "a", "performer_id": 0, "frames": frames, "notes": 1,
                    "polyphonic": False, "tempo_qpm": 100.0}]).to_csv(root / "index.csv", index=False)
-    ds = ClipDataset(root, ["r"], audio_dir=audio_dir)
+    ds = ClipDataset(root, ["r"], audio_dir=audio_dir, **FRAMES)
     first, second = ds[0], ds[1]
     assert first["audio"].shape == (312 * 256,) and second["audio"].shape == (88 * 256,)
     np.testing.assert_allclose(second["audio"], signal[312 * 256:], atol=1e-4)  # 16-bit WAV

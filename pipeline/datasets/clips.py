@@ -1,7 +1,7 @@
 """Training clips: fixed-length windows of the ``mel`` stage's features, with their notes.
 
-A recording of ``frames`` mel frames is cut into windows of ``clip_frames`` (5 s = 312 frames at
-16 ms). Each clip carries the notes sounding in it, with frames relative to the clip start
+A recording of ``frames`` mel frames is cut into windows of ``clip_frames`` (params.yaml
+``mel.clip_frames``: the paper's 5 s). Each clip carries the notes sounding in it, with frames relative to the clip start
 (clipped to the window) and score times relative to the first note of the clip. Which recordings
 a dataset holds is the split's business (pipeline.datasets.split), not this module's.
 """
@@ -19,9 +19,6 @@ from torch.utils.data import Dataset
 from pipeline.errors import PipelineError
 from pipeline.features import load_features
 
-CLIP_FRAMES = 312  # 5 s at 16 kHz, hop 256 (4.99 s)
-
-
 @dataclass(frozen=True)
 class ClipRef:
     recording: str
@@ -29,7 +26,7 @@ class ClipRef:
     frames: int
 
 
-def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int = CLIP_FRAMES, min_frames: int = 32) -> list[ClipRef]:
+def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int, min_frames: int = 32) -> list[ClipRef]:
     """Consecutive windows of every recording; a short last window is kept if >= ``min_frames``."""
     frames_of = dict(zip(index["id"], index["frames"]))
     refs = []
@@ -73,10 +70,10 @@ def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = 
 class ClipDataset(Dataset):
     """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
 
-    def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, clip_frames: int = CLIP_FRAMES,
-                 notes: str = "sounding", cache: bool = True, audio_dir: str | Path | None = None,
-                 hop_length: int = 256) -> None:
-        """``audio_dir`` (the resample stage's folder, e.g. data/audio16k): clips also carry the
+    def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, *, clip_frames: int,
+                 hop_length: int, notes: str = "sounding", cache: bool = True,
+                 audio_dir: str | Path | None = None) -> None:
+        """``clip_frames`` and ``hop_length``: the ``mel`` params group's. ``audio_dir`` (the resample stage's folder, e.g. data/audio16k): clips also carry the
         waveform under ``audio``: ``frames * hop_length`` samples starting at ``start * hop_length``
         (zero-padded at the end of a recording), what the waveform baselines train on."""
         if notes not in ("sounding", "starting"):

@@ -1,4 +1,4 @@
-"""Objective metrics of the evaluate stage. Audio is mono float32 at 16 kHz unless stated.
+"""Objective metrics of the evaluate stage. Audio is mono float32 at the mel recipe's rate unless stated.
 
 * :func:`mel_mse`, :func:`audio_mel_mse`: the paper's Table 2 metric (log-mel MSE), on a mel
   prediction or on the mel of a waveform (the project's one recipe, pipeline.mel);
@@ -15,9 +15,6 @@ import numpy as np
 
 from pipeline.config import MelConfig
 
-SAMPLE_RATE = 16000
-HOP = 256
-
 
 def mel_mse(predicted: np.ndarray, target: np.ndarray) -> float:
     """MSE of two log-mels ``(n_mels, T)``, over the frames both have."""
@@ -30,11 +27,10 @@ def mel_mse(predicted: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((predicted[:, :frames] - target[:, :frames]) ** 2))
 
 
-def audio_mel_mse(audio: np.ndarray, reference_audio: np.ndarray, config: MelConfig | None = None) -> float:
+def audio_mel_mse(audio: np.ndarray, reference_audio: np.ndarray, config: MelConfig) -> float:
     """Log-mel MSE between the mels of two waveforms (the end-to-end Table 2 score of a system)."""
     from pipeline.mel import log_mel
 
-    config = config or MelConfig()
     return mel_mse(log_mel(np.asarray(audio, np.float32), config), log_mel(np.asarray(reference_audio, np.float32), config))
 
 
@@ -61,7 +57,7 @@ def multi_resolution_stft_distance(audio: np.ndarray, reference: np.ndarray,
 
 def timing_errors(predicted_onset_frames: np.ndarray, true_onset_frames: np.ndarray,
                   predicted_duration_frames: np.ndarray, true_duration_frames: np.ndarray,
-                  frame_seconds: float = HOP / SAMPLE_RATE) -> dict[str, float]:
+                  frame_seconds: float) -> dict[str, float]:
     """Mean (and median onset) absolute errors in frames and milliseconds."""
     onset = np.abs(np.asarray(predicted_onset_frames, np.float64) - np.asarray(true_onset_frames, np.float64))
     duration = np.abs(np.asarray(predicted_duration_frames, np.float64) - np.asarray(true_duration_frames, np.float64))

@@ -89,13 +89,13 @@ def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sam
     return run
 
 
-def pianoroll_hifigan_system(models: Path, name: str = "HiFi-GAN baseline") -> System:
+def pianoroll_hifigan_system(models: Path, mel_config: MelConfig, name: str = "HiFi-GAN baseline") -> System:
     """The HiFi-GAN piano-roll baseline (``models/hifigan_baseline``): rolls + performer -> waveform."""
     from pipeline.training.run import load_model
 
     model = load_model(require_model(models / "hifigan_baseline" / "model.pt", name), PianoRollHifigan)
     model.remove_weight_norm()
-    mel = LogMelSpectrogram()
+    mel = LogMelSpectrogram(mel_config)
 
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
@@ -109,13 +109,13 @@ def pianoroll_hifigan_system(models: Path, name: str = "HiFi-GAN baseline") -> S
     return run
 
 
-def performancenet_system(models: Path, iterations: int = 32, mel_config: MelConfig | None = None,
+def performancenet_system(models: Path, mel_config: MelConfig, iterations: int = 32,
                           name: str = "PerformanceNet") -> System:
     """PerformanceNet (``models/performancenet``): piano roll -> power spectrogram -> Griffin-Lim."""
     from pipeline.training.run import load_model
 
     model = load_model(require_model(models / "performancenet" / "model.pt", name), PerformanceNet)
-    config = mel_config or MelConfig()
+    config = mel_config
 
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:

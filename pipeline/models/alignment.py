@@ -50,11 +50,11 @@ LOG_SCALE_LIMIT = 3.0
 class AlignmentModel(nn.Module):
     """Notes (B, N) + performer (B,) + tempo class (B,) -> (B, N, 2) onset and duration in frames."""
 
-    def __init__(self, n_performers: int = 32, n_tempo_classes: int = N_TEMPO_CLASSES,
+    def __init__(self, *, frame_rate: float, n_performers: int = 32, n_tempo_classes: int = N_TEMPO_CLASSES,
                  tempo_range: tuple[float, float] = TEMPO_RANGE, d_model: int = 128, layers: int = 3, heads: int = 2,
                  attention_dim: int = 64, ffn_dim: int = 256, kernels: tuple[int, int] = (9, 1), dropout: float = 0.2,
                  max_time: int = 96, max_duration: int = 96, use_velocity: bool = False, max_notes: int = 1000,
-                 tempo_prior: bool = True, ticks_per_quarter: int = 24, frame_rate: float = 16000 / 256,
+                 tempo_prior: bool = True, ticks_per_quarter: int = 24,
                  performer_names: tuple[str, ...] = ()) -> None:
         super().__init__()
         performer_names = tuple(str(n) for n in performer_names)

@@ -16,7 +16,8 @@ spectrum::
 so partials keep the coherent phase of the score's tones (pitch is exact by construction), breath,
 bow and the noise floor come from the filtered noise, and the level and spectral envelope are
 predicted directly (the mel loss reaches them without a GAN). Vibrato and intonation that the
-score lacks survive only as far as the STFT bins are wide (15.6 Hz at 1024 points and 16 kHz).
+score lacks survive only as far as the STFT bins are wide (``sample_rate / n_fft``: 15.6 Hz with the
+project's mel recipe).
 
 The frames are those of :class:`pipeline.mel.LogMelSpectrogram` (``n`` samples <-> ``n // hop``
 frames, frame ``t`` centred on sample ``t * hop + hop / 2``), so the output is length-exact.
@@ -59,10 +60,9 @@ class SourceFilterVocoder(nn.Module):
 
     excitation = True  # it needs the notes' source (as the source-filter HiFi-GAN does)
 
-    def __init__(self, in_channels: int = 80, channels: int = 256, layers: int = 6, kernel_size: int = 7,
-                 sample_rate: int = 16000, n_fft: int = 1024, hop_length: int = 256, fmin: float = 0.0,
-                 fmax: float = 8000.0, excitation_amplitude: float = 0.1, noise_amplitude: float = 0.1,
-                 phase_iterations: int = 0) -> None:
+    def __init__(self, *, in_channels: int, sample_rate: int, n_fft: int, hop_length: int, fmin: float, fmax: float,
+                 channels: int = 256, layers: int = 6, kernel_size: int = 7, excitation_amplitude: float = 0.1,
+                 noise_amplitude: float = 0.1, phase_iterations: int = 0) -> None:
         """``phase_iterations``: Griffin-Lim-style consistency steps after the filter (0: none), part
         of the model (trained through)."""
         super().__init__()

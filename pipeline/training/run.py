@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from pipeline.config import TrainConfig
+from pipeline.config import MelConfig, TrainConfig
 from pipeline.io import atomic_path, write_json
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.loop import Trainer, distributed_env
@@ -103,7 +103,7 @@ def resume_settings(logged_params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
-                 config: TrainConfig, logged_params: dict[str, Any], root: str | Path = ".",
+                 config: TrainConfig, logged_params: dict[str, Any], mel: MelConfig, root: str | Path = ".",
                  data_id: str = "", dvc_stage: str | None = None) -> dict[str, float]:
     """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
 
@@ -111,8 +111,9 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
     A checkpoint is resumed only if ``hparams``, ``data_id`` (see :func:`data_fingerprint`) and the
     training settings in ``logged_params`` (all but how long and how often: :data:`RESUMABLE`) match
-    the ones it was written with: a changed loss weight or learning rate starts afresh. ``dvc_stage`` names the stage in dvc.lock whose input
-    hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
+    the ones it was written with: a changed loss weight or learning rate starts afresh. ``mel``: the
+    recipe of the mel and audio examples the run logs. ``dvc_stage`` names the stage in dvc.lock whose
+    input hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
     """
     root = Path(root)
     out_dir = root / "models" / name
@@ -128,7 +129,7 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
             (out_dir / "mlflow_run_id").unlink(missing_ok=True)
         tags = {"stage": stage, "world_size": str(world),
                 **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(dvc_stage or stage, root).items()}}
-        tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root)
+        tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root, mel=mel)
         trainer.tracker = tracker
     start_step, started = trainer.step, time.perf_counter()
     try:

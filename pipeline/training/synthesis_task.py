@@ -20,11 +20,11 @@ def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> d
                 performer=batch["performer"], frame_mask=batch["frame_mask"], velocity=velocity)
 
 
-def griffin_lim(mel: np.ndarray, config: MelConfig | None = None, iterations: int = 32) -> np.ndarray:
+def griffin_lim(mel: np.ndarray, config: MelConfig, iterations: int = 32) -> np.ndarray:
     """A rough waveform of a log-mel, to listen to a synthesis model before any vocoder exists."""
     import librosa
 
-    c = config or MelConfig()
+    c = config
     return librosa.feature.inverse.mel_to_audio(
         np.exp(mel), sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
         fmin=c.fmin, fmax=c.fmax, power=1.0, n_iter=iterations,
@@ -32,8 +32,8 @@ def griffin_lim(mel: np.ndarray, config: MelConfig | None = None, iterations: in
 
 
 class SynthesisTask:
-    def __init__(self, model: SynthesisModel, optimizer: TransformerOptimizerConfig) -> None:
-        self.model = model
+    def __init__(self, model: SynthesisModel, optimizer: TransformerOptimizerConfig, mel: MelConfig) -> None:
+        self.model, self.mel = model, mel
         self.modules = {"synthesis": model}
         self.optimizer_config = optimizer
 
@@ -56,4 +56,4 @@ class SynthesisTask:
         frames = int(batch["frame_mask"][0].sum())
         pred = self._predict(batch)[0, :, :frames].float().cpu().numpy()
         target = batch["mel"][0, :, :frames].cpu().numpy()
-        return {"mel/predicted": pred, "mel/target": target, "audio/predicted_griffin_lim": griffin_lim(pred)}
+        return {"mel/predicted": pred, "mel/target": target, "audio/predicted_griffin_lim": griffin_lim(pred, self.mel)}
