@@ -11,6 +11,30 @@ import pandas as pd
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import stage_deps  # noqa: E402  (scripts/stage_deps.py)
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports():
+    """dvc.yaml's code deps of each stage equal the import closure of its script (scripts/stage_deps.py):
+    a module missing would let DVC call stale results up to date; one too many re-runs it for nothing."""
+    assert stage_deps.mismatches() == {}
+
+
+def test_the_import_closure_follows_imports_inside_functions_and_packages(tmp_path):
+    (tmp_path / "pipeline" / "sub").mkdir(parents=True)
+    (tmp_path / "stages").mkdir()
+    for name in ("pipeline/__init__.py", "pipeline/sub/__init__.py", "stages/__init__.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "pipeline" / "a.py").write_text("def f():\n    from pipeline.sub import b\n")
+    (tmp_path / "pipeline" / "sub" / "b.py").write_text("from . import c\nimport numpy\n")
+    (tmp_path / "pipeline" / "sub" / "c.py").write_text("")
+    (tmp_path / "pipeline" / "unused.py").write_text("")
+    (tmp_path / "stages" / "s.py").write_text("import pipeline.a\n")
+    assert stage_deps.import_closure("stages.s", tmp_path) == [
+        "pipeline/__init__.py", "pipeline/a.py", "pipeline/sub/__init__.py", "pipeline/sub/b.py", "pipeline/sub/c.py",
+        "stages/__init__.py", "stages/s.py"]
+
 TINY = {"performers": ["aurora", "chiara"], "violin_pieces": 1, "chorale_pieces": 1, "max_seconds": 6,
         "sample_rate": 22050}
 
@@ -103,13 +127,14 @@ def test_changing_an_align_param_reruns_only_align_and_mel(project):
 
 # ------------------------------------------------------------------ training stages + evaluate, tiny models
 
-TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3, log_every=1)
+TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3)
 TINY_TRANSFORMER = dict(d_model=32, attention_dim=16, ffn_dim=32, heads=2, dropout=0.0)
 SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "deep_performer_hifi_gan_v2",
            "hifi_gan_baseline", "performancenet", "vocoder_reconstruction", "vocoder_reconstruction_hifi_gan_v2",
            "griffin_lim_reconstruction", "recording", "constant_tempo", "constant_tempo_exact_tempo"]
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
 TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
+ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder")
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +152,7 @@ def evaluated(project):
     for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
                   "train_performancenet"):
         params[stage]["train"].update(TINY_TRAIN)
+    params["train"]["log_every"] = 1  # the loop settings every training stage shares
     params["evaluate"].update(report_clips=1, bootstrap_resamples=200)
     params["split"] = TINY_SPLIT
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -213,3 +239,63 @@ def test_training_is_deterministic_across_fresh_processes(evaluated):
         runs.append(({k: v for k, v in metrics.items() if k != "steps_per_second"}, curve["loss"].tolist()))
     assert runs[0] == runs[1]
     assert len(runs[0][1]) >= 3 and runs[0][0]["val_loss"] > 0
+
+
+# ------------------------------------------------------------------ a DAG DVC can trust
+
+
+def _changed(root) -> dict[str, set[str]]:
+    """``{stage: {what changed}}`` of ``dvc status``: changed params (``params:KEY``) and code deps."""
+    status = json.loads(run(["dvc", "status", "--json"], root).strip().splitlines()[-1] or "{}")
+    out: dict[str, set[str]] = {}
+    for stage, entries in status.items():
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            for path, change in entry.get("changed deps", {}).items():
+                if isinstance(change, dict):  # params.yaml: {"modified": [keys]}
+                    out.setdefault(stage, set()).update(f"params:{k}" for k in change.get("modified", []))
+                else:
+                    out.setdefault(stage, set()).add(path)
+    return out
+
+
+def _edit_params(root, change) -> str:
+    text = (root / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    change(params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return text
+
+
+def test_a_mel_setting_reruns_exactly_the_stages_that_read_it(evaluated):
+    root, _ = evaluated
+    assert _changed(root) == {}
+    before = _edit_params(root, lambda p: p["mel"].update(clip_frames=300))
+    try:
+        changed = _changed(root)
+    finally:
+        (root / "params.yaml").write_text(before)
+    readers = {"train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
+               "train_performancenet", "evaluate"} | {f"train_ablation@{n}" for n in ABLATIONS}
+    assert set(changed) == readers, changed  # not prepare, resample, align or mel: they do not cut clips
+    assert all("params:mel.clip_frames" in c for c in changed.values())
+    before = _edit_params(root, lambda p: p["mel"].update(hop_length=200))
+    try:
+        changed = _changed(root)
+    finally:
+        (root / "params.yaml").write_text(before)
+    assert set(changed) == readers | {"align", "mel"}, changed
+    assert _changed(root) == {}
+
+
+def test_touching_a_module_reruns_only_the_stages_that_import_it(evaluated):
+    root, _ = evaluated
+    report = root / "pipeline" / "evaluation" / "report.py"
+    text = report.read_text()
+    report.write_text(text + "\n# touched\n")
+    try:
+        assert _changed(root) == {"evaluate": {"pipeline/evaluation/report.py"}}
+    finally:
+        report.write_text(text)
+    assert _changed(root) == {}
