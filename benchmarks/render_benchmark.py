@@ -34,11 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.align_benchmark import long_score  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.inference import PerformerModels, load_models, predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
+from pipeline.inference import PerformerModels, predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
 from pipeline.models.alignment import AlignmentModel  # noqa: E402
 from pipeline.models.hifigan import Generator  # noqa: E402
 from pipeline.models.synthesis import SynthesisModel  # noqa: E402
 from pipeline.models.vocoders import vocoder_for_mel  # noqa: E402
+from pipeline.registry.loading import load_models  # noqa: E402
 
 MEL = load_params(ROOT / "params.yaml").mel  # the project's mel recipe
 

@@ -67,7 +67,8 @@ def main() -> None:
     import torch
 
     from pipeline.config import load_params
-    from pipeline.inference import load_models, render_score
+    from pipeline.inference import render_score
+    from pipeline.registry.loading import load_models
     from pipeline.scores import read_score
 
     torch.set_num_threads(args.threads)

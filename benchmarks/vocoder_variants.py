@@ -26,8 +26,8 @@ from pipeline.datasets.split import read_split
 from pipeline.evaluation import systems as sys_
 from pipeline.evaluation.evaluate import ClipScorer, Scores, clip_infos, run_systems, settle_latency
 from pipeline.evaluation.transcription import Transcriber
+from pipeline.models.persistence import load_model
 from pipeline.models.vocoders import build_vocoder
-from pipeline.training.run import load_model
 
 FEATURES, AUDIO = Path("data/features"), Path("data/audio16k")
 SHOWN = ("note_onset_f1", "raw_pitch_accuracy", "multipitch_accuracy", "audio_mel_mse", "mr_stft")

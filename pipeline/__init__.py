@@ -1,0 +1,1 @@
+"""deep-performer: score-to-audio performance synthesis (docs/architecture.md maps the packages)."""

@@ -181,9 +181,10 @@ def render(
 
     from pipeline.audio import write_audio
     from pipeline.config import load_params
-    from pipeline.inference import load_models, render_score
+    from pipeline.device import select_device
+    from pipeline.inference import render_score
+    from pipeline.registry.loading import load_models
     from pipeline.scores import read_score
-    from pipeline.training.device import select_device
 
     torch.set_num_threads(threads)
     try:

@@ -40,9 +40,8 @@ from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, t
 from pipeline.evaluation.transcription import Transcriber
 from pipeline.io import atomic_path, write_json
 from pipeline.mel import log_mel
-from pipeline.models.alignment import AlignmentModel
-from pipeline.training.alignment_task import model_class_tempo
-from pipeline.training.run import load_model
+from pipeline.models.alignment import AlignmentModel, model_class_tempo
+from pipeline.models.persistence import load_model
 from stages._common import stage_main
 from stages._training import FEATURES
 

@@ -17,20 +17,18 @@ from pipeline.errors import PipelineError
 from pipeline.inference import (
     PerformerModels,
     crossfade_weights,
-    load_models,
     predict_timing,
     render_score,
     synthesize_mel,
     vocode,
 )
-from pipeline.models.alignment import AlignmentModel, to_timeline
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
 from pipeline.models.hifigan import Generator
-from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.persistence import save_model
+from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.tempo import tempo_centers, tempo_class
+from pipeline.registry.loading import load_models
 from pipeline.scores import NoteTable
-from pipeline.training.alignment_task import alignment_inputs
-from pipeline.training.run import save_model
-from pipeline.training.synthesis_task import synthesis_inputs
 from tests._params import MEL
 from tests.test_scores import write_midi
 

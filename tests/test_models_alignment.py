@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from pipeline.models.alignment import AlignmentModel, alignment_loss, to_timeline
 from pipeline.models.note_encoding import inter_onset_ticks, metric_tokens
+from pipeline.models.persistence import load_model, save_model
 from pipeline.models.tempo import tempo_centers, tempo_class, tempo_classes, tempo_edges
 from pipeline.models.transformer import FFTStack, sinusoidal_encoding
-from pipeline.training.run import load_model, save_model
 from tests._params import MEL
 
 FRAME_RATE = MEL.sample_rate / MEL.hop_length

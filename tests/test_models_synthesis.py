@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from pipeline.models.mixer import PolyphonicMixer, sounding_and_position
 from pipeline.models.notewise_pe import NoteWisePositionalEncoding
+from pipeline.models.persistence import load_model, save_model
 from pipeline.models.rolls import piano_and_position_rolls
 from pipeline.models.synthesis import SynthesisModel, synthesis_loss
-from pipeline.training.run import load_model, save_model
 
 SMALL = dict(d_model=32, encoder_layers=1, decoder_layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
 ABLATIONS = [dict(), dict(note_wise_pe=False), dict(performer_embedding=False), dict(use_encoder=False),

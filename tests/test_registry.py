@@ -17,11 +17,11 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
-
 from _servers import free_port, stop, wait_until_answers
 
 from pipeline.errors import PipelineError
-from pipeline.inference import load_models, render_score
+from pipeline.inference import render_score
+from pipeline.registry.loading import load_models
 from pipeline.scores import read_score
 from tests.test_cli import assert_one_line_error
 from tests.test_inference import NAMES, performer_cli, small_models

@@ -1,6 +1,7 @@
 """The source-filter vocoder with an inverse-STFT output (the CPU default), and the vocoder choice."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,13 @@ from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.excitation import _partials, harmonic_excitation
 from pipeline.models.hifigan import Generator, mel_l1_loss
+from pipeline.models.persistence import load_model, save_model
 from pipeline.models.source_filter import SourceFilterVocoder
 from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.models.vocoders import VOCODER_KINDS, build_vocoder, vocoder_for_mel, vocoder_hparams
-from pipeline.training.run import load_model, save_model
 from tests._params import MEL
 
+REPO = Path(__file__).resolve().parents[1]
 SR, HOP = MEL.sample_rate, MEL.hop_length
 RECIPE = dict(in_channels=MEL.n_mels, sample_rate=MEL.sample_rate, n_fft=MEL.n_fft, hop_length=MEL.hop_length,
               fmin=MEL.fmin, fmax=MEL.fmax)  # what vocoder_for_mel passes from the mel params group
@@ -208,8 +210,8 @@ def test_an_unknown_vocoder_variant_or_kind_is_a_one_line_error(tmp_path):
     from stages.train_hifigan import run
 
     with pytest.raises(PipelineError, match="unknown vocoder variant 'v3'"):
-        run(load_params(), variant="v3")  # before any data is read
+        run(load_params(REPO / "params.yaml"), variant="v3")  # before any data is read
     bad = tmp_path / "params.yaml"
-    bad.write_text("train_hifigan: {vocoder: wavenet}\n")
+    bad.write_text((REPO / "params.yaml").read_text().replace("  vocoder: source_filter", "  vocoder: wavenet"))
     with pytest.raises(PipelineError, match="vocoder must be one of hifigan, source_filter, not 'wavenet'"):
         load_params(bad)

@@ -1,12 +1,19 @@
 """The pipeline's one split: by piece, deterministic, stratified, stable when recordings are added."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import SplitConfig
 from pipeline.datasets.split import split_corpus
 from pipeline.errors import PipelineError
+from tests._params import PARAMS
+
+
+def split_config(**changes):
+    """params.yaml's split with ``changes`` (its checks run again: dataclasses.replace calls __post_init__)."""
+    return replace(PARAMS.split, **changes)
 
 
 def corpus(rng: np.random.Generator, pieces: int, performers: int, coverage: float = 1.0) -> pd.DataFrame:
@@ -30,7 +37,7 @@ def test_no_test_piece_is_ever_trained_on(trial):
     rng = np.random.default_rng(trial)
     index = corpus(rng, pieces=int(rng.integers(2, 30)), performers=int(rng.integers(1, 8)),
                    coverage=float(rng.uniform(0.3, 1.0)))
-    config = SplitConfig(seed=int(rng.integers(100)), test_share=float(rng.uniform(0, 0.4)),
+    config = split_config(seed=int(rng.integers(100)), test_share=float(rng.uniform(0, 0.4)),
                          validation_share=float(rng.uniform(0, 0.3)))
     split = split_corpus(index, config)
     pieces = parts_of_pieces(index, split)
@@ -49,7 +56,7 @@ def test_built_in_shape_tests_mono_and_poly_pieces_played_by_everyone():
     rows = [{"id": f"{p}__{k}", "piece": p, "performer": k, "polyphonic": p.startswith("chorale")}
             for p in [f"violin{i}" for i in range(7)] + [f"chorale{i}" for i in range(5)] for k in "abcd"]
     index = pd.DataFrame(rows)
-    split = split_corpus(index, SplitConfig(test_share=0.25, validation_share=0.15, seed=2))
+    split = split_corpus(index, split_config(test_share=0.25, validation_share=0.15, seed=2))
     test = index.set_index("id").loc[split.test]
     assert test[~test.polyphonic].piece.nunique() >= 2 and test[test.polyphonic].piece.nunique() >= 1
     assert all(set(group.performer) == set("abcd") for _, group in test.groupby("piece"))
@@ -58,7 +65,7 @@ def test_built_in_shape_tests_mono_and_poly_pieces_played_by_everyone():
 def test_stable_when_recordings_are_added():
     rng = np.random.default_rng(7)
     index = corpus(rng, pieces=40, performers=4, coverage=0.7)
-    config = SplitConfig(seed=3)
+    config = split_config(seed=3)
     before = split_corpus(index, config)
     place = {i: p for p in ("train", "validation", "test") for i in before.part(p)}
     # more takes of existing pieces, by known performers: nothing moves, each take goes with its piece
@@ -78,7 +85,7 @@ def test_stable_when_recordings_are_added():
 def test_by_recording_may_share_pieces_but_keeps_performers_trained():
     rng = np.random.default_rng(1)
     index = corpus(rng, pieces=6, performers=3)
-    split = split_corpus(index, SplitConfig(by="recording", test_share=0.3, validation_share=0.2, seed=0))
+    split = split_corpus(index, split_config(by="recording", test_share=0.3, validation_share=0.2, seed=0))
     assert split.test and not set(split.test) & set(split.train)
     assert set(index.set_index("id").loc[split.test, "performer"]) <= set(index.set_index("id").loc[split.train,
                                                                                                    "performer"])
@@ -86,8 +93,8 @@ def test_by_recording_may_share_pieces_but_keeps_performers_trained():
 
 def test_a_different_seed_gives_a_different_split_and_bad_settings_are_refused():
     index = corpus(np.random.default_rng(0), pieces=30, performers=3)
-    assert split_corpus(index, SplitConfig(seed=0)).test != split_corpus(index, SplitConfig(seed=1)).test
+    assert split_corpus(index, split_config(seed=0)).test != split_corpus(index, split_config(seed=1)).test
     with pytest.raises(PipelineError, match="split.by"):
-        SplitConfig(by="performer")
+        split_config(by="performer")
     with pytest.raises(PipelineError, match="sum to less than 1"):
-        SplitConfig(test_share=0.6, validation_share=0.5)
+        split_config(test_share=0.6, validation_share=0.5)

@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.training.loop import TrainConfig, Trainer, epoch_batches
+from pipeline.training.loop import Trainer, epoch_batches
 from pipeline.training.schedules import transformer_schedule
+from tests._params import train_config
 from tests._tiny_task import Points, TinyTask, collate
 
 CONFIG = dict(batch_size=8, log_every=2, validate_every=4, checkpoint_every=4)
 
 
 def train(out, steps):
-    trainer = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, TrainConfig(max_steps=steps, **CONFIG), out)
+    trainer = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, train_config(max_steps=steps, **CONFIG), out)
     trainer.fit()
     return trainer
 
@@ -28,7 +29,7 @@ def test_loss_goes_down(tmp_path):
 def test_interrupted_and_resumed_training_matches_uninterrupted(tmp_path):
     whole = train(tmp_path / "whole", 12)
     train(tmp_path / "split", 6)  # "killed" after step 6 (last checkpoint at 6)
-    resumed = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, TrainConfig(max_steps=12, **CONFIG),
+    resumed = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, train_config(max_steps=12, **CONFIG),
                       tmp_path / "split")
     assert resumed.resumed and resumed.step == 6
     resumed.fit()
@@ -43,7 +44,7 @@ def test_interrupted_and_resumed_training_matches_uninterrupted(tmp_path):
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
     first = train(tmp_path, 8)
-    again = Trainer(TinyTask(), Points(), None, collate, TrainConfig(max_steps=8, **CONFIG), tmp_path)
+    again = Trainer(TinyTask(), Points(), None, collate, train_config(max_steps=8, **CONFIG), tmp_path)
     assert again.step == 8
     again.fit()
     for a, b in zip(first.modules["net"].parameters(), again.modules["net"].parameters()):
@@ -78,7 +79,7 @@ def test_two_process_ddp_keeps_rank_weights_identical(tmp_path):
 
 
 def test_a_checkpoint_of_other_model_settings_is_not_resumed(tmp_path):
-    config = TrainConfig(max_steps=4, **CONFIG)
+    config = train_config(max_steps=4, **CONFIG)
     Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 32}).fit()
     same = Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 32})
     other = Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 64})

@@ -13,9 +13,10 @@ from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import split_corpus
 from pipeline.features import save_features
 from pipeline.models.alignment import AlignmentModel
+from pipeline.models.persistence import load_model
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import load_model, run_training
+from pipeline.training.run import run_training
 from pipeline.training.synthesis_task import SynthesisTask
 from tests._params import MEL, PARAMS
 

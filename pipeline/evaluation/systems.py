@@ -31,12 +31,11 @@ from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
-from pipeline.models.vocoders import Vocoder, build_vocoder
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
-from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
+from pipeline.models.vocoders import Vocoder, build_vocoder
 from pipeline.spectrogram import griffin_lim, griffin_lim_from_mel, log_mel_of_power
-from pipeline.training.synthesis_task import synthesis_inputs
 
 
 @dataclass
@@ -61,7 +60,7 @@ def require_model(path: Path, system: str) -> Path:
 
 def load_vocoder(models: Path, folder: str = "hifigan") -> Vocoder:
     """The vocoder trained into ``models/<folder>`` (whichever kind it is), for inference."""
-    from pipeline.training.run import load_model
+    from pipeline.models.persistence import load_model
 
     return load_model(require_model(models / folder / "model.pt", "vocoder"), build_vocoder).remove_weight_norm()
 
@@ -76,7 +75,7 @@ def clip_source(vocoder: Vocoder, batch: Batch, i: int, frames: int, sample_rate
 
 def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sample_rate: int) -> System:
     """A synthesis model (``models/<folder>``) followed by the vocoder."""
-    from pipeline.training.run import load_model
+    from pipeline.models.persistence import load_model
 
     model = load_model(require_model(models / folder / "model.pt", name), SynthesisModel)
 
@@ -91,7 +90,7 @@ def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sam
 
 def pianoroll_hifigan_system(models: Path, mel_config: MelConfig, name: str = "HiFi-GAN baseline") -> System:
     """The HiFi-GAN piano-roll baseline (``models/hifigan_baseline``): rolls + performer -> waveform."""
-    from pipeline.training.run import load_model
+    from pipeline.models.persistence import load_model
 
     model = load_model(require_model(models / "hifigan_baseline" / "model.pt", name), PianoRollHifigan)
     model.remove_weight_norm()
@@ -112,7 +111,7 @@ def pianoroll_hifigan_system(models: Path, mel_config: MelConfig, name: str = "H
 def performancenet_system(models: Path, mel_config: MelConfig, iterations: int = 32,
                           name: str = "PerformanceNet") -> System:
     """PerformanceNet (``models/performancenet``): piano roll -> power spectrogram -> Griffin-Lim."""
-    from pipeline.training.run import load_model
+    from pipeline.models.persistence import load_model
 
     model = load_model(require_model(models / "performancenet" / "model.pt", name), PerformanceNet)
     config = mel_config

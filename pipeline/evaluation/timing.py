@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.models.alignment import AlignmentModel, to_timeline
-from pipeline.training.alignment_task import alignment_inputs
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
 
 Batch = dict[str, torch.Tensor]
 

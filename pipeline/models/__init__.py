@@ -1,0 +1,1 @@
+"""The networks: one idea per file (docs/architecture.md)."""

@@ -113,3 +113,14 @@ class SynthesisModel(nn.Module):
 def synthesis_loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
     """MSE of the log-mel over real frames: pred, target (B, n_mels, T); frame_mask (B, T) bool."""
     return masked_mse(pred, target_mel, frame_mask[:, None, :])
+
+
+# ------------------------------------------------------------------ batch adapter (training, evaluation, rendering)
+
+
+def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
+    velocity = batch["velocity"] if model.hparams["use_velocity"] else None
+    return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
+                onset_frame=batch["onset_frame"], offset_frame=batch["offset_frame"], note_mask=batch["note_mask"],
+                performer=batch["performer"], frame_mask=batch["frame_mask"], velocity=velocity)

@@ -7,29 +7,8 @@ from typing import Any
 import torch
 
 from pipeline.config import TransformerOptimizerConfig
-from pipeline.models.alignment import AlignmentModel, tempo_classes
-from pipeline.models.tempo import tempo_centers
+from pipeline.models.alignment import AlignmentModel, alignment_inputs
 from pipeline.training.schedules import adam_with_transformer_schedule
-
-
-def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
-    velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
-                mask=batch["note_mask"], performer=batch["performer"],
-                tempo=model_tempo_classes(model, batch["tempo_qpm"]).to(batch["pitch"].device), velocity=velocity)
-
-
-def model_tempo_classes(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:
-    """(B,) qpm -> the tempo class ids of ``model``'s own classes (its n_tempo_classes and tempo_range)."""
-    return tempo_classes(qpm, model.hparams["n_tempo_classes"], tuple(model.hparams["tempo_range"]))
-
-
-def model_class_tempo(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:
-    """(B,) qpm -> the centre (qpm) of its class among ``model``'s tempo classes: what the model is told."""
-    centers = torch.as_tensor(tempo_centers(model.hparams["n_tempo_classes"], tuple(model.hparams["tempo_range"])),
-                              dtype=torch.float32)
-    return centers[model_tempo_classes(model, qpm).cpu()]
 
 
 class AlignmentTask:

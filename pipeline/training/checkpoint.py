@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
+from pipeline.models.persistence import read_weights
 
 LATEST = "latest.pt"
 
@@ -21,13 +21,6 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``: checkpoints hold tensors, numbers and strings only."""
+    """A training checkpoint (``path`` or ``path``/latest.pt), loaded with ``weights_only=True``."""
     path = Path(path)
-    if path.is_dir():
-        path = path / LATEST
-    if not path.is_file():
-        raise PipelineError("checkpoint not found", path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle errors, truncated zip, unsafe content
-        raise PipelineError(f"not a readable checkpoint ({type(err).__name__}: {err})", path) from err
+    return read_weights(path / LATEST if path.is_dir() else path, map_location)

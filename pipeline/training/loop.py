@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.config import TrainConfig
+from pipeline.device import autocast, autocast_dtype, select_device
 from pipeline.training.checkpoint import LATEST, load_checkpoint, save_checkpoint
-from pipeline.training.device import autocast, autocast_dtype, select_device
 
 
 class Tracker(Protocol):

@@ -21,7 +21,7 @@ import torch
 
 from pipeline.config import MelConfig, TrainConfig
 from pipeline.io import atomic_path, write_json
-from pipeline.training.checkpoint import load_checkpoint
+from pipeline.models.persistence import save_model
 from pipeline.training.loop import Trainer, distributed_env
 
 
@@ -39,19 +39,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
-
-
-def load_model(path: str | Path, cls: type[torch.nn.Module]) -> torch.nn.Module:
-    """Rebuild ``cls`` from a ``model.pt`` written by :func:`save_model` (weights_only load)."""
-    state = load_checkpoint(path)
-    model = cls(**state["hparams"])
-    model.load_state_dict(state["state_dict"])
-    return model.eval()
 
 
 def data_fingerprint(*paths: str | Path, extra: object = None) -> str:

@@ -5,19 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from pipeline.config import MelConfig, TransformerOptimizerConfig
-from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.training.schedules import adam_with_transformer_schedule
-
-
-def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
-    velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
-                onset_frame=batch["onset_frame"], offset_frame=batch["offset_frame"], note_mask=batch["note_mask"],
-                performer=batch["performer"], frame_mask=batch["frame_mask"], velocity=velocity)
 
 
 def griffin_lim(mel: np.ndarray, config: MelConfig, iterations: int = 32) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Score -> waveform through the three trained models (what `performer render` runs).
+"""Windowed rendering: score -> waveform through the three trained models (what `performer render` runs).
 
     score notes --AlignmentModel, 5 s windows of score time, stitched-->  performed frames
                 --SynthesisModel, mel.clip_frames windows, cross-faded--> log-mel (n_mels, T)
@@ -23,156 +23,18 @@ joins them:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.config import MelConfig
 from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
-from pipeline.models.alignment import AlignmentModel, to_timeline
-from pipeline.models.synthesis import SynthesisModel
-from pipeline.models.vocoders import VOCODER_KINDS, Vocoder, build_vocoder
+from pipeline.inference.models import PerformerModels
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
+from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
+from pipeline.models.vocoders import Vocoder
 from pipeline.scores import NoteTable
-from pipeline.training.alignment_task import alignment_inputs
-from pipeline.training.synthesis_task import synthesis_inputs
-
-MODEL_NAMES = ("alignment", "synthesis", "hifigan")
-REGISTERED_PREFIX = "deep-performer-"  # registered model names: deep-performer-alignment, ...
-
-
-@dataclass
-class PerformerModels:
-    """The three models of a Deep Performer, in eval mode on one device, and the mel recipe they were
-    trained on (params.yaml's ``mel`` group: frame rate, sample rate, the training clips' length)."""
-
-    alignment: AlignmentModel
-    synthesis: SynthesisModel
-    vocoder: Vocoder
-    mel: MelConfig
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        a, s = self.alignment.hparams, self.synthesis.hparams
-        if tuple(a["performer_names"]) != tuple(s["performer_names"]):
-            raise PipelineError("the alignment and synthesis models know different performers "
-                                f"({list(a['performer_names'])} vs {list(s['performer_names'])})", self.source)
-        if s["n_mels"] != self.vocoder.generator_hparams()["in_channels"] or s["n_mels"] != self.mel.n_mels:
-            raise PipelineError(f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
-                                f"({self.vocoder.generator_hparams()['in_channels']}) and the mel recipe's "
-                                f"({self.mel.n_mels}) differ", self.source)
-        frame_rate = self.mel.sample_rate / self.mel.hop_length
-        if abs(a["frame_rate"] - frame_rate) > 1e-6 or self.vocoder.hop_length != self.mel.hop_length:
-            raise PipelineError(f"the models were trained at another frame rate than the mel recipe's "
-                                f"{frame_rate:g} frames/s", self.source)
-
-    @property
-    def performers(self) -> tuple[str, ...]:
-        return tuple(self.synthesis.hparams["performer_names"])
-
-    def performer_id(self, name: str) -> int:
-        names = self.performers
-        if name in names:
-            return names.index(name)
-        if not names and name.isdigit() and int(name) < self.synthesis.hparams["n_performers"]:
-            return int(name)  # models trained before performer names were stored
-        known = ", ".join(names) if names else f"0 .. {self.synthesis.hparams['n_performers'] - 1}"
-        raise PipelineError(f"unknown performer {name!r} (these models know: {known})", self.source)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.synthesis.parameters()).device
-
-    def to(self, device: str | torch.device) -> PerformerModels:
-        for model in (self.alignment, self.synthesis, self.vocoder):
-            model.to(device)
-        return self
-
-
-def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.device = "cpu") -> PerformerModels:
-    """The three models from a folder of stage outputs or from MLflow, for the mel recipe ``mel``
-    (params.yaml's; a composite registered model carries its own, and ``mel`` may then be None).
-
-    ``source`` is one of:
-
-    * a folder holding ``alignment/model.pt``, ``synthesis/model.pt``, ``hifigan/model.pt`` (the
-      training stages' outputs, ``models/`` by default);
-    * an MLflow model URI with ``{name}`` in it, filled with alignment, synthesis and hifigan,
-      e.g. ``models:/deep-performer-{name}@champion``;
-    * ``models:/@ALIAS`` or ``models:/@ALIAS`` shorthand for the registered models
-      ``deep-performer-{alignment,synthesis,hifigan}`` at that alias;
-    * three MLflow model URIs separated by commas, in the order alignment,synthesis,hifigan;
-    * the composite registered model: ``models:/deep-performer@ALIAS`` or ``models:/deep-performer/VERSION``
-      (see :mod:`pipeline.registry`), which holds all three.
-
-    MLflow URIs are resolved against the tracking store of :func:`pipeline.tracking.tracking_uri`.
-    """
-    text = str(source)
-    if "{name}" in text:
-        uris = [text.format(name=name) for name in MODEL_NAMES]
-    elif text.startswith("models:/@"):
-        uris = [f"models:/{REGISTERED_PREFIX}{name}@{text[len('models:/@'):]}" for name in MODEL_NAMES]
-    elif "," in text:
-        uris = [u.strip() for u in text.split(",")]
-        if len(uris) != 3:
-            raise PipelineError("give three model URIs: alignment,synthesis,hifigan", text)
-    elif re.fullmatch(r"models:/deep-performer(@[^/@]+|/(\d+|latest))", text):
-        from pipeline.registry import load_composite
-
-        return load_composite(text, device)
-    elif ":/" in text:
-        raise PipelineError("an MLflow URI for the three models needs {name} in it "
-                            "(e.g. models:/deep-performer-{name}@champion), or is the composite "
-                            "models:/deep-performer@ALIAS", text)
-    elif mel is None:
-        raise PipelineError("parameter file not found: the mel recipe of these models is its mel group", text)
-    else:
-        return _load_folder(Path(text), mel, device)
-    if mel is None:
-        raise PipelineError("parameter file not found: the mel recipe of these models is its mel group", text)
-    models = [_load_mlflow(uri, device) for uri in uris]
-    for model, classes in zip(models, ((AlignmentModel,), (SynthesisModel,), tuple(VOCODER_KINDS.values()))):
-        if not isinstance(model, classes):
-            expected = " or ".join(c.__name__ for c in classes)
-            raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
-    return PerformerModels(*models, mel=mel, source=text)
-
-
-def _load_folder(root: Path, mel: MelConfig, device: str | torch.device) -> PerformerModels:
-    from pipeline.training.run import load_model
-
-    if not root.is_dir():
-        raise PipelineError("models folder not found (run `dvc repro` to train the models)", root)
-    paths = {name: root / name / "model.pt" for name in MODEL_NAMES}
-    for name, path in paths.items():
-        if not path.is_file():
-            raise PipelineError(f"no trained {name} model (run `dvc repro train_{name}`)", path)
-    try:
-        alignment = load_model(paths["alignment"], AlignmentModel)
-        synthesis = load_model(paths["synthesis"], SynthesisModel)
-        vocoder = load_model(paths["hifigan"], build_vocoder).remove_weight_norm()
-    except PipelineError:
-        raise
-    except Exception as err:  # a damaged or foreign file
-        raise PipelineError(f"cannot load the models: {err}", root) from None
-    return PerformerModels(alignment, synthesis, vocoder, mel, source=str(root)).to(device)
-
-
-def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
-    import mlflow
-    import mlflow.pytorch
-
-    from pipeline.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        return mlflow.pytorch.load_model(uri, map_location=torch.device(device)).eval()
-    except Exception as err:
-        raise PipelineError(f"cannot load the model from MLflow: {str(err).splitlines()[0]}", uri) from None
-
 
 # ------------------------------------------------------------------------------------------ timing
 

@@ -1,88 +1,36 @@
-"""The MLflow model registry: register the trained models as a candidate, promote it to champion if better.
-
-Registered models (all in the tracking store of :func:`pipeline.tracking.tracking_uri`, or ``tracking_uri``):
-
-* ``deep-performer-alignment``, ``deep-performer-synthesis``, ``deep-performer-hifigan``: the three
-  torch modules the training stages logged (``models/<name>/mlflow.json``), as they are;
-* ``deep-performer``: the composite, an MLflow pyfunc that bundles copies of the three models (it loads
-  on its own, from its own artifacts). Input: a DataFrame with a ``score`` column (a path, or the base64
-  of a MIDI/MusicXML/MXL file), optional ``performer`` (default: the first one the models know) and
-  ``tempo`` (quarter notes per minute; default: the score's). Output, one row per input row: ``audio``
-  (base64 of a 16 kHz mono float32 WAV file, see :func:`decode_audio`), ``sample_rate``, ``samples``.
-  ``mlflow models serve -m models:/deep-performer@champion`` serves it; ``performer render --models
-  models:/deep-performer@champion`` renders with it.
-
-:func:`register_candidate` adds one new version to each of the four, tags each new version with the
-evaluation metrics of ``metrics/evaluate.json`` (``deep_performer.audio_mel_mse``, ``deep_performer.mel_mse``,
-... as tags named by their dotted key) and the git commit, and moves the alias ``candidate`` to them.
-The composite's version also records its three component versions (tags ``component.<registered name>``).
-
-**Promotion rule** (:func:`promote_if_better`): the ``candidate`` and ``champion`` versions of
-``deep-performer`` are compared on one metric tag, ``deep_performer.audio_mel_mse`` by default, where
-lower is better. The candidate becomes champion when there is no champion yet, or when its value is
-strictly lower than the champion's; then the alias ``champion`` moves to the candidate's versions of all
-four registered models together (the composite and its three components), and the versions it replaced
-keep the alias ``previous-champion`` (to roll back, move ``champion`` to them). A tie, a worse candidate,
-or a candidate that already is the champion leaves everything as it is (returns False). A candidate
-without the metric is an error, not a silent pass; a champion without it is replaced.
-"""
+"""Promotion: register the trained models as a candidate, tag it with its evaluation, promote it to
+champion if better, list the versions."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import json
 import math
-import os
 import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
-import pandas as pd
-
-from pipeline.config import MelConfig, from_dict, load_params
+from pipeline.config import load_params
 from pipeline.errors import PipelineError
-from pipeline.inference import MODEL_NAMES, REGISTERED_PREFIX
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file of every copied model
-
-COMPOSITE = "deep-performer"
-CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
-DEFAULT_METRIC = "deep_performer.audio_mel_mse"
-EXPERIMENT = "deep-performer"
-# the sections of metrics/evaluate.json that describe the registered models (tagged on every version)
-TAGGED_SECTIONS = ("deep_performer", "vocoder_reconstruction")
-SHOWN_METRICS = ("deep_performer.audio_mel_mse", "deep_performer.mel_mse")
-
-
-def component_names() -> list[str]:
-    return [REGISTERED_PREFIX + name for name in MODEL_NAMES]
-
-
-def all_names() -> list[str]:
-    return [COMPOSITE, *component_names()]
-
-
-def _client(tracking_uri: str | None, root: Path | str = "."):
-    import mlflow
-    from mlflow import MlflowClient
-
-    from pipeline.tracking import tracking_uri as default_uri
-
-    uri = tracking_uri or default_uri(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
+from pipeline.inference import MODEL_NAMES
+from pipeline.registry.common import (
+    CANDIDATE,
+    CHAMPION,
+    COMPOSITE,
+    DEFAULT_METRIC,
+    EXPERIMENT,
+    PREVIOUS,
+    REGISTERED_PREFIX,
+    SHOWN_METRICS,
+    TAGGED_SECTIONS,
+    _client,
+    _first_line,
+    all_names,
+    component_names,
+)
+from pipeline.registry.serving import DeepPerformerModel, _signature
 
 # ------------------------------------------------------------------------------------------ metrics
 
@@ -115,144 +63,6 @@ def _metric(version, metric: str) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
-
-
-# ------------------------------------------------------------------------------------------ composite pyfunc
-
-
-def _score_file(value: str, folder: Path, index: int) -> Path:
-    """A path to the score of one request row: the path itself, or a file decoded from base64."""
-    text = str(value).strip()
-    if len(text) < 4096 and "\n" not in text:
-        path = Path(text).expanduser()
-        try:
-            if path.is_file():
-                return path
-        except OSError:
-            pass
-    try:
-        data = base64.b64decode(text, validate=True)
-    except ValueError:
-        data = b""
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:5]
-    if head.startswith(b"MThd"):
-        suffix = ".mid"
-    elif head.startswith(b"PK"):
-        suffix = ".mxl"
-    elif head.startswith(b"<"):
-        suffix = ".musicxml"
-    else:
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise PipelineError(f"score {shown!r} is neither an existing file nor base64 of a MIDI/MusicXML file")
-    path = folder / f"score{index}{suffix}"
-    path.write_bytes(data)
-    return path
-
-
-def encode_audio(audio, sample_rate: int) -> str:
-    """Base64 of a mono float32 WAV file."""
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, audio, sample_rate, format="WAV", subtype="FLOAT")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def decode_audio(text: str):
-    """``(audio float32 array, sample_rate)`` of the ``audio`` column of the composite model's output."""
-    import soundfile as sf
-
-    audio, rate = sf.read(io.BytesIO(base64.b64decode(text)), dtype="float32")
-    return audio, rate
-
-
-class DeepPerformerModel(mlflow.pyfunc.PythonModel):
-    """The composite ``deep-performer`` model: score (+ performer, tempo) -> 16 kHz audio.
-
-    Its artifacts ``alignment``, ``synthesis``, ``hifigan`` are MLflow pytorch models (copies of the
-    registered component versions). The device is ``DEEP_PERFORMER_DEVICE`` (auto: CUDA when present).
-    """
-
-    def load_context(self, context) -> None:
-        import mlflow.pytorch
-        import torch
-
-        from pipeline.inference import PerformerModels
-        from pipeline.training.device import select_device
-
-        device = select_device(os.environ.get("DEEP_PERFORMER_DEVICE", "auto"))
-        modules = [mlflow.pytorch.load_model(context.artifacts[name], map_location=torch.device(device)).eval()
-                   for name in MODEL_NAMES]
-        if "mel" not in context.artifacts:
-            raise PipelineError(f"this {COMPOSITE} version carries no mel recipe (registered by an older version): "
-                                "register the models again")
-        mel = from_dict(MelConfig, json.loads(Path(context.artifacts["mel"]).read_text()), "mel")
-        self.models = PerformerModels(*modules, mel=mel, source=COMPOSITE).to(device)
-
-    # the DataFrame hint tells MLflow that the signature given at logging time (score, performer, tempo
-    # columns) validates requests, not type hints
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-        try:
-            return pd.DataFrame(self.render_rows(_as_frame(model_input)))
-        except PipelineError as err:  # a bad request: HTTP 400 with the one-line message when served
-            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
-
-    def render_rows(self, frame) -> list[dict[str, Any]]:
-        from pipeline.inference import render_score
-        from pipeline.scores import read_score
-
-        rows = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for i, row in enumerate(frame.to_dict("records")):
-                if row.get("score") is None:
-                    raise PipelineError("each request row needs a score (a path or base64 of the file)")
-                notes = read_score(_score_file(row["score"], Path(tmp), i))
-                performer = row.get("performer")
-                if performer is None or (isinstance(performer, float) and math.isnan(performer)) or performer == "":
-                    performer = self.models.performers[0] if self.models.performers else "0"
-                tempo = row.get("tempo")
-                tempo = None if tempo is None or (isinstance(tempo, float) and math.isnan(tempo)) else float(tempo)
-                result = render_score(self.models, notes, str(performer), tempo)
-                rows.append({"audio": encode_audio(result.audio, result.sample_rate),
-                             "sample_rate": int(result.sample_rate), "samples": len(result.audio)})
-        return rows
-
-
-def _as_frame(model_input):
-    if isinstance(model_input, pd.DataFrame):
-        return model_input
-    if isinstance(model_input, str):
-        return pd.DataFrame({"score": [model_input]})
-    if isinstance(model_input, dict):
-        return pd.DataFrame([model_input])
-    return pd.DataFrame(list(model_input))
-
-
-def _signature():
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    inputs = Schema([ColSpec("string", "score"), ColSpec("string", "performer", required=False),
-                     ColSpec("double", "tempo", required=False)])
-    outputs = Schema([ColSpec("string", "audio"), ColSpec("long", "sample_rate"), ColSpec("long", "samples")])
-    return ModelSignature(inputs=inputs, outputs=outputs)
-
-
-def load_composite(uri: str, device="cpu"):
-    """:class:`pipeline.inference.PerformerModels` of a composite model URI (``models:/deep-performer@ALIAS``)."""
-    _client(None)
-    try:
-        python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    except Exception as err:  # noqa: BLE001  (any failure to load is one line for the user)
-        raise PipelineError(f"cannot load the model from MLflow: {_first_line(err)}", uri) from None
-    if not isinstance(python_model, DeepPerformerModel):
-        raise PipelineError(f"not a {COMPOSITE} model (it holds a {type(python_model).__name__})", uri)
-    models = python_model.models.to(device)
-    models.source = uri
-    return models
 
 
 # ------------------------------------------------------------------------------------------ register

@@ -1,0 +1,42 @@
+"""Model files: ``model.pt`` = ``{"hparams": constructor keyword arguments, "state_dict": weights}``.
+
+Every model of the project rebuilds from its ``hparams`` (``cls(**hparams)``, or a factory such as
+:func:`pipeline.models.vocoders.build_vocoder` that reads a ``kind`` among them); training writes
+these files, inference and evaluation read them. Loading never unpickles code (``weights_only``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+
+
+def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``: the file may hold tensors, numbers and strings only."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError("checkpoint not found", path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip, unsafe content
+        raise PipelineError(f"not a readable checkpoint ({type(err).__name__}: {err})", path) from err
+
+
+def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]) -> None:
+    """Write ``model``'s weights and the ``hparams`` that rebuild it, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
+
+
+def load_model(path: str | Path, cls: Callable[..., torch.nn.Module]) -> torch.nn.Module:
+    """Rebuild ``cls(**hparams)`` from a file written by :func:`save_model`, in eval mode."""
+    state = read_weights(path)
+    model = cls(**state["hparams"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
