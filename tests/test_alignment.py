@@ -5,9 +5,9 @@ from pipeline.alignment.align import align_score_to_audio, warp_function
 from pipeline.alignment.dtw import band_from_path, banded_dtw
 from pipeline.alignment.features import SyncFeatures
 from pipeline.alignment.metrics import onset_error_stats
-from pipeline.config import AlignConfig
 from pipeline.rendering import Instrument, Performance, render
 from pipeline.scores import NoteTable
+from tests._params import PARAMS
 
 
 def test_banded_dtw_recovers_a_known_warp_of_random_features():
@@ -46,7 +46,7 @@ def test_dtw_aligns_a_rendered_melody_played_with_a_known_tempo_warp():
     truth_on, truth_off = warp(score_on), warp(score_off) - 0.02
     perf = Performance(truth_on, truth_off, pitch, np.full(n, 90))
     audio = render(perf, Instrument("FluidR3_GM.sf2", program=40, reverb_send=20), 16000).mean(axis=1)
-    result = align_score_to_audio(notes, audio, 16000, AlignConfig())
+    result = align_score_to_audio(notes, audio, 16000, PARAMS.align)
     stats = onset_error_stats(result.onset, truth_on)
     assert stats["median_ms"] <= 20 and stats["within_50ms"] >= 0.9, stats
     assert np.all(np.diff(result.onset) >= 0)

@@ -18,11 +18,12 @@ import pytest
 import soundfile as sf
 from _http_server import FileServer
 
-from pipeline.config import BachViolinConfig, DataConfig
+from pipeline.config import DataConfig
 from pipeline.datasets.bach_violin import MissingAudioWarning, parse_clock, prepare_bach_violin
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.errors import PipelineError
 from pipeline.scores import NoteTable
+from tests._params import PARAMS
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "bach-violin-sample"
 REAL_NAME = "emil-telmanyi_bwv1006_mov5"
@@ -109,7 +110,7 @@ def tree(tmp_path_factory):
 
 def config(**kw) -> DataConfig:
     bach = {k: kw.pop(k) for k in ("url", "md5", "collections", "max_movements") if k in kw}
-    return DataConfig(source="bach-violin", bach_violin=replace(BachViolinConfig(), **bach), **kw)
+    return replace(PARAMS.data, source="bach-violin", bach_violin=replace(PARAMS.data.bach_violin, **bach), **kw)
 
 
 def prepare_expecting_skip(cfg, out):

@@ -4,12 +4,12 @@ value per clip so that the table's intervals and paired differences come from th
 import numpy as np
 import pytest
 
-from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluation.evaluate import ClipInfo, Scores, add_timing, check_output, compare, summarise
 from pipeline.evaluation.systems import ClipOutput
+from tests._params import MEL
 
-HOP, MELS = MelConfig().hop_length, MelConfig().n_mels
+HOP, MELS = MEL.hop_length, MEL.n_mels
 
 
 def clip(frames: int = 20) -> ClipInfo:

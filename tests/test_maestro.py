@@ -13,11 +13,12 @@ import pytest
 import soundfile as sf
 from _http_server import FileServer
 
-from pipeline.config import DataConfig, MaestroConfig
+from pipeline.config import DataConfig
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.datasets.maestro import prepare_maestro, tick_seconds
 from pipeline.errors import PipelineError
 from pipeline.scores import NoteTable
+from tests._params import PARAMS
 
 HEADER = ["canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration"]
 
@@ -93,7 +94,7 @@ def release(tmp_path_factory):
 
 def config(**kw) -> DataConfig:
     m = {k: kw.pop(k) for k in ("url", "sha256", "splits", "max_recordings") if k in kw}
-    return DataConfig(source="maestro", maestro=replace(MaestroConfig(), **m), **kw)
+    return replace(PARAMS.data, source="maestro", maestro=replace(PARAMS.data.maestro, **m), **kw)
 
 
 def check_layout(out: Path, root: Path):
