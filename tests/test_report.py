@@ -1,4 +1,5 @@
-"""The listening report (pipeline.evaluation.report): HTML, assets, and a real headless-Chromium load."""
+"""The listening report (pipeline.evaluation.report, report_figures): HTML, assets, and a real headless-Chromium
+load (tests/_browser.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.evaluation.report import (
-    ReportClip,
-    SystemOutput,
-    check_report_in_browser,
-    find_chromium,
-    format_value,
-    write_report,
-)
+from _browser import check_report_in_browser, find_chromium
+
+from pipeline.evaluation.report import ReportClip, SystemOutput, format_value, write_report
 
 SR = 16000
 HOP = 256
@@ -141,7 +137,7 @@ def test_missing_chromium_is_a_clear_error(tmp_path: Path):
 
 def test_report_loads_in_headless_chromium(report: Path, tmp_path: Path):
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
-        pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh")
+        pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh --test")
     find_chromium()
     # relative links: the folder still works after a move
     moved = tmp_path / "moved report"
