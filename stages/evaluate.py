@@ -35,7 +35,7 @@ from pipeline.evaluation.evaluate import (
     summarise,
     timing_table,
 )
-from pipeline.evaluation.report import ReportClip, SystemOutput, write_report
+from pipeline.evaluation.report import ReportClip, write_report
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
 from pipeline.evaluation.transcription import Transcriber
 from pipeline.io import atomic_path, write_json
@@ -182,8 +182,9 @@ def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: 
         ref = clips.refs[i]
         item = clips[i]
         cid = f"{ref.recording}@{ref.start}"
-        outputs = {name: SystemOutput(audio=result.audio,
-                                      mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
+        outputs = {name: sys_.ClipOutput(
+                       audio=result.audio,
+                       mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
                    for name, result in kept.get(cid, {}).items()}
         order = ["Recording"] + [n for n in outputs if n != "Recording"]
         out.append(ReportClip(id=cid, title=f"{ref.recording}, from {ref.start * seconds_per_frame:.1f} s"

@@ -14,7 +14,8 @@ import soundfile as sf
 
 from _browser import check_report_in_browser, find_chromium
 
-from pipeline.evaluation.report import ReportClip, SystemOutput, format_value, write_report
+from pipeline.evaluation.report import ReportClip, format_value, write_report
+from pipeline.evaluation.systems import ClipOutput
 
 SR = 16000
 HOP = 256
@@ -33,7 +34,7 @@ def _clips() -> list[ReportClip]:
             audio = (0.3 * np.sin(2 * np.pi * (330 + 110 * s) * t)).astype(np.float32)
             frames = int(seconds * SR / HOP)
             mel = rng.normal(-4.0, 2.0, size=(80, frames)).astype(np.float32) if s < 2 else None
-            outputs[name] = SystemOutput(audio=audio, mel=mel)
+            outputs[name] = ClipOutput(audio=audio, mel=mel)
         onset = np.array([0, 15, 30, 45]) + 5 * c
         clips.append(
             ReportClip(

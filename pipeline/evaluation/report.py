@@ -19,6 +19,7 @@ import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
@@ -34,29 +35,25 @@ from pipeline.evaluation.report_figures import (
 )
 from pipeline.io import atomic_dir
 
+if TYPE_CHECKING:
+    from pipeline.evaluation.systems import ClipOutput
+
 CHECK_QUERY = "check=1"  # the page's inline check script only runs when the URL holds this
 CHECK_RESULT_ID = "check-result"
 EN_DASH = "\u2013"
 
 
 @dataclass
-class SystemOutput:
-    """One system's rendition of a clip: ``audio`` is ``(samples,)`` float32; ``mel`` an ``(80, T)`` log-mel or None."""
-
-    audio: np.ndarray
-    mel: np.ndarray | None = None
-
-
-@dataclass
 class ReportClip:
-    """A held-out clip: the aligned score notes (in mel frames) and every system's output, in display order."""
+    """A held-out clip: the aligned score notes (in mel frames) and every system's output, in display order
+    (a system without a mel gets a card without a picture)."""
 
     id: str
     title: str
     pitch: np.ndarray
     onset_frame: np.ndarray
     offset_frame: np.ndarray
-    outputs: dict[str, SystemOutput] = field(default_factory=dict)
+    outputs: dict[str, ClipOutput] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -319,7 +316,6 @@ def _page_html(title: str, notes: str, table: pd.DataFrame, sections: list[str],
 
 __all__ = [
     "ReportClip",
-    "SystemOutput",
     "format_value",
     "write_report",
 ]

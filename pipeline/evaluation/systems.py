@@ -41,6 +41,8 @@ from pipeline.training.synthesis_task import synthesis_inputs
 
 @dataclass
 class ClipOutput:
+    """One system's rendition of a clip, as scored by the evaluation and shown in the listening report."""
+
     audio: np.ndarray  # (samples,) float32, 16 kHz, the clip's length
     mel: np.ndarray | None = None  # (n_mels, frames): the system's own log-mel prediction, if it has one
 
