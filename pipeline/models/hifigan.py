@@ -299,10 +299,6 @@ class Generator(nn.Module):
         rebuilds the same architecture, e.g. from a checkpoint."""
         return copy.deepcopy(self._hparams)
 
-    @classmethod
-    def from_hparams(cls, hparams: dict) -> "Generator":
-        return cls(**hparams)
-
 
 # --------------------------------------------------------------------------------------------
 # Discriminators
