@@ -142,16 +142,15 @@ def run(params: Params) -> None:
         predictions = (alignment_model_timing(alignment, batch),
                        constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
                        constant_tempo(batch, frame_rate))
+        clip_ends = np.cumsum(batch["note_mask"].sum(dim=1).numpy())[:-1]  # rows are the valid notes, clip after clip
         for name, (onset, duration) in zip(timing_systems, predictions):
             rows = timing_rows(onset, duration, batch)
             errors[name]["onset"].append(rows["onset"])
             errors[name]["duration"].append(rows["duration"])
-            for b, j in enumerate(chunk):
-                mask = batch["note_mask"][b]
+            for j, clip_onset, clip_duration in zip(chunk, np.split(rows["onset"], clip_ends),
+                                                    np.split(rows["duration"], clip_ends)):
                 ref = starting.refs[j]
-                add_timing(scores, name, f"{ref.recording}@{ref.start}",
-                           (onset[b] - batch["target_onset"][b])[mask].numpy(),
-                           (duration[b] - batch["target_duration"][b])[mask].numpy(), frame_seconds)
+                add_timing(scores, name, f"{ref.recording}@{ref.start}", clip_onset, clip_duration, frame_seconds)
     timing = timing_table(errors, frame_seconds)
     names = list(systems) + ["Constant tempo", "Constant tempo (exact tempo)"]
     table = summarise(scores, names, config.bootstrap_resamples, config.confidence, config.seed)
