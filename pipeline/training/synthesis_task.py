@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from pipeline.config import MelConfig, TransformerOptimizerConfig
+from pipeline.config import TransformerOptimizerConfig
 from pipeline.models.synthesis import SynthesisModel
+from pipeline.spectrogram import griffin_lim_from_mel
 from pipeline.training.schedules import adam_with_transformer_schedule
 
 
@@ -18,17 +18,6 @@ def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> d
     return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
                 onset_frame=batch["onset_frame"], offset_frame=batch["offset_frame"], note_mask=batch["note_mask"],
                 performer=batch["performer"], frame_mask=batch["frame_mask"], velocity=velocity)
-
-
-def griffin_lim(mel: np.ndarray, config: MelConfig | None = None, iterations: int = 32) -> np.ndarray:
-    """A rough waveform of a log-mel, to listen to a synthesis model before any vocoder exists."""
-    import librosa
-
-    c = config or MelConfig()
-    return librosa.feature.inverse.mel_to_audio(
-        np.exp(mel), sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
-        fmin=c.fmin, fmax=c.fmax, power=1.0, n_iter=iterations,
-    ).astype(np.float32)
 
 
 class SynthesisTask:
@@ -56,4 +45,6 @@ class SynthesisTask:
         frames = int(batch["frame_mask"][0].sum())
         pred = self._predict(batch)[0, :, :frames].float().cpu().numpy()
         target = batch["mel"][0, :, :frames].cpu().numpy()
-        return {"mel/predicted": pred, "mel/target": target, "audio/predicted_griffin_lim": griffin_lim(pred)}
+        # a rough waveform of the predicted mel, to listen to the model before any vocoder exists
+        return {"mel/predicted": pred, "mel/target": target,
+                "audio/predicted_griffin_lim": griffin_lim_from_mel(pred)}
