@@ -1,4 +1,4 @@
-"""The one log-mel recipe of the project (HiFi-GAN's, REFERENCE.md §2).
+"""The one log-mel recipe of the project (HiFi-GAN's at 16 kHz; every setting: docs/data-formats.md).
 
 Every stage (features, training targets, vocoder input, evaluation) calls this module,
 so a mel computed anywhere matches a mel computed anywhere else, on CPU or GPU.
