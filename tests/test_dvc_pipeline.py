@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test here runs `dvc repro` (the data stages, or every stage) in fresh processes
+
 TINY = {"performers": ["aurora", "chiara"], "violin_pieces": 1, "chorale_pieces": 1, "max_seconds": 6,
         "sample_rate": 22050}
 

@@ -136,6 +136,7 @@ def test_missing_chromium_is_a_clear_error(tmp_path: Path):
         check_report_in_browser(tmp_path / "index.html", chromium="no-such-chromium-binary")
 
 
+@pytest.mark.browser
 def test_report_loads_in_headless_chromium(report: Path, tmp_path: Path):
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
         pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh --test")
