@@ -8,7 +8,6 @@ import torch
 
 from pipeline.config import TransformerOptimizerConfig
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.spectrogram import griffin_lim_from_mel
 from pipeline.training.schedules import adam_with_transformer_schedule
 
 
@@ -42,6 +41,9 @@ class SynthesisTask:
         return {"loss": self.model.loss(self._predict(batch), batch["mel"], batch["frame_mask"]).item()}
 
     def examples(self, batch) -> dict[str, Any]:
+        # here, not at the top: `performer render` imports this module and must not pay for librosa (pipeline.mel)
+        from pipeline.spectrogram import griffin_lim_from_mel
+
         frames = int(batch["frame_mask"][0].sum())
         pred = self._predict(batch)[0, :, :frames].float().cpu().numpy()
         target = batch["mel"][0, :, :frames].cpu().numpy()
