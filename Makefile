@@ -1,21 +1,30 @@
 # `make`      : set up everything, then run the main job (the DVC pipeline on the built-in corpus, as a
 #               Prefect flow: independent stages side by side, each with a fixed thread count)
-# `make test` : set up everything, then run the test suite
+# `make test` : set up everything plus what only the tests need (Chromium, docker-compose), then run the
+#               whole test suite
+# `make test-fast`: the quick lane for the edit loop: every test but the slow, server and browser ones
+#               (markers in pyproject.toml), under 3 minutes on 2 cores
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: all setup repro test bench
+.PHONY: all setup setup-test repro test test-fast bench
 all: repro
 
 setup:
 	@bash scripts/setup.sh
 
+setup-test:
+	@bash scripts/setup.sh --test
+
 repro: setup
 	performer flow run
 	dvc metrics show
 
-test: setup
+test: setup-test
 	python -m pytest -q
+
+test-fast: setup
+	python -m pytest -q -m "not slow and not server and not browser"
 
 bench: setup
 	python benchmarks/align_benchmark.py

@@ -1,4 +1,4 @@
-"""Score-to-audio alignment benchmark on a long rendered recording (issue 2).
+"""Score-to-audio alignment benchmark on a long rendered recording (figures: docs/benchmarks.md, "Alignment").
 
 Builds a ~10-minute "recording": built-in violin pieces (violin I parts from the music21 corpus,
 concatenated at one tempo) played by a virtual performer, whose note onsets are the ground truth.

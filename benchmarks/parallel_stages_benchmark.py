@@ -12,7 +12,7 @@ steps per second per process and in total for:
 
     python benchmarks/parallel_stages_benchmark.py [--steps 40] [--repeats 3]
 
-Figures: docs/benchmarks.md, "Stages side by side (issue 5)".
+Figures: docs/benchmarks.md, "Stages side by side".
 """
 
 from __future__ import annotations

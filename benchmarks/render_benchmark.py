@@ -1,4 +1,4 @@
-"""`performer render` speed: a minute of music through the three models, beside the vocoder alone (issue 3).
+"""`performer render` speed: a minute of music through the three models, beside the vocoder alone.
 
 The score is built-in violin material (``align_benchmark.long_score``: violin I parts of music21
 corpus quartets end to end) cut to ``--seconds`` of score time. For each set of models it times,
@@ -6,8 +6,8 @@ corpus quartets end to end) cut to ``--seconds`` of score time. For each set of 
 
 * ``render``: ``pipeline.inference.render_score`` (alignment windows -> synthesis windows ->
   chunked HiFi-GAN), what the command runs after loading the models and reading the score;
-* ``timing``, ``mel``, ``vocoder``: its three parts alone (``vocoder`` = the baseline the
-  issue asks for: the vocoder alone on the same mel).
+* ``timing``, ``mel``, ``vocoder``: its three parts alone (``vocoder`` = the baseline: the
+  vocoder alone on the same mel).
 
 Real-time factor = seconds of compute / seconds of audio produced (lower is faster; 0.1 = ten
 times faster than real time). Medians are reported.

@@ -5,8 +5,8 @@ random one), untrained weights (speed does not depend on them), weight norm fold
 ``--repeats`` times; CPU time (``time.process_time``) per second of audio, median. The source-filter
 rows include building their excitation from the notes (``make_source``), which rendering also pays.
 
-HiFi-GAN V2 here is this project's generator, whose CPU time the vocoder issue measured at 0.99x the
-original authors' code's (jik876/hifi-gan, same config and weights, one thread) once ``ResBlock.forward``
+HiFi-GAN V2 here is this project's generator, whose CPU time was measured at 0.99x the original
+authors' code's (jik876/hifi-gan, same config and weights, one thread) once ``ResBlock.forward``
 was fused as it now is; the authors' code is not vendored, so the speed-up over it is the one printed
 here divided by 0.99.
 

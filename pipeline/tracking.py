@@ -24,8 +24,6 @@ from pipeline.config import MelConfig
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-DEFAULT_URI = "sqlite:///mlflow.db"
-
 
 def tracking_uri(root: str | Path = ".") -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")

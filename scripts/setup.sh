@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Set up everything deep-performer needs on a fresh Debian/Ubuntu machine:
-#   1. system packages: libfluidsynth3, the SoundFonts and Chromium (headless, for the listening
-#      report's browser check in tests/test_report.py) (apt-get, only when missing)
+#   1. system packages: libfluidsynth3 and the SoundFonts (apt-get, only when missing)
 #   2. a virtual environment in .venv with the project and its Python packages
+# With --test (what `make test` runs) also the packages only the test suite needs: Chromium (headless,
+# for the listening report's browser check in tests/test_report.py) and docker-compose (v1, Debian:
+# tests/test_docker_kit.py validates docker/compose.yaml with it, no engine needed).
 # Idempotent: a second run checks and returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
+
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) tests=1 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) say "error: unknown option $arg (usage: scripts/setup.sh [--test])" >&2; exit 2 ;;
+  esac
+done
 
 # ---------------------------------------------------------------- system packages
 missing=()
@@ -15,14 +26,16 @@ ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so\.3' || missing+=(libfluidsy
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] || missing+=(musescore-general-soundfont)
 [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
-command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
-# docker-compose (v1, Debian): tests/test_docker_kit.py validates docker/compose.yaml with it (no engine needed)
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ "$tests" -eq 1 ]; then
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
+    extra=""
+    [ "$tests" -eq 1 ] && extra=", Chromium (chromium or chromium-browser on PATH) and docker-compose"
     say "error: missing system packages (${missing[*]}) and no apt-get here; install FluidSynth 2.x and the" \
-        "FluidR3_GM, MuseScore_General and TimGM6mb SoundFonts (or set PERFORMER_SOUNDFONT_DIR)," \
-        "and Chromium (chromium or chromium-browser on PATH)" >&2
+        "FluidR3_GM, MuseScore_General and TimGM6mb SoundFonts (or set PERFORMER_SOUNDFONT_DIR)$extra" >&2
     exit 1
   fi
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else

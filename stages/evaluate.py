@@ -35,7 +35,7 @@ from pipeline.evaluation.evaluate import (
     summarise,
     timing_table,
 )
-from pipeline.evaluation.report import ReportClip, SystemOutput, write_report
+from pipeline.evaluation.report import ReportClip, write_report
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
 from pipeline.evaluation.transcription import Transcriber
 from pipeline.io import atomic_path, write_json
@@ -143,16 +143,15 @@ def run(params: Params) -> None:
         predictions = (alignment_model_timing(alignment, batch),
                        constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
                        constant_tempo(batch, frame_rate))
+        clip_ends = np.cumsum(batch["note_mask"].sum(dim=1).numpy())[:-1]  # rows are the valid notes, clip after clip
         for name, (onset, duration) in zip(timing_systems, predictions):
             rows = timing_rows(onset, duration, batch)
             errors[name]["onset"].append(rows["onset"])
             errors[name]["duration"].append(rows["duration"])
-            for b, j in enumerate(chunk):
-                mask = batch["note_mask"][b]
+            for j, clip_onset, clip_duration in zip(chunk, np.split(rows["onset"], clip_ends),
+                                                    np.split(rows["duration"], clip_ends)):
                 ref = starting.refs[j]
-                add_timing(scores, name, f"{ref.recording}@{ref.start}",
-                           (onset[b] - batch["target_onset"][b])[mask].numpy(),
-                           (duration[b] - batch["target_duration"][b])[mask].numpy(), frame_seconds)
+                add_timing(scores, name, f"{ref.recording}@{ref.start}", clip_onset, clip_duration, frame_seconds)
     timing = timing_table(errors, frame_seconds)
     names = list(systems) + ["Constant tempo", "Constant tempo (exact tempo)"]
     table = summarise(scores, names, config.bootstrap_resamples, config.confidence, config.seed)
@@ -164,7 +163,7 @@ def run(params: Params) -> None:
     write_outputs(table, diffs, timing, len(order), split, config.confidence, materials, latency)
     write_report(REPORT, display_table(table), report_clips(clips, order[: config.report_clips], kept, polyphonic,
                                                             params.mel),
-                 title="deep-performer: test clips (unseen pieces)",
+                 title="deep-performer: test clips (unseen pieces)", mel=params.mel,
                  notes=f"{described}; every metric on every clip, mean ± half-width of the "
                        f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
                        "not the paper's numbers.")
@@ -183,8 +182,9 @@ def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: 
         ref = clips.refs[i]
         item = clips[i]
         cid = f"{ref.recording}@{ref.start}"
-        outputs = {name: SystemOutput(audio=result.audio,
-                                      mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
+        outputs = {name: sys_.ClipOutput(
+                       audio=result.audio,
+                       mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
                    for name, result in kept.get(cid, {}).items()}
         order = ["Recording"] + [n for n in outputs if n != "Recording"]
         out.append(ReportClip(id=cid, title=f"{ref.recording}, from {ref.start * seconds_per_frame:.1f} s"

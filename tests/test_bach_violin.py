@@ -229,6 +229,7 @@ def zip_tree(tree: Path, archive: Path) -> Path:
     return archive
 
 
+@pytest.mark.server
 def test_download_resumes_verifies_extracts_and_reads(tree, tmp_path):
     served = tmp_path / "served"
     served.mkdir()
@@ -249,6 +250,7 @@ def test_download_resumes_verifies_extracts_and_reads(tree, tmp_path):
     check_layout(tmp_path / "raw", download_dir / "bach-violin-dataset-v1.0" / "bach-violin")
 
 
+@pytest.mark.server
 def test_download_with_wrong_md5_is_refused_and_nothing_kept(tree, tmp_path):
     served = tmp_path / "served"
     served.mkdir()

@@ -145,6 +145,7 @@ def test_pianoroll_hifigan_shapes_performer_and_weight_norm():
         PianoRollHifigan(n_performers=1, performer_names=("a", "b"))
 
 
+@pytest.mark.slow
 def test_pianoroll_hifigan_overfits_one_batch_with_mel_l1():
     torch.manual_seed(0)
     batch = clips_with_audio(frames=32)

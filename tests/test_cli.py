@@ -31,6 +31,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_cleanly_without_outputs(tmp_path):
     corrupt = tmp_path / "corrupt.mid"
     corrupt.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01")
@@ -51,6 +52,7 @@ def test_bad_inputs_fail_cleanly_without_outputs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mid", "empty.mid", "fake.wav", "good.mid"]
 
 
+@pytest.mark.slow
 def test_perform_then_align_round_trip(tmp_path):
     score = tmp_path / "scale.mid"
     write_midi(score, [(i * 0.5, 0.5, [62, 64, 66, 67, 69, 71, 73, 74][i % 8], 90) for i in range(24)], tempo_bpm=100)

@@ -1,7 +1,7 @@
 """The GPU / scale-out kit in docker/: compose stack, work-pool templates, GPU image, install script.
 
 Nothing here needs a Docker engine: compose.yaml is parsed with PyYAML and checked with
-`docker-compose config` (Debian's docker-compose, installed by scripts/setup.sh), the work-pool
+`docker-compose config` (Debian's docker-compose, installed by `scripts/setup.sh --test`), the work-pool
 templates are rendered with Prefect's own templating and fed to docker-py's HostConfig, and the
 install script runs in its --check mode.
 """
@@ -169,7 +169,7 @@ def test_env_example_holds_placeholders_only():
 
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("docker-compose")
-    assert exe, "docker-compose is missing: run scripts/setup.sh (it installs Debian's docker-compose)"
+    assert exe, "docker-compose is missing: run scripts/setup.sh --test (it installs Debian's docker-compose)"
     return _run([exe, "--env-file", str(env_file), "-f", str(COMPOSE), "config"])
 
 

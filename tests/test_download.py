@@ -27,6 +27,7 @@ def files_under(folder):
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) if folder.exists() else []
 
 
+@pytest.mark.server
 def test_download_verifies_and_skips_a_verified_copy(tmp_path, payload):
     served, data, sha, md5 = payload
     dest = tmp_path / "dl" / "data.bin"
@@ -40,6 +41,7 @@ def test_download_verifies_and_skips_a_verified_copy(tmp_path, payload):
 
 
 @pytest.mark.parametrize("kind", ["sha256", "md5"])
+@pytest.mark.server
 def test_wrong_checksum_is_refused_and_nothing_kept(tmp_path, payload, kind):
     served, data, sha, md5 = payload
     wrong = "0" * (64 if kind == "sha256" else 32)
@@ -54,6 +56,7 @@ def test_wrong_checksum_is_refused_and_nothing_kept(tmp_path, payload, kind):
     assert files_under(download_dir) == []
 
 
+@pytest.mark.server
 def test_wrong_size_is_refused(tmp_path, payload):
     served, data, *_ = payload
     with FileServer(served) as server:
@@ -62,6 +65,7 @@ def test_wrong_size_is_refused(tmp_path, payload):
     assert not (tmp_path / "data.bin").exists() and not (tmp_path / "data.bin.part").exists()
 
 
+@pytest.mark.server
 def test_cut_off_transfer_is_resumed_with_a_range_request(tmp_path, payload):
     served, data, sha, _ = payload
     dest = tmp_path / "data.bin"
@@ -76,6 +80,7 @@ def test_cut_off_transfer_is_resumed_with_a_range_request(tmp_path, payload):
     assert 0 < offset <= len(data) // 2 and log[1][2] == 206  # only the missing tail was sent again
 
 
+@pytest.mark.server
 def test_server_ignoring_range_restarts_cleanly(tmp_path, payload):
     served, data, sha, _ = payload
     dest = tmp_path / "data.bin"
@@ -87,6 +92,7 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, payload):
     assert [status for *_, status in log] == [200, 200] and log[1][1] is not None
 
 
+@pytest.mark.server
 def test_partial_file_from_an_earlier_run_is_resumed(tmp_path, payload):
     served, data, sha, _ = payload
     dest = tmp_path / "data.bin"
@@ -97,6 +103,7 @@ def test_partial_file_from_an_earlier_run_is_resumed(tmp_path, payload):
     assert dest.read_bytes() == data
 
 
+@pytest.mark.server
 def test_complete_part_file_answers_416_and_is_kept(tmp_path, payload):
     served, data, sha, _ = payload
     (tmp_path / "data.bin.part").write_bytes(data)
@@ -106,6 +113,7 @@ def test_complete_part_file_answers_416_and_is_kept(tmp_path, payload):
     assert (tmp_path / "data.bin").read_bytes() == data
 
 
+@pytest.mark.server
 def test_corrupt_existing_copy_is_fetched_again(tmp_path, payload):
     served, data, sha, _ = payload
     dest = tmp_path / "data.bin"
@@ -127,6 +135,7 @@ def test_unreachable_server_gives_up_after_retries(tmp_path):
     assert not (tmp_path / "data.bin").exists()
 
 
+@pytest.mark.server
 def test_missing_url_is_a_one_line_error(tmp_path, payload):
     served, *_ = payload
     with FileServer(served) as server:

@@ -45,11 +45,23 @@ def test_mel_mse_crops_to_common_frames_and_checks_bins():
 
 
 def test_timing_errors_exact_numbers():
-    errors = m.timing_errors([0, 10, 22], [0, 12, 20], [5, 5, 5], [6, 5, 2], frame_seconds=0.016)
-    assert errors["onset_mae_frames"] == pytest.approx(4 / 3)
-    assert errors["onset_mae_ms"] == pytest.approx(4 / 3 * 16)
-    assert errors["onset_median_ms"] == pytest.approx(32.0)
-    assert errors["duration_mae_frames"] == pytest.approx(4 / 3) and errors["duration_mae_ms"] == pytest.approx(64 / 3)
+    """Per-note errors (timing_rows: valid notes only) and their table, as the evaluate stage computes them."""
+    import torch
+
+    from pipeline.evaluation.evaluate import timing_table
+    from pipeline.evaluation.timing import timing_rows
+
+    batch = {"target_onset": torch.tensor([[0.0, 12.0, 20.0, 99.0]]),
+             "target_duration": torch.tensor([[6.0, 5.0, 2.0, 99.0]]),
+             "note_mask": torch.tensor([[True, True, True, False]])}  # the last note is padding
+    rows = timing_rows(torch.tensor([[0.0, 10.0, 22.0, 0.0]]), torch.full((1, 4), 5.0), batch)
+    np.testing.assert_array_equal(rows["onset"], [0, 2, 2])
+    np.testing.assert_array_equal(rows["duration"], [1, 0, 3])
+    table = timing_table({"A": {"onset": [rows["onset"]], "duration": [rows["duration"]]}}, frame_seconds=0.016)["A"]
+    assert table["onset_error_frames"] == pytest.approx(4 / 3)
+    assert table["onset_error_ms"] == pytest.approx(4 / 3 * 16)
+    assert table["median_onset_error_ms"] == pytest.approx(32.0)
+    assert table["duration_error_ms"] == pytest.approx(64 / 3) and table["notes"] == 3
 
 
 def test_constant_tempo_baselines_at_exact_and_class_tempo():

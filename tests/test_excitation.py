@@ -79,6 +79,7 @@ def test_chunked_vocoding_with_a_source_equals_one_pass():
         vocode(g, mel)
 
 
+@pytest.mark.slow
 def test_the_source_filter_generator_overfits_one_batch_and_keeps_the_pitch():
     """A few hundred mel-L1 steps on one 220 Hz segment: the output's fundamental is the note's."""
     from pipeline.mel import LogMelSpectrogram

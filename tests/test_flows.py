@@ -151,6 +151,8 @@ def ran(results):
     return sorted(n for n, r in results.items() if r["status"] == "ran")
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_reproduce_runs_every_stage_in_parallel_and_records_dvc_lock(synthetic):
     root, state = synthetic
     assert state.is_completed(), state.message
@@ -169,6 +171,8 @@ def test_reproduce_runs_every_stage_in_parallel_and_records_dvc_lock(synthetic):
     assert (root / "tries_flaky").read_text() == "2"  # failed once, retried, then ran
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_task_logs_hold_the_stage_output(synthetic):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
@@ -198,6 +202,8 @@ def test_task_logs_hold_the_stage_output(synthetic):
     assert progress[-1] == "c progress 300/300" and len(progress) <= 3  # redraws thinned, the last one kept
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_second_run_skips_every_stage(synthetic):
     root, _ = synthetic
     before = (root / "dvc.lock").read_text()
@@ -206,6 +212,8 @@ def test_second_run_skips_every_stage(synthetic):
     assert (root / "dvc.lock").read_text() == before
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_failing_stage_fails_the_flow_and_a_rerun_resumes_from_it(synthetic):
     root, _ = synthetic
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -250,6 +258,8 @@ CREATE TABLE experiments (
     assert error_headline(["only this"]) == "only this" and error_headline([]) == "(no output)"
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_targets_and_force(synthetic):
     root, _ = synthetic
     results = reproduce(str(root), targets=["b"], force=["b@y"])
@@ -280,6 +290,8 @@ Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer
 '''
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     from mlflow import MlflowClient
     from prefect.client.orchestration import get_client

@@ -226,6 +226,7 @@ def performer_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_render_command_midi_and_musicxml(tmp_path):
     from music21 import meter, note, stream, tempo
 
@@ -255,6 +256,7 @@ def test_render_command_midi_and_musicxml(tmp_path):
         assert (tmp_path / "mel.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_render_command_errors_are_one_line_and_leave_nothing(tmp_path):
     from tests.test_cli import assert_one_line_error
 
@@ -275,6 +277,7 @@ def test_render_command_errors_are_one_line_and_leave_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_models_load_back_from_mlflow_by_run_uris_and_registry_alias(tmp_path, monkeypatch):
     import mlflow
     import mlflow.pytorch

@@ -166,6 +166,7 @@ def test_midi_only_release_is_refused_before_downloading(tmp_path):
     assert not (tmp_path / "dl").exists()
 
 
+@pytest.mark.server
 def test_download_verifies_sha256_and_reads(release, tmp_path):
     served = tmp_path / "served"
     served.mkdir()

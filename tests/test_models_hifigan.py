@@ -204,6 +204,7 @@ def test_generator_losses_leave_discriminator_parameters_alone(discriminators, m
 # ---------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_generator_overfits_one_clip_with_mel_l1(mel_module):
     """0.5 s vibrato tone; the generator alone, mel L1. Stops as soon as the (smoothed) loss is
     at most half of the first one; fails if that does not happen within 200 steps."""
@@ -232,6 +233,7 @@ def test_generator_overfits_one_clip_with_mel_l1(mel_module):
     assert errors[440.0] < min(errors[330.0], errors[660.0]), errors
 
 
+@pytest.mark.slow
 def test_one_full_gan_step_updates_every_parameter(mel_module):
     torch.manual_seed(0)
     generator, mpd, msd = Generator(), MultiPeriodDiscriminator(), MultiScaleDiscriminator()

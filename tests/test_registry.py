@@ -148,6 +148,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
     assert client.get_model_version("deep-performer", "1").tags["deep_performer.audio_mel_mse"] == "1.8262"
 
 
+@pytest.mark.slow
 def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
     from pipeline.registry import list_versions, promote_if_better, register_candidate
 
@@ -174,6 +175,7 @@ def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
 # ------------------------------------------------------------------------------------------ promote
 
 
+@pytest.mark.slow
 def test_promotion_rule_first_worse_tie_better(store):
     from mlflow import MlflowClient
 
@@ -245,6 +247,7 @@ def registered_champion(store) -> None:
     assert promote_if_better() is True
 
 
+@pytest.mark.slow
 def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
     import mlflow.pyfunc
     import pandas as pd
@@ -297,6 +300,8 @@ def post(url: str, payload: dict) -> tuple[int, dict]:
         return err.code, json.loads(err.read() or b"{}")
 
 
+@pytest.mark.server
+@pytest.mark.slow
 def test_mlflow_models_serve_the_champion(store, tmp_path):
     from pipeline.registry import decode_audio
 

@@ -1,4 +1,5 @@
-"""The listening report (pipeline.evaluation.report): HTML, assets, and a real headless-Chromium load."""
+"""The listening report (pipeline.evaluation.report, report_figures): HTML, assets, and a real headless-Chromium
+load (tests/_browser.py)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline.evaluation.report import (
-    ReportClip,
-    SystemOutput,
-    check_report_in_browser,
-    find_chromium,
-    format_value,
-    write_report,
-)
+from _browser import check_report_in_browser, find_chromium
 
-SR = 16000
-HOP = 256
+from pipeline.evaluation.report import ReportClip, format_value, write_report
+from pipeline.evaluation.systems import ClipOutput
+from tests._params import MEL
+
+SR = MEL.sample_rate
+HOP = MEL.hop_length
 EVIL = "<script>alert('x')</script>"
 SYSTEMS = ["recording", "deep performer", f"baseline {EVIL}"]
 
@@ -37,7 +35,7 @@ def _clips() -> list[ReportClip]:
             audio = (0.3 * np.sin(2 * np.pi * (330 + 110 * s) * t)).astype(np.float32)
             frames = int(seconds * SR / HOP)
             mel = rng.normal(-4.0, 2.0, size=(80, frames)).astype(np.float32) if s < 2 else None
-            outputs[name] = SystemOutput(audio=audio, mel=mel)
+            outputs[name] = ClipOutput(audio=audio, mel=mel)
         onset = np.array([0, 15, 30, 45]) + 5 * c
         clips.append(
             ReportClip(
@@ -62,7 +60,7 @@ def _table() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "reports"
-    index = write_report(out, _table(), _clips(), title="Held-out <listening> test", notes="line one\nline two")
+    index = write_report(out, _table(), _clips(), title="Held-out <listening> test", mel=MEL, notes="line one\nline two")
     assert index == out / "index.html"
     return index
 
@@ -127,7 +125,7 @@ def test_rewrite_replaces_the_folder(tmp_path: Path):
     (out / "stale.txt").write_text("old")
     clip = _clips()[0]
     clip.outputs = dict(list(clip.outputs.items())[:1])
-    write_report(out, _table().iloc[:1], [clip], title="again")
+    write_report(out, _table().iloc[:1], [clip], title="again", mel=MEL)
     assert not (out / "stale.txt").exists()
     assert (out / "index.html").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
@@ -139,9 +137,10 @@ def test_missing_chromium_is_a_clear_error(tmp_path: Path):
         check_report_in_browser(tmp_path / "index.html", chromium="no-such-chromium-binary")
 
 
+@pytest.mark.browser
 def test_report_loads_in_headless_chromium(report: Path, tmp_path: Path):
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
-        pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh")
+        pytest.fail("Chromium is not installed (chromium or chromium-browser on PATH): run scripts/setup.sh --test")
     find_chromium()
     # relative links: the folder still works after a move
     moved = tmp_path / "moved report"

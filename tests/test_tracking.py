@@ -4,6 +4,8 @@ parallel) must all get the store and the experiment, not race to create them."""
 import multiprocessing
 import sqlite3
 
+import pytest
+
 from pipeline.tracking import open_experiment
 
 
@@ -20,6 +22,7 @@ def _start_stage(uri: str, barrier, results, index: int) -> None:
         results[index] = f"{type(err).__name__}: {err}"[:300]
 
 
+@pytest.mark.slow
 def test_parallel_stages_share_a_new_sqlite_store(tmp_path):
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"

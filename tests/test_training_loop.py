@@ -65,6 +65,7 @@ def test_transformer_schedule_warms_up_then_decays_and_anneals():
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
+@pytest.mark.slow
 def test_two_process_ddp_keeps_rank_weights_identical(tmp_path):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     worker = Path(__file__).with_name("_ddp_worker.py")

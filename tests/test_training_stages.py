@@ -85,6 +85,7 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
                         root=tmp_path, data_id=data_id)
 
 
+@pytest.mark.slow
 def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, monkeypatch, features):
     torch.manual_seed(0)
     model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
@@ -114,6 +115,7 @@ def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, 
         assert out.shape == (2, n, 2) and torch.isfinite(out).all()
 
 
+@pytest.mark.slow
 def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, features):
     torch.manual_seed(0)
     make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
@@ -131,6 +133,7 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     assert steps == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow
 def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monkeypatch, features):
     from pipeline.training.run import data_fingerprint
 
@@ -147,6 +150,7 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
     assert runs[0] != runs[1]
 
 
+@pytest.mark.slow
 def test_changed_training_settings_start_afresh_but_more_steps_continue(tmp_path, monkeypatch, features):
     """A checkpoint written with another learning rate (or loss weight, or augmentation) is not
     resumed: its model is not what these settings train. Only how long and how often may change."""

@@ -151,8 +151,8 @@ def test_tuning_runs_the_network_once_per_item_and_picks_the_best(transcriber, s
         t.tune_thresholds(items, {"onset": (0.5,)}, transcriber=transcriber, posteriors=[None, None])
 
 
-@pytest.mark.parametrize("tracker", p.TRACKERS)
-def test_f0_metrics_on_a_harmonic_tone(tracker):
+@pytest.mark.parametrize("tracker", [pytest.param(t, marks=pytest.mark.slow) if t == "pyin" else t for t in p.TRACKERS])
+def test_f0_metrics_on_a_harmonic_tone(tracker):  # pyin takes seconds on a 1-second tone
     audio = tone(67, 1.0)
     intervals = [[0.1, 0.9]]
     right = p.f0_metrics(audio, SR, 256, intervals, [67], tracker=tracker)

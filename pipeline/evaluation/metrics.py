@@ -5,8 +5,8 @@
 * :func:`multi_resolution_stft_distance`: spectral convergence + log-magnitude L1 at three
   resolutions (the Parallel WaveGAN / HiFi-GAN family's multi-resolution STFT distance);
 * note, multi-pitch and f0 metrics of transcribed audio live in :mod:`pipeline.evaluation.transcription`
-  and :mod:`pipeline.evaluation.pitch`;
-* :func:`timing_errors`: onset and duration errors of a timing prediction.
+  and :mod:`pipeline.evaluation.pitch`; onset and duration errors of a timing prediction in
+  :mod:`pipeline.evaluation.timing` (per note) and :func:`pipeline.evaluation.evaluate.timing_table`.
 """
 
 from __future__ import annotations
@@ -53,15 +53,3 @@ def multi_resolution_stft_distance(audio: np.ndarray, reference: np.ndarray,
         log_distance = np.mean(np.abs(np.log(np.maximum(sx, 1e-7)) - np.log(np.maximum(sy, 1e-7))))
         total += convergence + log_distance
     return float(total / len(resolutions))
-
-
-def timing_errors(predicted_onset_frames: np.ndarray, true_onset_frames: np.ndarray,
-                  predicted_duration_frames: np.ndarray, true_duration_frames: np.ndarray,
-                  frame_seconds: float) -> dict[str, float]:
-    """Mean (and median onset) absolute errors in frames and milliseconds."""
-    onset = np.abs(np.asarray(predicted_onset_frames, np.float64) - np.asarray(true_onset_frames, np.float64))
-    duration = np.abs(np.asarray(predicted_duration_frames, np.float64) - np.asarray(true_duration_frames, np.float64))
-    ms = frame_seconds * 1000.0
-    return {"onset_mae_frames": float(onset.mean()), "onset_mae_ms": float(onset.mean() * ms),
-            "onset_median_ms": float(np.median(onset) * ms),
-            "duration_mae_frames": float(duration.mean()), "duration_mae_ms": float(duration.mean() * ms)}

@@ -2,58 +2,53 @@
 
 ``write_report`` builds a self-contained folder (relative links only, no external resources, so it can be
 moved or zipped): the metrics table on top, then per held-out clip the score as a piano roll and one card
-per system with its name, an audio player and its log-mel spectrogram (one colour scale per clip).
+per system with its name, an audio player (a 16-bit WAV) and its log-mel spectrogram (one colour scale per
+clip). This module writes the page and the WAVs; the pictures come from
+:mod:`pipeline.evaluation.report_figures`.
 
-``check_report_in_browser`` opens the page in headless Chromium and reports whether every ``<audio>``
-loaded its metadata (with a positive finite duration) and every ``<img>`` decoded.
+The page carries a small script that only runs when it is opened with ``?check=1``: it waits until every
+``<audio>`` has loaded its metadata and every ``<img>`` has decoded, then writes a JSON summary into
+``<pre id="check-result">``. The test suite's headless-Chromium check (``tests/_browser.py``) reads it.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 import numbers
 import re
-import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from pipeline.audio import write_audio
-from pipeline.io import atomic_dir, atomic_path
+from pipeline.config import MelConfig
+from pipeline.evaluation.report_figures import frames_to_seconds, plot_mel, plot_piano_roll
+from pipeline.io import atomic_dir
 
-HOP_LENGTH = 256  # mel frames: hop 256 at 16 kHz (MelConfig)
-MEL_SAMPLE_RATE = 16000
+if TYPE_CHECKING:
+    from pipeline.evaluation.systems import ClipOutput
+
 CHECK_QUERY = "check=1"  # the page's inline check script only runs when the URL holds this
 CHECK_RESULT_ID = "check-result"
 EN_DASH = "\u2013"
 
 
 @dataclass
-class SystemOutput:
-    """One system's rendition of a clip: ``audio`` is ``(samples,)`` float32; ``mel`` an ``(80, T)`` log-mel or None."""
-
-    audio: np.ndarray
-    mel: np.ndarray | None = None
-
-
-@dataclass
 class ReportClip:
-    """A held-out clip: the aligned score notes (in mel frames) and every system's output, in display order."""
+    """A held-out clip: the aligned score notes (in mel frames) and every system's output, in display order
+    (a system without a mel gets a card without a picture)."""
 
     id: str
     title: str
     pitch: np.ndarray
     onset_frame: np.ndarray
     offset_frame: np.ndarray
-    outputs: dict[str, SystemOutput] = field(default_factory=dict)
+    outputs: dict[str, ClipOutput] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -108,104 +103,6 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-# ---------------------------------------------------------------------------------------------- pictures
-
-
-def _figure(width: float, height: float, dpi: int = 100):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", facecolor="white")
-
-
-def _frames_to_s(frames, sample_rate: int = MEL_SAMPLE_RATE) -> np.ndarray:
-    return np.asarray(frames, dtype=np.float64) * HOP_LENGTH / sample_rate
-
-
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def _note_name(midi: float) -> str:
-    """``60 -> "C4"``; a non-integer tick keeps its number."""
-    if abs(midi - round(midi)) > 1e-6:
-        return f"{midi:g}"
-    m = int(round(midi))
-    return f"{_NOTE_NAMES[m % 12]}{m // 12 - 1}"
-
-
-def _plot_piano_roll(path: Path, clip: ReportClip, seconds: float) -> None:
-    pitch = np.asarray(clip.pitch, dtype=np.float64).ravel()
-    t0 = _frames_to_s(clip.onset_frame).ravel()
-    t1 = _frames_to_s(clip.offset_frame).ravel()
-    fig = _figure(10, 2.2, dpi=120)
-    ax = fig.add_subplot(1, 1, 1)
-    if pitch.size:
-        width = np.maximum(t1 - t0, 1.0 / 100)
-        ax.barh(pitch, width, left=t0, height=0.8, color="#3b6fb6", edgecolor="#1d3d6e", linewidth=0.6)
-        lo, hi = float(pitch.min()), float(pitch.max())
-        pad = max(2.0, 0.1 * (hi - lo))
-        ax.set_ylim(lo - pad, hi + pad)
-    else:
-        ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center", color="#888")
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _note_name(v)))
-    ax.set_xlim(0, max(seconds, 1e-3))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("pitch")
-    ax.grid(axis="y", color="#e4e4e4", linewidth=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.tight_layout(pad=0.4)
-    _save(fig, path)
-
-
-def _note_mel_bins(pitch: np.ndarray, n_mels: int) -> np.ndarray:
-    """Fractional mel bins of the notes' fundamentals (the vocoder's mel recipe: 0-8 kHz)."""
-    import librosa
-
-    mel_hz = librosa.mel_frequencies(n_mels=n_mels, fmin=0.0, fmax=MEL_SAMPLE_RATE / 2)
-    return np.interp(librosa.midi_to_hz(np.asarray(pitch, dtype=np.float64)), mel_hz, np.arange(n_mels))
-
-
-def _plot_mel(path: Path, mel: np.ndarray, clip: ReportClip, seconds: float, vmin: float, vmax: float) -> None:
-    n_mels, frames = mel.shape
-    fig = _figure(4, 1.5, dpi=160)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_facecolor("#eef0f3")
-    ax.imshow(
-        mel,
-        origin="lower",
-        aspect="auto",
-        cmap="magma",
-        vmin=vmin,
-        vmax=vmax,
-        extent=(0, frames * HOP_LENGTH / MEL_SAMPLE_RATE, 0, n_mels),
-        interpolation="nearest",
-    )
-    pitch = np.asarray(clip.pitch).ravel()
-    if pitch.size:
-        ys = _note_mel_bins(pitch, n_mels)
-        for y, a, b in zip(ys, _frames_to_s(clip.onset_frame).ravel(), _frames_to_s(clip.offset_frame).ravel()):
-            ax.plot([a, b], [y, y], color="#7fe3ff", linewidth=0.9, alpha=0.7)
-    ax.set_xlim(0, max(seconds, 1e-3))
-    ax.set_ylim(0, n_mels)
-    ax.set_xlabel("time (s)", fontsize=8, labelpad=1)
-    ax.set_ylabel("mel bin", fontsize=8, labelpad=1)
-    ax.tick_params(labelsize=7, length=2, pad=1)
-    fig.tight_layout(pad=0.25)
-    _save(fig, path)
-
-
 # ---------------------------------------------------------------------------------------------- page
 
 _CSS = """
@@ -241,9 +138,9 @@ audio { width: 100%; height: 36px; margin-bottom: 6px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 28px; text-align: center; }
 """
 
-# Runs only when the page is opened with ?check=1 (check_report_in_browser): waits until every <audio>
-# has its metadata (or failed) and every <img> has decoded (or failed), then writes a JSON summary into
-# <pre id="check-result"> for --dump-dom to carry out.
+# Runs only when the page is opened with ?check=1 (check_report_in_browser in tests/_browser.py): waits until
+# every <audio> has its metadata (or failed) and every <img> has decoded (or failed), then writes a JSON summary
+# into <pre id="check-result"> for --dump-dom to carry out.
 _CHECK_JS = """
 (function () {
   if (!/[?&]check=1\\b/.test(location.search)) return;
@@ -320,12 +217,13 @@ def write_report(
     table: pd.DataFrame,
     clips: list[ReportClip],
     title: str,
+    mel: MelConfig,
     notes: str = "",
-    sample_rate: int = 16000,
 ) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/assets/`` atomically; return the path of ``index.html``.
 
-    ``table``: rows are systems (the index holds their names), columns are metrics.
+    ``table``: rows are systems (the index holds their names), columns are metrics; ``mel``: the recipe of
+    the clips' frames and audio.
     """
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -337,13 +235,14 @@ def write_report(
             slug = _slug(clip.id, clip_slugs)
             clip_dir = assets / slug
             clip_dir.mkdir()
-            sections.append(_clip_html(clip, clip_dir, f"assets/{slug}", sample_rate))
+            sections.append(_clip_html(clip, clip_dir, f"assets/{slug}", mel))
         page = _page_html(title, notes, table, sections, len(clips))
         (tmp / "index.html").write_text(page, encoding="utf-8")
     return out_dir / "index.html"
 
 
-def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, sample_rate: int) -> str:
+def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> str:
+    sample_rate = mel.sample_rate
     outputs = list(clip.outputs.items())
     mels = [np.asarray(o.mel, dtype=np.float32) for _, o in outputs if o.mel is not None and np.size(o.mel)]
     finite = [m[np.isfinite(m)] for m in mels]
@@ -356,12 +255,12 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, sample_rate: int) -> 
     else:
         vmin, vmax = 0.0, 1.0
     durations = [np.asarray(o.audio).shape[0] / sample_rate for _, o in outputs]
-    spans = durations + [m.shape[1] * HOP_LENGTH / MEL_SAMPLE_RATE for m in mels]
+    spans = durations + [m.shape[1] * mel.hop_length / sample_rate for m in mels]
     if np.size(clip.offset_frame):
-        spans.append(float(_frames_to_s(clip.offset_frame).max()))
+        spans.append(float(frames_to_seconds(clip.offset_frame, mel).max()))
     seconds = max(spans) if spans else 1.0
 
-    _plot_piano_roll(clip_dir / "score.png", clip, seconds)
+    plot_piano_roll(clip_dir / "score.png", clip, seconds, mel)
     cards = []
     used: set[str] = {"score"}
     for i, ((name, output), duration) in enumerate(zip(outputs, durations)):
@@ -370,7 +269,7 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, sample_rate: int) -> 
         audio = np.nan_to_num(audio.mean(axis=1) if audio.ndim == 2 else audio.ravel())
         write_audio(clip_dir / f"{slug}.wav", audio, sample_rate, subtype="PCM_16")
         if output.mel is not None and np.size(output.mel):
-            _plot_mel(clip_dir / f"{slug}.png", np.asarray(output.mel, dtype=np.float32), clip, seconds, vmin, vmax)
+            plot_mel(clip_dir / f"{slug}.png", np.asarray(output.mel, dtype=np.float32), clip, seconds, vmin, vmax, mel)
             picture = (
                 f'<img src="{_href(f"{rel}/{slug}.png")}" alt="{_e(f"log-mel spectrogram: {name}")}" '
                 f'loading="eager" width="640" height="240">'
@@ -412,104 +311,8 @@ def _page_html(title: str, notes: str, table: pd.DataFrame, sections: list[str],
     )
 
 
-# ---------------------------------------------------------------------------------------------- browser
-
-
-def find_chromium(chromium: str | None = None) -> str:
-    """The Chromium binary: ``chromium`` if given, else ``chromium`` or ``chromium-browser`` on PATH."""
-    candidates = [chromium] if chromium else ["chromium", "chromium-browser"]
-    for name in candidates:
-        found = shutil.which(name) if name else None
-        if found:
-            return found
-    raise RuntimeError(
-        f"Chromium not found ({' or '.join(c for c in candidates if c)} on PATH): "
-        "run scripts/setup.sh, which installs Debian's chromium package"
-    )
-
-
-def _chromium_cmd(binary: str, profile: str) -> list[str]:
-    return [
-        binary,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-extensions",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--mute-audio",
-        "--hide-scrollbars",
-        "--allow-file-access-from-files",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={profile}",
-    ]
-
-
-def _run_chromium(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as err:
-        raise RuntimeError(f"Chromium did not finish within {timeout_s:.0f} s: {' '.join(cmd)}") from err
-
-
-def check_report_in_browser(
-    index_html: Path,
-    screenshot: Path | None = None,
-    chromium: str | None = None,
-    timeout_s: float = 60,
-) -> dict:
-    """Open the report in headless Chromium and report what loaded.
-
-    Returns ``{"audio": [duration or None per <audio>], "audio_ok": n, "audio_src": [...], "audio_error": [...],
-    "images": n, "images_ok": n, "image_width": [...], "image_src": [...], "elapsed_s": s}`` (plus
-    ``"screenshot"`` when one was taken). Raises RuntimeError when Chromium is missing or fails.
-    """
-    index_html = Path(index_html).resolve()
-    if not index_html.is_file():
-        raise FileNotFoundError(index_html)
-    binary = find_chromium(chromium)
-    url = index_html.as_uri()
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="report-chromium-") as profile:
-        cmd = _chromium_cmd(binary, profile) + [
-            "--virtual-time-budget=30000",
-            "--dump-dom",
-            f"{url}?{CHECK_QUERY}",
-        ]
-        proc = _run_chromium(cmd, timeout_s)
-        match = re.search(rf'<pre id="{CHECK_RESULT_ID}"[^>]*>(.*?)</pre>', proc.stdout, re.S)
-        if proc.returncode != 0 or match is None or not match.group(1).strip():
-            tail = (proc.stderr or "").strip().splitlines()[-5:]
-            raise RuntimeError(
-                f"headless Chromium gave no check result for {index_html} (exit {proc.returncode}): "
-                + " | ".join(tail)
-            )
-        result = json.loads(html.unescape(match.group(1)))
-        if screenshot is not None:
-            screenshot = Path(screenshot).resolve()
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(screenshot) as tmp:
-                shot = _run_chromium(
-                    _chromium_cmd(binary, profile)
-                    + ["--virtual-time-budget=10000", f"--screenshot={tmp}", "--window-size=1280,2000", url],
-                    max(1.0, timeout_s - (time.monotonic() - start)),
-                )
-                if shot.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-                    tail = (shot.stderr or "").strip().splitlines()[-5:]
-                    raise RuntimeError(f"headless Chromium took no screenshot (exit {shot.returncode}): " + " | ".join(tail))
-            result["screenshot"] = str(screenshot)
-    result["elapsed_s"] = round(time.monotonic() - start, 2)
-    return result
-
-
 __all__ = [
     "ReportClip",
-    "SystemOutput",
-    "check_report_in_browser",
-    "find_chromium",
     "format_value",
     "write_report",
 ]

@@ -40,6 +40,8 @@ from pipeline.spectrogram import griffin_lim, griffin_lim_from_mel, log_mel_of_p
 
 @dataclass
 class ClipOutput:
+    """One system's rendition of a clip, as scored by the evaluation and shown in the listening report."""
+
     audio: np.ndarray  # (samples,) float32, 16 kHz, the clip's length
     mel: np.ndarray | None = None  # (n_mels, frames): the system's own log-mel prediction, if it has one
 

@@ -41,8 +41,15 @@ def alignment_model_timing(model: AlignmentModel, batch: Batch) -> tuple[torch.T
     return onset.float(), (offset - onset).float()
 
 
-def timing_rows(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> dict[str, np.ndarray]:
-    """Per-note absolute errors (frames) of valid notes: ``onset`` and ``duration`` arrays."""
+def note_errors(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absolute onset and duration errors (frames) of a timing prediction ``(B, N)`` against the batch's
+    ``target_onset`` / ``target_duration``: the valid notes only, clip after clip. The one definition of the
+    timing error: the evaluate stage scores with it and the alignment model's validation reports its mean."""
     mask = batch["note_mask"]
-    return {"onset": (onset - batch["target_onset"]).abs()[mask].numpy(),
-            "duration": (duration - batch["target_duration"]).abs()[mask].numpy()}
+    return (onset - batch["target_onset"]).abs()[mask], (duration - batch["target_duration"]).abs()[mask]
+
+
+def timing_rows(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> dict[str, np.ndarray]:
+    """Per-note absolute errors (frames) of valid notes: ``onset`` and ``duration`` arrays, clip after clip."""
+    onset_error, duration_error = note_errors(onset, duration, batch)
+    return {"onset": onset_error.numpy(), "duration": duration_error.numpy()}

@@ -1,7 +1,7 @@
 """HiFi-GAN V2 vocoder (the Deep Performer inversion model, paper §2.3 / appendix B.3).
 
 Log-mel ``(B, 80, T)`` -> waveform ``(B, 1, T * 256)`` at the project's 16 kHz / hop 256,
-plus the two discriminators and the losses used to train it (REFERENCE.md §2):
+plus the two discriminators and the losses used to train it (the mel: docs/data-formats.md):
 
 * :class:`Generator`: conv_pre (k7) -> 4 x [leaky ReLU, transposed-conv upsampling that halves
   the channels, multi-receptive-field fusion of three type-1 residual blocks, averaged] ->
@@ -298,10 +298,6 @@ class Generator(nn.Module):
         """Constructor keyword arguments (JSON-friendly): ``Generator(**g.generator_hparams())``
         rebuilds the same architecture, e.g. from a checkpoint."""
         return copy.deepcopy(self._hparams)
-
-    @classmethod
-    def from_hparams(cls, hparams: dict) -> "Generator":
-        return cls(**hparams)
 
 
 # --------------------------------------------------------------------------------------------

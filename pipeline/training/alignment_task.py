@@ -32,11 +32,12 @@ class AlignmentTask:
         return {"loss": loss.item()}
 
     def validation_step(self, batch) -> dict[str, float]:
+        from pipeline.evaluation.timing import note_errors  # here: that module imports this one
+
         loss, pred = self._loss(batch)
-        mask = batch["note_mask"]
-        onset_error = (pred[..., 0] - batch["target_onset"]).abs()[mask].mean()
-        duration_error = (pred[..., 1] - batch["target_duration"]).abs()[mask].mean()
-        return {"loss": loss.item(), "onset_mae_frames": onset_error.item(), "duration_mae_frames": duration_error.item()}
+        onset_error, duration_error = note_errors(pred[..., 0], pred[..., 1], batch)
+        return {"loss": loss.item(), "onset_mae_frames": onset_error.mean().item(),
+                "duration_mae_frames": duration_error.mean().item()}
 
     def examples(self, batch) -> dict[str, Any]:
         return {}

@@ -274,6 +274,3 @@ class Trainer:
         if not last_val:
             last_val = self.validate()
         return last_val
-
-    def unwrapped(self, name: str) -> nn.Module:
-        return self.modules[name]

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from pipeline.config import MelConfig, TransformerOptimizerConfig
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.training.schedules import adam_with_transformer_schedule
-
-
-def griffin_lim(mel: np.ndarray, config: MelConfig, iterations: int = 32) -> np.ndarray:
-    """A rough waveform of a log-mel, to listen to a synthesis model before any vocoder exists."""
-    import librosa
-
-    c = config
-    return librosa.feature.inverse.mel_to_audio(
-        np.exp(mel), sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
-        fmin=c.fmin, fmax=c.fmax, power=1.0, n_iter=iterations,
-    ).astype(np.float32)
 
 
 class SynthesisTask:
@@ -44,7 +31,12 @@ class SynthesisTask:
         return {"loss": self.model.loss(self._predict(batch), batch["mel"], batch["frame_mask"]).item()}
 
     def examples(self, batch) -> dict[str, Any]:
+        # here, not at the top: `performer render` imports this module and must not pay for librosa (pipeline.mel)
+        from pipeline.spectrogram import griffin_lim_from_mel
+
         frames = int(batch["frame_mask"][0].sum())
         pred = self._predict(batch)[0, :, :frames].float().cpu().numpy()
         target = batch["mel"][0, :, :frames].cpu().numpy()
-        return {"mel/predicted": pred, "mel/target": target, "audio/predicted_griffin_lim": griffin_lim(pred, self.mel)}
+        # a rough waveform of the predicted mel, to listen to the model before any vocoder exists
+        return {"mel/predicted": pred, "mel/target": target,
+                "audio/predicted_griffin_lim": griffin_lim_from_mel(pred, self.mel)}
