@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, note_errors, to_timeline
 
 Batch = dict[str, torch.Tensor]
 
@@ -39,14 +39,6 @@ def alignment_model_timing(model: AlignmentModel, batch: Batch) -> tuple[torch.T
     pred[..., 0] -= pred[:, :1, 0]  # the first note of a clip is its time origin, as in the targets
     onset, offset = to_timeline(pred, batch["score_onset"], batch["note_mask"])
     return onset.float(), (offset - onset).float()
-
-
-def note_errors(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Absolute onset and duration errors (frames) of a timing prediction ``(B, N)`` against the batch's
-    ``target_onset`` / ``target_duration``: the valid notes only, clip after clip. The one definition of the
-    timing error: the evaluate stage scores with it and the alignment model's validation reports its mean."""
-    mask = batch["note_mask"]
-    return (onset - batch["target_onset"]).abs()[mask], (duration - batch["target_duration"]).abs()[mask]
 
 
 def timing_rows(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> dict[str, np.ndarray]:

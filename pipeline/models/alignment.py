@@ -192,3 +192,11 @@ def model_class_tempo(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:
     centers = torch.as_tensor(tempo_centers(model.hparams["n_tempo_classes"], tuple(model.hparams["tempo_range"])),
                               dtype=torch.float32)
     return centers[model_tempo_classes(model, qpm).cpu()]
+
+
+def note_errors(onset: torch.Tensor, duration: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absolute onset and duration errors (frames) of a timing prediction ``(B, N)`` against the batch's
+    ``target_onset`` / ``target_duration``: the valid notes only, clip after clip. The one definition of the
+    timing error: the evaluate stage scores with it and the alignment model's validation reports its mean."""
+    mask = batch["note_mask"]
+    return (onset - batch["target_onset"]).abs()[mask], (duration - batch["target_duration"]).abs()[mask]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from pipeline.config import TransformerOptimizerConfig
-from pipeline.models.alignment import AlignmentModel, alignment_inputs
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, note_errors
 from pipeline.training.schedules import adam_with_transformer_schedule
 
 
@@ -32,8 +32,6 @@ class AlignmentTask:
         return {"loss": loss.item()}
 
     def validation_step(self, batch) -> dict[str, float]:
-        from pipeline.evaluation.timing import note_errors  # here: that module imports this one
-
         loss, pred = self._loss(batch)
         onset_error, duration_error = note_errors(pred[..., 0], pred[..., 1], batch)
         return {"loss": loss.item(), "onset_mae_frames": onset_error.mean().item(),
