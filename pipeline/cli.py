@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -66,7 +65,7 @@ def perform(
     performer: str = typer.Option("aurora", help="virtual performer (see `performer performers`)"),
     sample_rate: int = typer.Option(16000, help="output sample rate"),
     seed: int = typer.Option(0, help="random seed of the performance"),
-    truth: Optional[Path] = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
+    truth: Path | None = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
 ) -> None:
     """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
     from pipeline.audio import write_audio
@@ -121,7 +120,7 @@ def align(
 def mel(
     audio: Path = typer.Argument(..., help="recording (any common format; resampled to 16 kHz)"),
     output: Path = typer.Option(..., "-o", "--output", help=".npy file for the (80, frames) log-mel"),
-    plot: Optional[Path] = typer.Option(None, help="also draw it to this PNG"),
+    plot: Path | None = typer.Option(None, help="also draw it to this PNG"),
 ) -> None:
     """Compute the project's log-mel spectrogram of one recording."""
     import numpy as np
@@ -153,14 +152,14 @@ RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, 16 kHz)"),
-    performer: Optional[str] = typer.Option(None, help="a performer the models were trained on (default: the first)"),
-    tempo: Optional[float] = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
+    performer: str | None = typer.Option(None, help="a performer the models were trained on (default: the first)"),
+    tempo: float | None = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
     models: str = typer.Option("models", "--models", "--model", help="folder of the training stages' outputs, or "
                                "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
                                "models:/@ALIAS, or alignment,synthesis,hifigan)"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
-    mel_plot: Optional[Path] = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
-    timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+    mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
+    timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
     threads: int = typer.Option(RENDER_THREADS, min=1, help="CPU threads for the models (docs/benchmarks.md, "
                                 "\"Render command\": one is as fast on an idle machine and far faster on a busy one)"),
 ) -> None:

@@ -76,17 +76,17 @@ class NoteTable:
         sec_per_tick = 60.0 / ((tempo_qpm or self.tempo_qpm) * self.resolution)
         return self.onset * sec_per_tick, self.offset * sec_per_tick
 
-    def sorted(self) -> "NoteTable":
+    def sorted(self) -> NoteTable:
         order = np.lexsort((self.pitch, self.onset))
         return self.subset(order)
 
-    def subset(self, index: np.ndarray) -> "NoteTable":
+    def subset(self, index: np.ndarray) -> NoteTable:
         return NoteTable(
             self.onset[index], self.duration[index], self.pitch[index], self.velocity[index],
             self.track[index], self.tempo_qpm, self.resolution, self.name, dict(self.extra),
         )
 
-    def truncate(self, max_ticks: int) -> "NoteTable":
+    def truncate(self, max_ticks: int) -> NoteTable:
         """Notes starting before ``max_ticks``, cut to end there."""
         keep = self.onset < max_ticks
         out = self.subset(np.flatnonzero(keep))
@@ -105,7 +105,7 @@ class NoteTable:
             tmp.write_text(buf.getvalue())
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> "NoteTable":
+    def from_csv(cls, path: str | Path) -> NoteTable:
         path = Path(path)
         if not path.is_file():
             raise PipelineError("note table not found", path)

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.training.loop import TrainConfig, Trainer  # noqa: E402
-from tests._tiny_task import Points, TinyTask, collate  # noqa: E402
+from pipeline.training.loop import TrainConfig, Trainer
+from tests._tiny_task import Points, TinyTask, collate
 
 out = Path(sys.argv[1])
 trainer = Trainer(TinyTask(), Points(), None, collate, TrainConfig(max_steps=20, batch_size=8, log_every=5,

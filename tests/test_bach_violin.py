@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.config import BachViolinConfig, DataConfig
 from pipeline.datasets.bach_violin import MissingAudioWarning, parse_clock, prepare_bach_violin
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference

@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.datasets.download import download, extract_zip, url_filename
 from pipeline.errors import PipelineError
 

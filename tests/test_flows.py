@@ -15,13 +15,12 @@ import yaml
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness
 
-from _servers import free_port, stop, wait_until_answers  # noqa: E402
-
-from pipeline.flows.dag import read_dag  # noqa: E402
-from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
-from tests.test_registry import ALL, trained  # noqa: E402,F401  (trained: three tiny models logged to MLflow)
+from _servers import free_port, stop, wait_until_answers
+from pipeline.flows.dag import read_dag
+from pipeline.flows.reproduce import StageFailed, reproduce
+from tests.test_registry import ALL, trained  # noqa: F401  (trained: three tiny models logged to MLflow)
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -357,7 +356,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # no champion yet: the first candidate becomes it, on all four registered models at once
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "1") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "1"))
                 first = registry.get_model_version("deep-performer", "1")
                 assert first.tags["deep_performer.audio_mel_mse"] == "0.5"
                 assert "up to date" in sh(["dvc", "status"], root).lower()
@@ -366,15 +365,15 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # a tie keeps the champion (version 2 is only the candidate) ...
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "2") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "2"))
                 # ... a worse one too ...
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1}))
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "3") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "3"))
                 # ... and a strictly better candidate takes over, the old champion kept as previous-champion
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
                 fourth = retrain_once()
-                assert champion_and_candidate() == {name: ("4", "4") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("4", "4"))
                 assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")
                 assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] \
                     == "0.25"

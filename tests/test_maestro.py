@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.config import DataConfig, MaestroConfig
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.datasets.maestro import prepare_maestro, tick_seconds

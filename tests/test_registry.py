@@ -19,7 +19,6 @@ import pytest
 import soundfile as sf
 
 from _servers import free_port, stop, wait_until_answers
-
 from pipeline.errors import PipelineError
 from pipeline.inference import load_models, render_score
 from pipeline.scores import read_score
@@ -113,7 +112,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
                             check=True).stdout.strip()
     write_evaluation(root, 1.8262, 1.1297)
 
-    assert register_candidate(root) == {name: 1 for name in ALL}
+    assert register_candidate(root) == dict.fromkeys(ALL, 1)
     client = MlflowClient(store["uri"], store["uri"])
     assert aliases(client) == everywhere(candidate=1)
     for name in ALL:
@@ -139,7 +138,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
     assert [a.path for a in client.list_artifacts(run.info.run_id) if a.path.endswith(".json")] == ["evaluate.json"]
 
     write_evaluation(root, 1.9, 1.2)  # a second registration: new versions, the candidate alias moves
-    assert register_candidate(root, tracking_uri=store["uri"]) == {name: 2 for name in ALL}
+    assert register_candidate(root, tracking_uri=store["uri"]) == dict.fromkeys(ALL, 2)
     assert aliases(client) == everywhere(candidate=2)
     assert client.get_model_version("deep-performer", "2").tags["deep_performer.audio_mel_mse"] == "1.9"
     assert client.get_model_version("deep-performer", "1").tags["deep_performer.audio_mel_mse"] == "1.8262"
@@ -194,7 +193,7 @@ def test_promotion_rule_first_worse_tie_better(store):
     assert aliases(client) == everywhere(candidate=3, champion=1)
 
     write_evaluation(root, 1.8261, 1.2)  # strictly better, by a hair
-    assert register_candidate(root) == {name: 4 for name in ALL}
+    assert register_candidate(root) == dict.fromkeys(ALL, 4)
     assert promote_if_better() is True
     assert aliases(client) == everywhere(candidate=4, champion=4, **{"previous-champion": 1})
     assert client.get_model_version("deep-performer-synthesis", "4").tags["promoted_at"]

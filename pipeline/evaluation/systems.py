@@ -31,10 +31,10 @@ from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
-from pipeline.models.vocoders import Vocoder, build_vocoder
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.vocoders import Vocoder, build_vocoder
 from pipeline.spectrogram import griffin_lim, griffin_lim_from_mel, log_mel_of_power
 from pipeline.training.synthesis_task import synthesis_inputs
 

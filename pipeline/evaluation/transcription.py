@@ -375,7 +375,7 @@ def note_metrics(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.
     if len(ref_pitches) == 0:
         return {k: float("nan") for k in keys}
     if len(est_pitches) == 0:
-        return {k: 0.0 for k in keys}
+        return dict.fromkeys(keys, 0.0)
     common = {"onset_tolerance": onset_tolerance, "pitch_tolerance": pitch_tolerance_cents}
     args = (ref_intervals, _hz(ref_pitches), est_intervals, _hz(est_pitches))
     with warnings.catch_warnings():

@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -266,7 +266,7 @@ class Generator(nn.Module):
             return self.forward(mel.unsqueeze(0), None if source is None else source.reshape(1, -1))[0, 0]
         return self.forward(mel, source).squeeze(1)
 
-    def remove_weight_norm(self) -> "Generator":
+    def remove_weight_norm(self) -> Generator:
         """Fold every weight-norm parametrization into a plain ``weight`` parameter (for inference);
         in place, returns ``self``.
 
@@ -300,7 +300,7 @@ class Generator(nn.Module):
         return copy.deepcopy(self._hparams)
 
     @classmethod
-    def from_hparams(cls, hparams: dict) -> "Generator":
+    def from_hparams(cls, hparams: dict) -> Generator:
         return cls(**hparams)
 
 

@@ -41,7 +41,7 @@ class TrainTask(Protocol):
         """Optimisers by name, each with its LR multiplier per step (a LambdaLR rule)."""
         ...
 
-    def training_step(self, batch: dict[str, torch.Tensor], step: "StepContext") -> dict[str, float]:
+    def training_step(self, batch: dict[str, torch.Tensor], step: StepContext) -> dict[str, float]:
         """Forward, then ``step.optimize(name, loss)`` per optimiser; returns losses to log."""
         ...
 
@@ -57,7 +57,7 @@ class TrainTask(Protocol):
 class StepContext:
     """Handed to ``training_step``: precision-aware backward, clipping and optimiser step."""
 
-    def __init__(self, trainer: "Trainer") -> None:
+    def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.device = trainer.device
 
