@@ -275,8 +275,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(results: list[dict]) -> str:
     rows = [
-        "| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
-        "| median | mean | p95 | within 50 ms |",
+        ("| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
+         "| median | mean | p95 | within 50 ms |"),
         "|" + "---|" * 10,
     ]
     for r in results:

@@ -28,8 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.models.hifigan import Generator
-from pipeline.models.source_filter import SourceFilterVocoder
+from pipeline.models.hifigan import Generator  # noqa: E402
+from pipeline.models.source_filter import SourceFilterVocoder  # noqa: E402
 
 
 def cpu_seconds(fn, repeats: int) -> float:

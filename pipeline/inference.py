@@ -143,7 +143,7 @@ def _load_folder(root: Path, device: str | torch.device) -> PerformerModels:
         vocoder = load_model(paths["hifigan"], build_vocoder).remove_weight_norm()
     except PipelineError:
         raise
-    except Exception as err:  # a damaged or foreign file
+    except Exception as err:  # noqa: BLE001  (a damaged or foreign file)
         raise PipelineError(f"cannot load the models: {err}", root) from None
     return PerformerModels(alignment, synthesis, vocoder, source=str(root)).to(device)
 
@@ -157,7 +157,7 @@ def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
     mlflow.set_tracking_uri(tracking_uri())
     try:
         return mlflow.pytorch.load_model(uri, map_location=torch.device(device)).eval()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (any failure to load is one line for the user)
         raise PipelineError(f"cannot load the model from MLflow: {str(err).splitlines()[0]}", uri) from None
 
 

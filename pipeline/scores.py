@@ -144,7 +144,7 @@ def notes_from_music21(score, name: str = "", path: str | Path | None = None) ->
     try:
         if work.recurse().getElementsByClass((repeat.RepeatMark, repeat.RepeatExpression)):
             work = work.expandRepeats()
-    except Exception:  # music21 raises a zoo of errors on inconsistent repeat marks
+    except Exception:  # noqa: BLE001  (music21 raises a zoo of errors on inconsistent repeat marks)
         work = score
     parts = list(work.parts) if isinstance(work, stream.Score) and work.parts else [work]
     onset, duration, pitch, velocity, track = [], [], [], [], []

@@ -191,7 +191,7 @@ def test_root_may_be_the_bach_violin_folder_itself_and_filters_apply(tree, tmp_p
 
 
 def test_unknown_collection_is_named(tree, tmp_path):
-    with pytest.raises(PipelineError, match="unknown collection.*nobody"):
+    with pytest.raises(PipelineError, match=r"unknown collection.*nobody"):
         prepare_bach_violin(config(root=str(tree), collections=("nobody",)), tmp_path / "raw")
 
 

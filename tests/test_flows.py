@@ -279,7 +279,7 @@ Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer
 '''
 
 
-def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
+def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # noqa: F811  (the fixture)
     from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -314,7 +314,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),
+                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),  # noqa: SIM115
                               stderr=subprocess.STDOUT, start_new_session=True)  # stop() ends its children too
     served = None
     registry = MlflowClient(tracking, tracking)
@@ -332,7 +332,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
         env["PREFECT_API_URL"] = api
         served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
                                    "30 2 * * *", "--name", "retrain-test"],
-                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
                                   start_new_session=True)
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
@@ -342,7 +342,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
                     assert served.poll() is None, (log_dir / "serve.log").read_text()
                     try:
                         deployment = client.read_deployment_by_name("retrain/retrain-test")
-                    except Exception:
+                    except Exception:  # noqa: BLE001  (not there yet: poll until the deadline)
                         assert time.time() < deadline, "the deployment never appeared"
                         time.sleep(1)
                 crons = [s.schedule.cron for s in deployment.schedules]

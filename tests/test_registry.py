@@ -159,10 +159,10 @@ def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
     with pytest.raises(PipelineError, match="dvc repro train_synthesis"):
         register_candidate(root)
     (root / "metrics" / "evaluate.json").write_text(json.dumps({"deep_performer": {"mel_mse": 1.0}}))
-    with pytest.raises(PipelineError, match="no deep_performer.audio_mel_mse"):
+    with pytest.raises(PipelineError, match=r"no deep_performer.audio_mel_mse"):
         register_candidate(root)
     assert list_versions() == []
-    with pytest.raises(PipelineError, match="no candidate version.*performer models register"):
+    with pytest.raises(PipelineError, match=r"no candidate version.*performer models register"):
         promote_if_better()
     assert_one_line_error(performer_cli("models", "promote"), "no candidate version")
 
@@ -205,7 +205,7 @@ def test_promotion_rule_first_worse_tie_better(store):
     result = performer_cli("models", "promote", "--metric", "deep_performer.mel_mse")
     assert result.returncode == 0 and "promoted" in result.stdout, result.stderr
     assert aliases(client) == everywhere(candidate=5, champion=5, **{"previous-champion": 4})
-    with pytest.raises(PipelineError, match="has no deep_performer.pitch_accuracy tag"):
+    with pytest.raises(PipelineError, match=r"has no deep_performer.pitch_accuracy tag"):
         promote_if_better(metric="deep_performer.pitch_accuracy")
 
     rows = {(r["name"], r["version"]): r for r in list_versions()}

@@ -135,7 +135,7 @@ def test_rewrite_replaces_the_folder(tmp_path: Path):
 
 def test_missing_chromium_is_a_clear_error(tmp_path: Path):
     (tmp_path / "index.html").write_text("<html></html>")
-    with pytest.raises(RuntimeError, match="scripts/setup.sh"):
+    with pytest.raises(RuntimeError, match=r"scripts/setup.sh"):
         check_report_in_browser(tmp_path / "index.html", chromium="no-such-chromium-binary")
 
 

@@ -37,7 +37,7 @@ def seed_everything(seed: int) -> None:
     import numpy as np
 
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (seeds the legacy global RNG that libraries still draw from)
     torch.manual_seed(seed)
 
 
