@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -125,7 +126,9 @@ def load_models(source: str | Path = "models", device: str | torch.device = "cpu
         if not isinstance(model, classes):
             expected = " or ".join(c.__name__ for c in classes)
             raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
-    return PerformerModels(*models, source=text)
+    alignment, synthesis, vocoder = models  # their classes checked just above
+    return PerformerModels(cast(AlignmentModel, alignment), cast(SynthesisModel, synthesis), cast(Vocoder, vocoder),
+                           source=text)
 
 
 def _load_folder(root: Path, device: str | torch.device) -> PerformerModels:
@@ -199,7 +202,7 @@ def predict_timing(model: AlignmentModel, notes: NoteTable, performer: int, temp
         idx = np.flatnonzero((group >= a) & (group < b))
         members.append(idx)
         items.append(_note_item(notes, idx, performer, tempo_qpm))
-    preds = []
+    preds: list[np.ndarray] = []
     for i in range(0, len(items), batch_size):
         batch = {k: v.to(device) for k, v in collate_clips(items[i:i + batch_size]).items()}
         pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
@@ -268,7 +271,7 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
     n_mels = model.hparams["n_mels"]
-    data = {"mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
+    data: dict[str, Any] = {"mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
             "pitch": notes.pitch, "velocity": notes.velocity, "score_onset": notes.onset,
             "score_duration": notes.duration, "onset_frame": onset_frame, "offset_frame": offset_frame,
             "performer_id": np.int64(performer)}

@@ -43,6 +43,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from pipeline.errors import PipelineError
 from pipeline.inference import MODEL_NAMES, REGISTERED_PREFIX
@@ -165,7 +166,7 @@ def decode_audio(text: str):
     return audio, rate
 
 
-class DeepPerformerModel(mlflow.pyfunc.PythonModel):
+class DeepPerformerModel(PythonModel):
     """The composite ``deep-performer`` model: score (+ performer, tempo) -> 16 kHz audio.
 
     Its artifacts ``alignment``, ``synthesis``, ``hifigan`` are MLflow pytorch models (copies of the
@@ -182,7 +183,8 @@ class DeepPerformerModel(mlflow.pyfunc.PythonModel):
         device = select_device(os.environ.get("DEEP_PERFORMER_DEVICE", "auto"))
         modules = [mlflow.pytorch.load_model(context.artifacts[name], map_location=torch.device(device)).eval()
                    for name in MODEL_NAMES]
-        self.models = PerformerModels(*modules, source=COMPOSITE).to(device)
+        alignment, synthesis, vocoder = modules
+        self.models = PerformerModels(alignment, synthesis, vocoder, source=COMPOSITE).to(device)
 
     # the DataFrame hint tells MLflow that the signature given at logging time (score, performer, tempo
     # columns) validates requests, not type hints

@@ -120,8 +120,9 @@ class NoteTable:
         missing = [c for c in NOTE_COLUMNS if c not in frame.columns]
         if missing:
             raise PipelineError(f"note table lacks column(s) {', '.join(missing)}", path)
+        onset, duration, pitch, velocity, track = (frame[c].to_numpy() for c in NOTE_COLUMNS)
         return cls(
-            *(frame[c].to_numpy() for c in NOTE_COLUMNS),
+            onset, duration, pitch, velocity, track,
             tempo_qpm=meta.get("tempo_qpm", DEFAULT_TEMPO_QPM),
             resolution=int(meta.get("resolution", TICKS_PER_QUARTER)),
             name=path.stem,
@@ -214,8 +215,8 @@ def read_midi(path: str | Path) -> NoteTable:
             elif kind == "note_off" or kind == "note_on":  # note_on with velocity 0 ends a note
                 started = sounding[(msg.channel, msg.note)]
                 if started:
-                    onset, velocity = started.pop(0)
-                    part(msg.channel).append((onset, msg.note, now - onset, velocity))
+                    note_onset, note_velocity = started.pop(0)
+                    part(msg.channel).append((note_onset, msg.note, now - note_onset, note_velocity))
             elif kind == "control_change":
                 part(msg.channel)  # a controller opens its part (muspy keeps the event; the track order follows)
             elif kind == "end_of_track":

@@ -266,11 +266,11 @@ def decode_notes(post: Posteriors, decoding: Decoding | None = None) -> Transcri
     times = post.frame_times
     if not found:
         return Transcription(np.zeros((0, 2)), np.zeros(0), times, roll, d.latency_seconds)
-    start, end, key = (np.array(col) for col in zip(*found))
-    intervals = np.stack([start, np.minimum(end, frames)], axis=1) * post.frame_seconds  # frame k is at k hops
+    first, last, note_key = (np.array(col) for col in zip(*found))
+    intervals = np.stack([first, np.minimum(last, frames)], axis=1) * post.frame_seconds  # frame k is at k hops
     intervals = np.maximum(intervals - d.latency_seconds, 0.0)
     intervals[:, 1] = np.maximum(intervals[:, 1], intervals[:, 0] + post.frame_seconds)
-    return Transcription(intervals, (key + LOWEST_MIDI).astype(np.float64), times, roll, d.latency_seconds)
+    return Transcription(intervals, (note_key + LOWEST_MIDI).astype(np.float64), times, roll, d.latency_seconds)
 
 
 def _energy_notes(energy: np.ndarray, threshold: float, tolerance: int, min_frames: int) -> list[tuple[int, int, int]]:

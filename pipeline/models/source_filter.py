@@ -58,6 +58,9 @@ class SourceFilterVocoder(nn.Module):
     """
 
     excitation = True  # it needs the notes' source (as the source-filter HiFi-GAN does)
+    window: torch.Tensor  # buffers (register_buffer in __init__)
+    envelope: torch.Tensor
+    pass_band: torch.Tensor
 
     def __init__(self, in_channels: int = 80, channels: int = 256, layers: int = 6, kernel_size: int = 7,
                  sample_rate: int = 16000, n_fft: int = 1024, hop_length: int = 256, fmin: float = 0.0,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import torch
@@ -41,12 +42,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+M = TypeVar("M", bound=torch.nn.Module)
+
+
 def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
 
 
-def load_model(path: str | Path, cls: type[torch.nn.Module]) -> torch.nn.Module:
+def load_model(path: str | Path, cls: Callable[..., M]) -> M:
     """Rebuild ``cls`` from a ``model.pt`` written by :func:`save_model` (weights_only load)."""
     state = load_checkpoint(path)
     model = cls(**state["hparams"])
@@ -140,6 +144,7 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
     elapsed = time.perf_counter() - started
     if rank != 0:
         return final
+    assert tracker is not None  # rank 0 made one
     save_model(out_dir / "model.pt", model, hparams)
     history = pd.DataFrame(trainer.history)
     steps_run = trainer.step - start_step
