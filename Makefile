@@ -4,10 +4,11 @@
 #               whole test suite
 # `make test-fast`: the quick lane for the edit loop: every test but the slow, server and browser ones
 #               (markers in pyproject.toml), under 3 minutes on 2 cores
+# `make lint` : set up everything, then ruff (lint + format check), mypy and lint-imports (the layers)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: all setup setup-test repro test test-fast bench
+.PHONY: all setup setup-test repro test test-fast lint bench
 all: repro
 
 setup:
@@ -25,6 +26,12 @@ test: setup-test
 
 test-fast: setup
 	python -m pytest -q -m "not slow and not server and not browser"
+
+lint: setup
+	ruff check .
+	ruff format --check .
+	mypy
+	lint-imports
 
 bench: setup
 	python benchmarks/align_benchmark.py

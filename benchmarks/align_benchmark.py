@@ -35,9 +35,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -200,7 +199,6 @@ def run_child(method: str, folder: Path, mem_limit_gb: float) -> dict:
 def _align_recording(task: tuple[Path, object, dict]) -> tuple[bool, np.ndarray, float]:
     from pipeline.alignment.align import align_score_to_audio
     from pipeline.audio import load_audio
-
     from pipeline.datasets.layout import read_reference
     from pipeline.scores import NoteTable
 
@@ -280,8 +278,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(results: list[dict]) -> str:
     rows = [
-        "| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
-        "| median | mean | p95 | within 50 ms |",
+        ("| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
+         "| median | mean | p95 | within 50 ms |"),
         "|" + "---|" * 10,
     ]
     for r in results:

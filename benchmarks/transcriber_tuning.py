@@ -35,8 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.evaluation import pitch as pitch_metrics
-from pipeline.evaluation import transcription as tx
+from pipeline.evaluation import pitch as pitch_metrics  # noqa: E402
+from pipeline.evaluation import transcription as tx  # noqa: E402
 
 CLIP_SECONDS = 5.0
 MIN_CLIP_SECONDS = 0.5  # the clip stage keeps a short last window of >= 32 frames (~0.5 s)
@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     default_table = ceilings(clips, posteriors, default, trackers, post_seconds, transitions)
     print_ceilings(f"Ceilings at the default settings {default}", default_table, polyphonic)
 
-    flags = lambda text: [bool(int(v)) for v in text.split(",")]
-    numbers = lambda text: [float(v) for v in text.split(",")]
+    flags = lambda text: [bool(int(v)) for v in text.split(",")]  # noqa: E731
+    numbers = lambda text: [float(v) for v in text.split(",")]  # noqa: E731
     grid = {"onset_threshold": numbers(args.onset), "frame_threshold": numbers(args.frame),
             "min_note_seconds": numbers(args.min_note), "melodia_trick": flags(args.melodia),
             "infer_onsets": flags(args.infer_onsets), "latency_seconds": numbers(args.latency),

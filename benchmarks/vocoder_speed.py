@@ -28,9 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.models.hifigan import Generator
-from pipeline.config import load_params
-from pipeline.models.vocoders import vocoder_for_mel
+from pipeline.config import load_params  # noqa: E402
+from pipeline.models.hifigan import Generator  # noqa: E402
+from pipeline.models.vocoders import vocoder_for_mel  # noqa: E402
 
 
 def cpu_seconds(fn, repeats: int) -> float:

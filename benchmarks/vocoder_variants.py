@@ -57,7 +57,7 @@ def main() -> None:
     transcription = asdict(params.evaluate.transcription)
     latencies = tuple(transcription.pop("latencies"))
     scorer = ClipScorer(params.mel, Transcriber(**transcription), latencies)
-    scores, levels, seconds = Scores(), {s: [] for s in systems}, {s: 0.0 for s in systems}
+    scores, levels, seconds = Scores(), {s: [] for s in systems}, dict.fromkeys(systems, 0.0)
 
     def timed(name, system):
         def run(batch):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -64,10 +63,10 @@ def perform(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac)"),
     performer: str = typer.Option("aurora", help="virtual performer (see `performer performers`)"),
-    sample_rate: Optional[int] = typer.Option(None, help="output sample rate (default: the parameter file's "
+    sample_rate: int | None = typer.Option(None, help="output sample rate (default: the parameter file's "
                                               "resample.sample_rate, the pipeline's audio rate)"),
     seed: int = typer.Option(0, help="random seed of the performance"),
-    truth: Optional[Path] = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
+    truth: Path | None = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
 ) -> None:
     """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
@@ -113,7 +112,7 @@ def align(
         config = settings.align
         notes = read_score(score)
         signal, rate = load_audio(audio, sample_rate=settings.resample.sample_rate)
-        result = align_score_to_audio(notes, signal, rate, config, program=config.program)
+        result = align_score_to_audio(notes, signal, rate, config)
         frame = pd.DataFrame({"onset": result.onset.round(4), "offset": result.offset.round(4), "pitch": notes.pitch,
                               "score_onset": notes.onset, "score_duration": notes.duration})
         with atomic_path(output) as tmp:
@@ -127,7 +126,7 @@ def align(
 def mel(
     audio: Path = typer.Argument(..., help="recording (any common format; resampled to the mel recipe's rate)"),
     output: Path = typer.Option(..., "-o", "--output", help=".npy file for the (n_mels, frames) log-mel"),
-    plot: Optional[Path] = typer.Option(None, help="also draw it to this PNG"),
+    plot: Path | None = typer.Option(None, help="also draw it to this PNG"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file: its mel group is the recipe"),
 ) -> None:
     """Compute the project's log-mel spectrogram of one recording."""
@@ -160,14 +159,14 @@ RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, at the models' rate)"),
-    performer: Optional[str] = typer.Option(None, help="a performer the models were trained on (default: the first)"),
-    tempo: Optional[float] = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
+    performer: str | None = typer.Option(None, help="a performer the models were trained on (default: the first)"),
+    tempo: float | None = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
     models: str = typer.Option("models", "--models", "--model", help="folder of the training stages' outputs, or "
                                "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
                                "models:/@ALIAS, or alignment,synthesis,hifigan)"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
-    mel_plot: Optional[Path] = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
-    timing: Optional[Path] = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+    mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
+    timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
     threads: int = typer.Option(RENDER_THREADS, min=1, help="CPU threads for the models (docs/benchmarks.md, "
                                 "\"Render command\": one is as fast on an idle machine and far faster on a busy one)"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on "

@@ -29,6 +29,9 @@ class LogMelSpectrogram(nn.Module):
     ``n`` samples gives exactly ``n // hop`` frames, aligned with the vocoder's upsampling.
     """
 
+    mel_basis: torch.Tensor  # buffers (register_buffer in __init__)
+    window: torch.Tensor
+
     def __init__(self, config: MelConfig) -> None:
         super().__init__()
         self.config = config

@@ -82,7 +82,7 @@ def apply_eq(audio: np.ndarray, sample_rate: int, low_shelf_db: float, high_shel
 
 def _assign_channels(perf: Performance) -> np.ndarray:
     """Give each note a channel no other note holds at the same time (least recently freed first)."""
-    free_at = {c: -np.inf for c in _CHANNELS}
+    free_at = dict.fromkeys(_CHANNELS, -np.inf)
     channels = np.zeros(len(perf), dtype=np.int64)
     for i in np.argsort(perf.onset, kind="stable"):
         idle = [c for c in _CHANNELS if free_at[c] <= perf.onset[i]]

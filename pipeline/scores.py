@@ -76,17 +76,17 @@ class NoteTable:
         sec_per_tick = 60.0 / ((tempo_qpm or self.tempo_qpm) * self.resolution)
         return self.onset * sec_per_tick, self.offset * sec_per_tick
 
-    def sorted(self) -> "NoteTable":
+    def sorted(self) -> NoteTable:
         order = np.lexsort((self.pitch, self.onset))
         return self.subset(order)
 
-    def subset(self, index: np.ndarray) -> "NoteTable":
+    def subset(self, index: np.ndarray) -> NoteTable:
         return NoteTable(
             self.onset[index], self.duration[index], self.pitch[index], self.velocity[index],
             self.track[index], self.tempo_qpm, self.resolution, self.name, dict(self.extra),
         )
 
-    def truncate(self, max_ticks: int) -> "NoteTable":
+    def truncate(self, max_ticks: int) -> NoteTable:
         """Notes starting before ``max_ticks``, cut to end there."""
         keep = self.onset < max_ticks
         out = self.subset(np.flatnonzero(keep))
@@ -105,7 +105,7 @@ class NoteTable:
             tmp.write_text(buf.getvalue())
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> "NoteTable":
+    def from_csv(cls, path: str | Path) -> NoteTable:
         path = Path(path)
         if not path.is_file():
             raise PipelineError("note table not found", path)
@@ -120,8 +120,9 @@ class NoteTable:
         missing = [c for c in NOTE_COLUMNS if c not in frame.columns]
         if missing:
             raise PipelineError(f"note table lacks column(s) {', '.join(missing)}", path)
+        onset, duration, pitch, velocity, track = (frame[c].to_numpy() for c in NOTE_COLUMNS)
         return cls(
-            *(frame[c].to_numpy() for c in NOTE_COLUMNS),
+            onset, duration, pitch, velocity, track,
             tempo_qpm=meta.get("tempo_qpm", DEFAULT_TEMPO_QPM),
             resolution=int(meta.get("resolution", TICKS_PER_QUARTER)),
             name=path.stem,
@@ -144,7 +145,7 @@ def notes_from_music21(score, name: str = "", path: str | Path | None = None) ->
     try:
         if work.recurse().getElementsByClass((repeat.RepeatMark, repeat.RepeatExpression)):
             work = work.expandRepeats()
-    except Exception:  # music21 raises a zoo of errors on inconsistent repeat marks
+    except Exception:  # noqa: BLE001  (music21 raises a zoo of errors on inconsistent repeat marks)
         work = score
     parts = list(work.parts) if isinstance(work, stream.Score) and work.parts else [work]
     onset, duration, pitch, velocity, track = [], [], [], [], []
@@ -214,8 +215,8 @@ def read_midi(path: str | Path) -> NoteTable:
             elif kind == "note_off" or kind == "note_on":  # note_on with velocity 0 ends a note
                 started = sounding[(msg.channel, msg.note)]
                 if started:
-                    onset, velocity = started.pop(0)
-                    part(msg.channel).append((onset, msg.note, now - onset, velocity))
+                    note_onset, note_velocity = started.pop(0)
+                    part(msg.channel).append((note_onset, msg.note, now - note_onset, note_velocity))
             elif kind == "control_change":
                 part(msg.channel)  # a controller opens its part (muspy keeps the event; the track order follows)
             elif kind == "end_of_track":

@@ -20,6 +20,8 @@ from pipeline.mel import _mel_basis
 class PowerSpectrogram(nn.Module):
     """Waveform ``(B, samples)`` or ``(samples,)`` -> ``|STFT|^2`` ``(B, n_fft // 2 + 1, samples // hop)``."""
 
+    window: torch.Tensor  # buffer (register_buffer in __init__)
+
     def __init__(self, config: MelConfig) -> None:
         super().__init__()
         self.config = config

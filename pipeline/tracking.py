@@ -103,7 +103,7 @@ class MlflowTracker:
         run_id = id_file.read_text().strip() if id_file.is_file() else None
         try:
             self.run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
-        except Exception:  # the run was deleted or the store changed: start afresh
+        except Exception:  # noqa: BLE001  (the run was deleted or the store changed: start afresh)
             self.run = mlflow.start_run(run_name=run_name)
         id_file.write_text(self.run.info.run_id)
         if params and not run_id:

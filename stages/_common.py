@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pipeline.config import Params, load_params
+from pipeline.config import load_params
 from pipeline.errors import PipelineError
 
 

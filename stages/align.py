@@ -37,7 +37,7 @@ def seconds_to_frames(seconds: np.ndarray, mel: MelConfig) -> np.ndarray:
 def align_recording(rec: Recording, config: AlignConfig, mel: MelConfig, out_dir: Path) -> str:
     notes = NoteTable.from_csv(RAW / rec.notes)
     audio, rate = load_audio(AUDIO / rec.audio)
-    result = align_score_to_audio(notes, audio, rate, config, program=config.program, tuning_cents=rec.tuning_cents)
+    result = align_score_to_audio(notes, audio, rate, config, tuning_cents=rec.tuning_cents)
     onset_frame = seconds_to_frames(result.onset, mel)
     offset_frame = np.maximum(seconds_to_frames(result.offset, mel), onset_frame + 1)
     frame = pd.DataFrame(

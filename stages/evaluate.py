@@ -248,7 +248,7 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
     rows = [{"system": s, "mel_mse": v} for s, v in table.mean["audio_mel_mse"].items() if not np.isnan(v)]
     with atomic_path(Path("plots/evaluate_audio_mel_mse.csv")) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-    timing_rows_ = [{"system": s, **{k: v for k, v in t.items()}} for s, t in timing.items()]
+    timing_rows_ = [{"system": s, **dict(t)} for s, t in timing.items()]
     with atomic_path(Path("plots/evaluate_timing.csv")) as tmp:
         pd.DataFrame(timing_rows_).to_csv(tmp, index=False)
 

@@ -13,8 +13,8 @@ from pipeline.datasets.clips import collate_clips
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.training.performancenet_task import PerformanceNetTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
-from stages._common import stage_main
 from stages._baselines import AUDIO, audio_clip_datasets
+from stages._common import stage_main
 from stages._training import FEATURES
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.training.loop import Trainer  # noqa: E402
-from tests._params import train_config  # noqa: E402
-from tests._tiny_task import Points, TinyTask, collate  # noqa: E402
+from pipeline.training.loop import Trainer
+from tests._params import train_config
+from tests._tiny_task import Points, TinyTask, collate
 
 out = Path(sys.argv[1])
 trainer = Trainer(TinyTask(), Points(), None, collate, train_config(max_steps=20, batch_size=8, log_every=5,

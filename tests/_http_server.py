@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -37,7 +38,7 @@ class FileServer:
     def gets(self, path: str) -> list[tuple[str, str | None, int]]:
         return [entry for entry in self.log if entry[0] == path]
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self._thread.start()
         return self
 
@@ -57,7 +58,7 @@ class FileServer:
                 with server._lock:
                     server.log.append((self.path, self.headers.get("Range"), status))
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 path = server.root / self.path.lstrip("/")
                 if not path.is_file():
                     self._record(404)
@@ -98,10 +99,8 @@ class FileServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
-                    try:
+                    with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     return
                 self.wfile.write(body)
 

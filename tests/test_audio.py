@@ -45,7 +45,7 @@ def test_ogg_opus_and_mp3_round_trip(tmp_path):
 def test_non_audio_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("this is not audio")
-    with pytest.raises(PipelineError, match="notes.wav: not a readable audio file") as info:
+    with pytest.raises(PipelineError, match=r"notes.wav: not a readable audio file") as info:
         load_audio(bad)
     assert "\n" not in str(info.value)
     with pytest.raises(PipelineError, match="not found"):

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.config import DataConfig
 from pipeline.datasets.bach_violin import MissingAudioWarning, parse_clock, prepare_bach_violin
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
@@ -192,7 +192,7 @@ def test_root_may_be_the_bach_violin_folder_itself_and_filters_apply(tree, tmp_p
 
 
 def test_unknown_collection_is_named(tree, tmp_path):
-    with pytest.raises(PipelineError, match="unknown collection.*nobody"):
+    with pytest.raises(PipelineError, match=r"unknown collection.*nobody"):
         prepare_bach_violin(config(root=str(tree), collections=("nobody",)), tmp_path / "raw")
 
 

@@ -12,7 +12,12 @@ import torch
 from pipeline.config import TrainConfig, TrainPerformanceNetConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import mel_l1_loss
-from pipeline.models.performancenet import MultiBandResidualBlock, PerformanceNet, onset_offset_roll, performancenet_loss
+from pipeline.models.performancenet import (
+    MultiBandResidualBlock,
+    PerformanceNet,
+    onset_offset_roll,
+    performancenet_loss,
+)
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.spectrogram import PowerSpectrogram, griffin_lim, log_mel_of_power
 from pipeline.training.windows import random_windows, take_frames, take_samples

@@ -335,10 +335,10 @@ def test_install_script_check_mode_fails_on_a_pin_mismatch():
 
 def test_docs_name_the_kit_files():
     doc = (ROOT / "docs" / "scaling-out.md").read_text()
-    for cmd in ("prefect work-pool create deep-performer-gpu-docker --type docker "
-                "--base-job-template docker/work-pools/docker-gpu.json",
-                "prefect work-pool create deep-performer-gpu-k8s --type kubernetes "
-                "--base-job-template docker/work-pools/kubernetes-gpu.json",
+    for cmd in (("prefect work-pool create deep-performer-gpu-docker --type docker "
+                 "--base-job-template docker/work-pools/docker-gpu.json"),
+                ("prefect work-pool create deep-performer-gpu-k8s --type kubernetes "
+                 "--base-job-template docker/work-pools/kubernetes-gpu.json"),
                 "docker compose --env-file docker/.env -f docker/compose.yaml up -d",
                 "dvc remote modify minio endpointurl http://127.0.0.1:9000",
                 "torchrun --standalone --nproc_per_node=gpu -m stages.train_synthesis"):

@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.datasets.download import download, extract_zip, url_filename
 from pipeline.errors import PipelineError
 
@@ -43,7 +43,7 @@ def test_download_verifies_and_skips_a_verified_copy(tmp_path, payload):
 @pytest.mark.parametrize("kind", ["sha256", "md5"])
 @pytest.mark.server
 def test_wrong_checksum_is_refused_and_nothing_kept(tmp_path, payload, kind):
-    served, data, sha, md5 = payload
+    served, _data, sha, md5 = payload
     wrong = "0" * (64 if kind == "sha256" else 32)
     download_dir = tmp_path / "dl"
     with FileServer(served) as server:
@@ -201,6 +201,6 @@ def test_extract_zip_refuses_escaping_members_and_extracts_nothing(tmp_path, bad
 def test_extract_zip_reports_a_corrupt_archive(tmp_path):
     archive = tmp_path / "broken.zip"
     archive.write_bytes(b"PK\x03\x04 this is not really a zip")
-    with pytest.raises(PipelineError, match="broken.zip"):
+    with pytest.raises(PipelineError, match=r"broken.zip"):
         extract_zip(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()

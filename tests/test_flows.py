@@ -15,13 +15,12 @@ import yaml
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness
 
-from _servers import free_port, stop, wait_until_answers  # noqa: E402
-
-from pipeline.flows.dag import read_dag  # noqa: E402
-from pipeline.flows.reproduce import StageFailed, reproduce  # noqa: E402
-from tests.test_registry import ALL, trained  # noqa: E402,F401  (trained: three tiny models logged to MLflow)
+from _servers import free_port, stop, wait_until_answers
+from pipeline.flows.dag import read_dag
+from pipeline.flows.reproduce import StageFailed, reproduce
+from tests.test_registry import ALL, trained  # noqa: F401  (trained: three tiny models logged to MLflow)
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -292,7 +291,7 @@ Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
+def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # noqa: F811  (the fixture)
     from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -327,7 +326,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),
+                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),  # noqa: SIM115
                               stderr=subprocess.STDOUT, start_new_session=True)  # stop() ends its children too
     served = None
     registry = MlflowClient(tracking, tracking)
@@ -345,7 +344,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
         env["PREFECT_API_URL"] = api
         served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
                                    "30 2 * * *", "--name", "retrain-test"],
-                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
                                   start_new_session=True)
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
@@ -355,7 +354,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
                     assert served.poll() is None, (log_dir / "serve.log").read_text()
                     try:
                         deployment = client.read_deployment_by_name("retrain/retrain-test")
-                    except Exception:
+                    except Exception:  # noqa: BLE001  (not there yet: poll until the deadline)
                         assert time.time() < deadline, "the deployment never appeared"
                         time.sleep(1)
                 crons = [s.schedule.cron for s in deployment.schedules]
@@ -369,7 +368,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # no champion yet: the first candidate becomes it, on all four registered models at once
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "1") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "1"))
                 first = registry.get_model_version("deep-performer", "1")
                 assert first.tags["deep_performer.audio_mel_mse"] == "0.5"
                 assert "up to date" in sh(["dvc", "status"], root).lower()
@@ -378,15 +377,15 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):
 
                 # a tie keeps the champion (version 2 is only the candidate) ...
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "2") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "2"))
                 # ... a worse one too ...
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1}))
                 retrain_once()
-                assert champion_and_candidate() == {name: ("1", "3") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "3"))
                 # ... and a strictly better candidate takes over, the old champion kept as previous-champion
                 (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
                 fourth = retrain_once()
-                assert champion_and_candidate() == {name: ("4", "4") for name in ALL}
+                assert champion_and_candidate() == dict.fromkeys(ALL, ("4", "4"))
                 assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")
                 assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] \
                     == "0.25"

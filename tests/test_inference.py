@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,7 @@ def test_one_window_timing_equals_the_model_on_the_whole_clip():
 class PianoRollStub(nn.Module):
     """A context-free 'synthesis model': the piano roll scaled by (performer + 1), 128 bins."""
 
-    hparams = {"n_mels": 128, "use_velocity": False}
+    hparams: ClassVar[dict] = {"n_mels": 128, "use_velocity": False}
 
     def __init__(self) -> None:
         super().__init__()
@@ -209,7 +210,7 @@ def test_render_score_length_and_errors():
     assert np.isfinite(result.audio).all() and np.abs(result.audio).max() <= 0.99 + 1e-6
     faster = render_score(models, notes, "ben", tempo_qpm=240.0)
     assert faster.seconds < 0.6 * result.seconds  # the tempo option changes the timing
-    with pytest.raises(PipelineError, match="unknown performer 'zed'.*ana, ben"):
+    with pytest.raises(PipelineError, match=r"unknown performer 'zed'.*ana, ben"):
         render_score(models, notes, "zed")
     with pytest.raises(PipelineError, match="no notes"):
         render_score(models, notes.subset(np.array([], dtype=int)), "ana")

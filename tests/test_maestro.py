@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from _http_server import FileServer
 
+from _http_server import FileServer
 from pipeline.config import DataConfig
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.datasets.maestro import prepare_maestro, tick_seconds
@@ -148,7 +148,7 @@ def test_missing_audio_is_an_error_naming_the_file(release, tmp_path):
     root = broken / "maestro-v3.0.0"
     row = pd.read_csv(root / "maestro-v3.0.0.csv").iloc[2]  # the test split: no files at all
     write_midi(root / row["midi_filename"], [(0, 100, 60, 64)], [(0, 500000)])  # MIDI only, as in the -midi.zip
-    with pytest.raises(PipelineError, match="audio file not found.*needs it") as err:
+    with pytest.raises(PipelineError, match=r"audio file not found.*needs it") as err:
         prepare_maestro(config(root=str(broken)), tmp_path / "raw")
     assert str(root / row["audio_filename"]) in str(err.value)
     assert not (tmp_path / "raw" / "manifest.csv").exists()
@@ -161,7 +161,7 @@ def test_unknown_split_is_refused(release, tmp_path):
 
 def test_midi_only_release_is_refused_before_downloading(tmp_path):
     url = "http://127.0.0.1:9/maestro-v3.0.0-midi.zip"  # nothing listens there; no request is made
-    with pytest.raises(PipelineError, match="MIDI-only.*audio"):
+    with pytest.raises(PipelineError, match=r"MIDI-only.*audio"):
         prepare_maestro(config(url=url, download_dir=str(tmp_path / "dl")), tmp_path / "raw")
     assert not (tmp_path / "dl").exists()
 

@@ -47,7 +47,7 @@ def loop_sounding_position(onset, offset, mask, n_frames):
 
 def test_mixer_equals_explicit_sum_over_sounding_notes():
     torch.manual_seed(0)
-    pitch, onset, offset, mask, n_frames = polyphonic_example()
+    _pitch, onset, offset, mask, n_frames = polyphonic_example()
     notes = torch.randn(2, 9, 8)
     mixed = PolyphonicMixer()(notes, onset, offset, mask, n_frames)
     expected = torch.zeros(2, n_frames, 8)
@@ -70,7 +70,7 @@ def test_mixer_equals_explicit_sum_over_sounding_notes():
 
 def test_notewise_pe_matches_formula_and_is_identity_at_zero():
     torch.manual_seed(1)
-    pitch, onset, offset, mask, n_frames = polyphonic_example()
+    _pitch, onset, offset, mask, n_frames = polyphonic_example()
     notes = torch.randn(2, 9, 8)
     pe = NoteWisePositionalEncoding(8)
     assert 0 < pe.weight.abs().max() < 0.1  # small random start

@@ -17,8 +17,8 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
-from _servers import free_port, stop, wait_until_answers
 
+from _servers import free_port, stop, wait_until_answers
 from pipeline.errors import PipelineError
 from pipeline.inference import render_score
 from pipeline.registry.loading import load_models
@@ -116,7 +116,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
                             check=True).stdout.strip()
     write_evaluation(root, 1.8262, 1.1297)
 
-    assert register_candidate(root) == {name: 1 for name in ALL}
+    assert register_candidate(root) == dict.fromkeys(ALL, 1)
     client = MlflowClient(store["uri"], store["uri"])
     assert aliases(client) == everywhere(candidate=1)
     for name in ALL:
@@ -142,7 +142,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
     assert [a.path for a in client.list_artifacts(run.info.run_id) if a.path.endswith(".json")] == ["evaluate.json"]
 
     write_evaluation(root, 1.9, 1.2)  # a second registration: new versions, the candidate alias moves
-    assert register_candidate(root, tracking_uri=store["uri"]) == {name: 2 for name in ALL}
+    assert register_candidate(root, tracking_uri=store["uri"]) == dict.fromkeys(ALL, 2)
     assert aliases(client) == everywhere(candidate=2)
     assert client.get_model_version("deep-performer", "2").tags["deep_performer.audio_mel_mse"] == "1.9"
     assert client.get_model_version("deep-performer", "1").tags["deep_performer.audio_mel_mse"] == "1.8262"
@@ -164,10 +164,10 @@ def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
     with pytest.raises(PipelineError, match="dvc repro train_synthesis"):
         register_candidate(root)
     (root / "metrics" / "evaluate.json").write_text(json.dumps({"deep_performer": {"mel_mse": 1.0}}))
-    with pytest.raises(PipelineError, match="no deep_performer.audio_mel_mse"):
+    with pytest.raises(PipelineError, match=r"no deep_performer.audio_mel_mse"):
         register_candidate(root)
     assert list_versions() == []
-    with pytest.raises(PipelineError, match="no candidate version.*performer models register"):
+    with pytest.raises(PipelineError, match=r"no candidate version.*performer models register"):
         promote_if_better()
     assert_one_line_error(performer_cli("models", "promote"), "no candidate version")
 
@@ -199,7 +199,7 @@ def test_promotion_rule_first_worse_tie_better(store):
     assert aliases(client) == everywhere(candidate=3, champion=1)
 
     write_evaluation(root, 1.8261, 1.2)  # strictly better, by a hair
-    assert register_candidate(root) == {name: 4 for name in ALL}
+    assert register_candidate(root) == dict.fromkeys(ALL, 4)
     assert promote_if_better() is True
     assert aliases(client) == everywhere(candidate=4, champion=4, **{"previous-champion": 1})
     assert client.get_model_version("deep-performer-synthesis", "4").tags["promoted_at"]
@@ -211,7 +211,7 @@ def test_promotion_rule_first_worse_tie_better(store):
     result = performer_cli("models", "promote", "--metric", "deep_performer.mel_mse")
     assert result.returncode == 0 and "promoted" in result.stdout, result.stderr
     assert aliases(client) == everywhere(candidate=5, champion=5, **{"previous-champion": 4})
-    with pytest.raises(PipelineError, match="has no deep_performer.pitch_accuracy tag"):
+    with pytest.raises(PipelineError, match=r"has no deep_performer.pitch_accuracy tag"):
         promote_if_better(metric="deep_performer.pitch_accuracy")
 
     rows = {(r["name"], r["version"]): r for r in list_versions()}

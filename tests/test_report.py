@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from _browser import check_report_in_browser, find_chromium
 
 from pipeline.evaluation.report import ReportClip, format_value, write_report
@@ -133,7 +132,7 @@ def test_rewrite_replaces_the_folder(tmp_path: Path):
 
 def test_missing_chromium_is_a_clear_error(tmp_path: Path):
     (tmp_path / "index.html").write_text("<html></html>")
-    with pytest.raises(RuntimeError, match="scripts/setup.sh"):
+    with pytest.raises(RuntimeError, match=r"scripts/setup.sh"):
         check_report_in_browser(tmp_path / "index.html", chromium="no-such-chromium-binary")
 
 

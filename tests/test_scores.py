@@ -104,11 +104,11 @@ def test_the_bach_violin_fixture_score_matches_its_published_notes(repo_root):
 def test_corrupt_and_empty_scores_fail_with_the_file_name(tmp_path):
     corrupt = tmp_path / "broken.mid"
     corrupt.write_bytes(b"MThd\x00\x00\x00\x06garbage")
-    with pytest.raises(PipelineError, match="broken.mid: not a readable MIDI file"):
+    with pytest.raises(PipelineError, match=r"broken.mid: not a readable MIDI file"):
         read_score(corrupt)
     empty = tmp_path / "empty.mid"
     write_midi(empty, [])
-    with pytest.raises(PipelineError, match="empty.mid: score holds no notes"):
+    with pytest.raises(PipelineError, match=r"empty.mid: score holds no notes"):
         read_score(empty)
     with pytest.raises(PipelineError, match="unknown score format"):
         read_score(tmp_path / "x.txt") if (tmp_path / "x.txt").write_text("x") else None

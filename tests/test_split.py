@@ -94,7 +94,7 @@ def test_by_recording_may_share_pieces_but_keeps_performers_trained():
 def test_a_different_seed_gives_a_different_split_and_bad_settings_are_refused():
     index = corpus(np.random.default_rng(0), pieces=30, performers=3)
     assert split_corpus(index, split_config(seed=0)).test != split_corpus(index, split_config(seed=1)).test
-    with pytest.raises(PipelineError, match="split.by"):
+    with pytest.raises(PipelineError, match=r"split\.by"):
         split_config(by="performer")
     with pytest.raises(PipelineError, match="sum to less than 1"):
         split_config(test_share=0.6, validation_share=0.5)

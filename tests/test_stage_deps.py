@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import stage_deps  # noqa: E402  (scripts/stage_deps.py)
+import stage_deps
 
 
 def test_every_stage_depends_on_exactly_the_code_it_imports():

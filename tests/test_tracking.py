@@ -36,7 +36,7 @@ def test_parallel_stages_share_a_new_sqlite_store(tmp_path):
         for proc in procs:
             proc.join(timeout=300)
         outcome = dict(results)
-    assert outcome == {i: "ok" for i in range(n)}, outcome
+    assert outcome == dict.fromkeys(range(n), "ok"), outcome
     with sqlite3.connect(db) as con:
         experiments = con.execute("SELECT name FROM experiments WHERE name = 'deep-performer'").fetchall()
         runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

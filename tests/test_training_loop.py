@@ -55,7 +55,7 @@ def test_epoch_batches_are_deterministic_and_split_between_ranks():
     assert epoch_batches(20, 4, 0, 0) == epoch_batches(20, 4, 0, 0)
     assert epoch_batches(20, 4, 0, 0) != epoch_batches(20, 4, 0, 1)
     r0, r1 = epoch_batches(20, 4, 0, 3, 0, 2), epoch_batches(20, 4, 0, 3, 1, 2)
-    assert len(r0) == len(r1) and not set(sum(r0, [])) & set(sum(r1, []))
+    assert len(r0) == len(r1) and not set().union(*r0) & set().union(*r1)
 
 
 def test_transformer_schedule_warms_up_then_decays_and_anneals():

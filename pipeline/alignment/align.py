@@ -67,12 +67,10 @@ def align_score_to_audio(
     notes: NoteTable,
     audio: np.ndarray,
     sample_rate: int,
-    config: AlignConfig | None = None,
-    program: int = 40,
+    config: AlignConfig,
     tuning_cents: float = 0.0,
 ) -> NoteAlignment:
     """Performed onset/offset of every note of ``notes`` in the mono recording ``audio``."""
-    config = config or AlignConfig()
     if len(notes) == 0:
         raise PipelineError(f"score {notes.name!r} holds no notes")
     if config.feature_rate % config.coarse_rate:
@@ -81,7 +79,7 @@ def align_score_to_audio(
     score_on, score_off = notes.seconds()
     pitch = np.clip(notes.pitch + int(round(tuning_cents / 100.0)), 0, 127)
     reference = render_reference(
-        score_on, score_off, pitch, notes.velocity, config.soundfont, program, sample_rate,
+        score_on, score_off, pitch, notes.velocity, config.soundfont, config.program, sample_rate,
         repeat_gap=config.repeat_gap, reverb_send=config.reference_reverb,
     )
     options = dict(

@@ -9,6 +9,8 @@ stays small however long the recording is.
 
 from __future__ import annotations
 
+import itertools
+
 import numba
 import numpy as np
 
@@ -151,7 +153,7 @@ def multiresolution_dtw(
     coarse_x, coarse_y = x.pooled(levels[0]), y.pooled(levels[0])
     n, m = len(coarse_x), len(coarse_y)
     path = banded_dtw(coarse_x, coarse_y, np.zeros(n, np.int64), np.full(n, m, np.int64), onset_weight, diagonal_weight)
-    for previous, level in zip(levels[:-1], levels[1:]):
+    for previous, level in itertools.pairwise(levels):
         fx, fy = x.pooled(level), y.pooled(level)
         ratio = previous // level
         width = max(1, radius // level) if level == 1 else max(2 * ratio, radius // level)

@@ -48,10 +48,10 @@ class SyncFeatures:
     def __len__(self) -> int:
         return len(self.chroma)
 
-    def cut(self, start: int, stop: int) -> "SyncFeatures":
+    def cut(self, start: int, stop: int) -> SyncFeatures:
         return SyncFeatures(self.chroma[start:stop], self.onset[start:stop], self.level[start:stop], self.rate)
 
-    def pooled(self, factor: int) -> "SyncFeatures":
+    def pooled(self, factor: int) -> SyncFeatures:
         """``factor`` frames into one (a coarser DTW level): mean chroma, renormalised; max onsets."""
         if factor == 1:
             return self

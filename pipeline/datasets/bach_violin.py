@@ -160,13 +160,13 @@ def find_dataset_root(root: Path, marker: str) -> Path:
     raise PipelineError(f"several {marker} below this folder ({', '.join(map(str, found))}): point at one", root)
 
 
-def fetch_archive(url: str, download_dir: Path, **checksums: str | None) -> Path:
+def fetch_archive(url: str, download_dir: Path, sha256: str | None = None, md5: str | None = None) -> Path:
     """Download (resuming, verified) and extract ``url`` under ``download_dir``; returns the extracted folder."""
     name = url_filename(url, default="dataset.zip")
     extracted = download_dir / (name[:-4] if name.lower().endswith(".zip") else name + ".extracted")
     if extracted.is_dir():  # extraction is atomic: the folder exists only complete
         return extracted
-    archive = download(url, download_dir / name, **checksums)
+    archive = download(url, download_dir / name, sha256=sha256, md5=md5)
     return extract_zip(archive, extracted)
 
 

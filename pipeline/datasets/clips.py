@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset
 
 from pipeline.errors import PipelineError
 from pipeline.features import load_features
+
 
 @dataclass(frozen=True)
 class ClipRef:
@@ -39,7 +41,7 @@ def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int, min_
     return refs
 
 
-def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = "sounding") -> dict[str, np.ndarray]:
+def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = "sounding") -> dict[str, Any]:
     """The notes and mel frames of one window; note frames relative to ``start``, clipped to it.
 
     ``notes="sounding"`` keeps every note heard in the window (synthesis); ``"starting"`` only the
@@ -118,7 +120,7 @@ class ClipDataset(Dataset):
             self._cache[recording] = data
         return data
 
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         ref = self.refs[i]
         clip = cut_clip(self.features(ref.recording), ref.start, ref.frames, self.notes)
         clip["tempo_qpm"] = np.float32(self._tempo[ref.recording])

@@ -43,7 +43,7 @@ def write_manifest(root: str | Path, recordings: list[Recording]) -> None:
     frame = pd.DataFrame([asdict(r) for r in recordings], columns=MANIFEST_COLUMNS)
     with atomic_path(root / "manifest.csv") as tmp:
         frame.to_csv(tmp, index=False)
-    ids = {}
+    ids: dict[str, int] = {}
     for r in recordings:
         ids.setdefault(r.performer, r.performer_id)
     write_json(root / "performers.json", dict(sorted(ids.items(), key=lambda kv: kv[1])))

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from pipeline.config import MelConfig
@@ -49,7 +51,7 @@ def multi_resolution_stft_distance(audio: np.ndarray, reference: np.ndarray,
     for n_fft, hop, win in resolutions:
         sx = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, center=True))
         sy = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, center=True))
-        convergence = np.linalg.norm(sy - sx) / max(np.linalg.norm(sy), 1e-7)
+        convergence = np.linalg.norm(sy - sx) / max(cast(float, np.linalg.norm(sy)), 1e-7)
         log_distance = np.mean(np.abs(np.log(np.maximum(sx, 1e-7)) - np.log(np.maximum(sy, 1e-7))))
         total += convergence + log_distance
     return float(total / len(resolutions))

@@ -266,11 +266,11 @@ def decode_notes(post: Posteriors, decoding: Decoding | None = None) -> Transcri
     times = post.frame_times
     if not found:
         return Transcription(np.zeros((0, 2)), np.zeros(0), times, roll, d.latency_seconds)
-    start, end, key = (np.array(col) for col in zip(*found))
-    intervals = np.stack([start, np.minimum(end, frames)], axis=1) * post.frame_seconds  # frame k is at k hops
+    first, last, note_key = (np.array(col) for col in zip(*found))
+    intervals = np.stack([first, np.minimum(last, frames)], axis=1) * post.frame_seconds  # frame k is at k hops
     intervals = np.maximum(intervals - d.latency_seconds, 0.0)
     intervals[:, 1] = np.maximum(intervals[:, 1], intervals[:, 0] + post.frame_seconds)
-    return Transcription(intervals, (key + LOWEST_MIDI).astype(np.float64), times, roll, d.latency_seconds)
+    return Transcription(intervals, (note_key + LOWEST_MIDI).astype(np.float64), times, roll, d.latency_seconds)
 
 
 def _energy_notes(energy: np.ndarray, threshold: float, tolerance: int, min_frames: int) -> list[tuple[int, int, int]]:
@@ -375,7 +375,7 @@ def note_metrics(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.
     if len(ref_pitches) == 0:
         return {k: float("nan") for k in keys}
     if len(est_pitches) == 0:
-        return {k: 0.0 for k in keys}
+        return dict.fromkeys(keys, 0.0)
     common = {"onset_tolerance": onset_tolerance, "pitch_tolerance": pitch_tolerance_cents}
     args = (ref_intervals, _hz(ref_pitches), est_intervals, _hz(est_pitches))
     with warnings.catch_warnings():

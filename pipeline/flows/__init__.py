@@ -12,6 +12,7 @@ Prefect is imported lazily, so `performer` commands that do not orchestrate stay
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 # no network at run time: Prefect's (temporary) server would otherwise send usage telemetry
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -20,6 +21,7 @@ __all__ = ["reproduce", "retrain", "serve_retrain", "read_dag", "StageFailed"]
 
 
 def __getattr__(name: str):
+    module: ModuleType
     if name in ("reproduce", "StageFailed"):
         from pipeline.flows import reproduce as module
     elif name in ("retrain", "serve_retrain"):

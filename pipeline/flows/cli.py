@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -22,15 +21,15 @@ def _fail(err: Exception) -> None:
 
 @flow_app.command("run")
 def run(
-    targets: Optional[List[str]] = typer.Argument(None, help="stages to bring up to date, with everything upstream "
-                                                  "(default: all); a foreach name means all its stages"),
+    targets: list[str] | None = typer.Argument(None, help="stages to bring up to date, with everything upstream "
+                                               "(default: all); a foreach name means all its stages"),
     root: Path = typer.Option(Path("."), help="the DVC project"),
-    force: Optional[List[str]] = typer.Option(None, "--force", "-f", help="run this stage even if it is up to date "
-                                              "(repeatable)"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="at most this many stages at once "
-                                       "(default: half the cores, 2 to 4)"),
-    retries: Optional[int] = typer.Option(None, help="retries of the download stage, with exponential back-off "
-                                          "(default: 3 when data.source is not builtin, else 0)"),
+    force: list[str] | None = typer.Option(None, "--force", "-f", help="run this stage even if it is up to date "
+                                           "(repeatable)"),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="at most this many stages at once "
+                                    "(default: half the cores, 2 to 4)"),
+    retries: int | None = typer.Option(None, help="retries of the download stage, with exponential back-off "
+                                       "(default: 3 when data.source is not builtin, else 0)"),
 ) -> None:
     """Reproduce the DVC pipeline as a Prefect flow: one task per stage, independent stages at the same time,
     unchanged stages skipped, every finished stage recorded in dvc.lock."""
@@ -50,14 +49,14 @@ def run(
 def serve(
     root: Path = typer.Option(Path("."), help="the DVC project the retrain runs work in"),
     cron: str = typer.Option(DEFAULT_CRON, help="when to retrain (cron, 5 fields)"),
-    timezone: Optional[str] = typer.Option(None, help="time zone of the cron schedule (default UTC)"),
+    timezone: str | None = typer.Option(None, help="time zone of the cron schedule (default UTC)"),
     name: str = typer.Option("retrain", help="deployment name"),
-    metric: Optional[str] = typer.Option(None, help="metric the champion is chosen by (lower is better; default "
-                                         "deep_performer.audio_mel_mse)"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
-                                               "sqlite:///mlflow.db)"),
-    refresh: Optional[List[str]] = typer.Option(None, help="stages re-run at every retrain (default: prepare)"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="at most this many stages at once"),
+    metric: str | None = typer.Option(None, help="metric the champion is chosen by (lower is better; default "
+                                      "deep_performer.audio_mel_mse)"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or "
+                                            "sqlite:///mlflow.db)"),
+    refresh: list[str] | None = typer.Option(None, help="stages re-run at every retrain (default: prepare)"),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="at most this many stages at once"),
 ) -> None:
     """Serve the `retrain` flow (refresh data, reproduce, evaluate, register, promote if better) as a deployment
     on a cron schedule, against the Prefect server at PREFECT_API_URL. Runs until interrupted."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from pipeline.errors import PipelineError
 
@@ -38,7 +38,7 @@ class Dag:
                 found.add(node.name)
         return [n for n in self.stages if n in found]
 
-    def select(self, targets: Iterable[str] | None) -> "Dag":
+    def select(self, targets: Iterable[str] | None) -> Dag:
         """The targets and everything upstream of them (what `dvc repro TARGETS` considers)."""
         if not targets:
             return self

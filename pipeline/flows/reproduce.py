@@ -29,6 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
+from prefect.utilities.annotations import NotSet
 
 from pipeline.errors import PipelineError
 from pipeline.flows.dag import Dag, StageNode, read_dag
@@ -187,7 +188,8 @@ def default_retries(root: Path, dag: Dag) -> dict[str, int]:
 
 # ------------------------------------------------------------------ the flow
 
-@flow(name="reproduce", task_runner=ThreadPoolTaskRunner(max_workers=64), log_prints=True)
+# prefect types flow(task_runner=) as TaskRunner[PrefectFuture[Any]], which its own ThreadPoolTaskRunner is not
+@flow(name="reproduce", task_runner=ThreadPoolTaskRunner(max_workers=64), log_prints=True)  # type: ignore[arg-type]
 def reproduce(
     root: str = ".",
     targets: list[str] | None = None,
@@ -233,8 +235,8 @@ def reproduce(
                 runner = run_stage.with_options(
                     task_run_name=node.name, retries=n,
                     retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay)(n) if n else 0,
-                    retry_jitter_factor=0.2 if n else None)
-                future = runner.submit(str(path), node, node.name in forced, threads,
+                    retry_jitter_factor=0.2 if n else NotSet)
+                future = runner.submit(str(path), node, node.name in forced, threads, return_state=False,
                                        wait_for=[futures[up] for up in node.upstream if up in futures])
                 futures[node.name] = future
                 running[future] = node.name

@@ -81,6 +81,6 @@ def load_folder(root: Path, mel: MelConfig, device: str | torch.device = "cpu") 
         vocoder = load_model(paths["hifigan"], build_vocoder).remove_weight_norm()
     except PipelineError:
         raise
-    except Exception as err:  # a damaged or foreign file
+    except Exception as err:  # noqa: BLE001  (a damaged or foreign file)
         raise PipelineError(f"cannot load the models: {err}", root) from None
     return PerformerModels(alignment, synthesis, vocoder, mel, source=str(root)).to(device)

@@ -24,6 +24,7 @@ joins them:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +75,7 @@ def predict_timing(model: AlignmentModel, notes: NoteTable, performer: int, temp
         idx = np.flatnonzero((group >= a) & (group < b))
         members.append(idx)
         items.append(_note_item(notes, idx, performer, tempo_qpm))
-    preds = []
+    preds: list[np.ndarray] = []
     for i in range(0, len(items), batch_size):
         batch = {k: v.to(device) for k, v in collate_clips(items[i:i + batch_size]).items()}
         pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
@@ -144,7 +145,7 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
     n_mels = model.hparams["n_mels"]
-    data = {"mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
+    data: dict[str, Any] = {"mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
             "pitch": notes.pitch, "velocity": notes.velocity, "score_onset": notes.onset,
             "score_duration": notes.duration, "onset_frame": onset_frame, "offset_frame": offset_frame,
             "performer_id": np.int64(performer)}

@@ -50,6 +50,8 @@ LOG_SCALE_LIMIT = 3.0
 class AlignmentModel(nn.Module):
     """Notes (B, N) + performer (B,) + tempo class (B,) -> (B, N, 2) onset and duration in frames."""
 
+    frames_per_tick: torch.Tensor  # buffer (register_buffer in __init__)
+
     def __init__(self, *, frame_rate: float, n_performers: int = 32, n_tempo_classes: int = N_TEMPO_CLASSES,
                  tempo_range: tuple[float, float] = TEMPO_RANGE, d_model: int = 128, layers: int = 3, heads: int = 2,
                  attention_dim: int = 64, ffn_dim: int = 256, kernels: tuple[int, int] = (9, 1), dropout: float = 0.2,
@@ -174,7 +176,7 @@ def to_timeline(pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tenso
 # ------------------------------------------------------------------ batch adapter (training, evaluation, rendering)
 
 
-def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
     return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],

@@ -22,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -179,7 +180,7 @@ class Generator(nn.Module):
                 raise ValueError(f"upsample kernel {k} / stride {s}: kernel - stride must be even and >= 0")
         if upsample_initial_channel % 2 ** len(upsample_rates):
             raise ValueError("upsample_initial_channel must be divisible by 2 ** len(upsample_rates)")
-        self._hparams = dict(
+        self._hparams: dict[str, Any] = dict(
             in_channels=int(in_channels),
             upsample_initial_channel=int(upsample_initial_channel),
             upsample_rates=list(upsample_rates),
@@ -240,7 +241,7 @@ class Generator(nn.Module):
         x = self.conv_pre(mel)
         for i, (upsample, fusion) in enumerate(zip(self.upsamples, self.fusions)):
             x = upsample(F.leaky_relu(x, self.leaky_slope))
-            if self.excitation:
+            if self.excitation and source is not None:  # (never None with excitation: checked above)
                 x = x + self.source_convs[i](source.to(x.dtype))
             x = fusion(x)
         x = self.conv_post(F.leaky_relu(x, self.leaky_slope))
@@ -266,7 +267,7 @@ class Generator(nn.Module):
             return self.forward(mel.unsqueeze(0), None if source is None else source.reshape(1, -1))[0, 0]
         return self.forward(mel, source).squeeze(1)
 
-    def remove_weight_norm(self) -> "Generator":
+    def remove_weight_norm(self) -> Generator:
         """Fold every weight-norm parametrization into a plain ``weight`` parameter (for inference);
         in place, returns ``self``.
 
@@ -275,6 +276,7 @@ class Generator(nn.Module):
         removing it from a copy would break the original. Here each module is instead switched
         back to its plain class, leaving the shared parametrized class untouched.
         """
+        module: Any  # parametrized modules: their attributes are made at run time
         for module in list(self.modules()):
             if not parametrize.is_parametrized(module, "weight"):
                 continue

@@ -8,6 +8,7 @@ and numba (1.3 s), and the vocoder is built on every `performer render`.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 _F_SP = 200.0 / 3  # Slaney: linear below 1 kHz, 200/3 Hz per mel
 _MIN_LOG_HZ = 1000.0
@@ -15,13 +16,13 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOG_STEP = np.log(6.4) / 27.0
 
 
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: npt.ArrayLike) -> np.ndarray:
     hz = np.asarray(hz, np.float64)
     log_part = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOG_STEP
     return np.where(hz >= _MIN_LOG_HZ, log_part, hz / _F_SP)
 
 
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: npt.ArrayLike) -> np.ndarray:
     mel = np.asarray(mel, np.float64)
     log_part = _MIN_LOG_HZ * np.exp(_LOG_STEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
     return np.where(mel >= _MIN_LOG_MEL, log_part, mel * _F_SP)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -34,7 +36,7 @@ def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]
         torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
 
 
-def load_model(path: str | Path, cls: Callable[..., torch.nn.Module]) -> torch.nn.Module:
+def load_model(path: str | Path, cls: Callable[..., M]) -> M:
     """Rebuild ``cls(**hparams)`` from a file written by :func:`save_model`, in eval mode."""
     state = read_weights(path)
     model = cls(**state["hparams"])

@@ -53,7 +53,7 @@ class PianoRollHifigan(nn.Module):
                                                    batch["note_mask"], frames)
         return torch.cat([piano, position], dim=-1)
 
-    def remove_weight_norm(self) -> "PianoRollHifigan":
+    def remove_weight_norm(self) -> PianoRollHifigan:
         """Fold the generator's weight norm for inference (in place; returns ``self``)."""
         self.generator.remove_weight_norm()
         return self

@@ -59,6 +59,9 @@ class SourceFilterVocoder(nn.Module):
     """
 
     excitation = True  # it needs the notes' source (as the source-filter HiFi-GAN does)
+    window: torch.Tensor  # buffers (register_buffer in __init__)
+    envelope: torch.Tensor
+    pass_band: torch.Tensor
 
     def __init__(self, *, in_channels: int, sample_rate: int, n_fft: int, hop_length: int, fmin: float, fmax: float,
                  channels: int = 256, layers: int = 6, kernel_size: int = 7, excitation_amplitude: float = 0.1,

@@ -118,7 +118,7 @@ def synthesis_loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: tor
 # ------------------------------------------------------------------ batch adapter (training, evaluation, rendering)
 
 
-def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
     return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],

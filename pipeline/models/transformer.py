@@ -39,6 +39,8 @@ class SinusoidalPositions(nn.Module):
     longer sequences get a freshly computed table.
     """
 
+    table: torch.Tensor  # buffer (register_buffer in __init__)
+
     def __init__(self, dim: int, max_len: int = 1000) -> None:
         super().__init__()
         self.dim = dim

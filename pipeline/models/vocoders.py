@@ -11,14 +11,14 @@ those are HiFi-GAN), so ``load_model(path, build_vocoder)`` rebuilds whichever w
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pipeline.config import VOCODERS, MelConfig
 from pipeline.errors import PipelineError
 from pipeline.models.hifigan import Generator
 from pipeline.models.source_filter import SourceFilterVocoder
 
-Vocoder = Union[Generator, SourceFilterVocoder]
+Vocoder = Generator | SourceFilterVocoder
 VOCODER_KINDS: dict[str, type] = {"hifigan": Generator, "source_filter": SourceFilterVocoder}
 assert tuple(VOCODER_KINDS) == VOCODERS, "pipeline.config.VOCODERS must name the vocoders built here"
 

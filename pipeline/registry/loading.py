@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -14,7 +15,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import MODEL_NAMES, PerformerModels, load_folder
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.models.vocoders import VOCODER_KINDS
+from pipeline.models.vocoders import VOCODER_KINDS, Vocoder
 from pipeline.registry.common import REGISTERED_PREFIX
 
 
@@ -64,7 +65,9 @@ def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.d
         if not isinstance(model, classes):
             expected = " or ".join(c.__name__ for c in classes)
             raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
-    return PerformerModels(*models, mel=mel, source=text)
+    alignment, synthesis, vocoder = models  # their classes checked just above
+    return PerformerModels(cast(AlignmentModel, alignment), cast(SynthesisModel, synthesis), cast(Vocoder, vocoder),
+                           mel=mel, source=text)
 
 
 def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
@@ -76,5 +79,5 @@ def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
     mlflow.set_tracking_uri(tracking_uri())
     try:
         return mlflow.pytorch.load_model(uri, map_location=torch.device(device)).eval()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (any failure to load is one line for the user)
         raise PipelineError(f"cannot load the model from MLflow: {str(err).splitlines()[0]}", uri) from None

@@ -3,6 +3,7 @@ champion if better, list the versions."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -216,10 +217,8 @@ def list_versions(tracking_uri: str | None = None, names: list[str] | None = Non
             metrics = {}
             for key, text in mv.tags.items():
                 if "." in key and not key.startswith("component."):
-                    try:
+                    with contextlib.suppress(ValueError):
                         metrics[key] = float(text)
-                    except ValueError:
-                        pass
             rows.append({"name": name, "version": int(mv.version), "aliases": sorted(by_version.get(str(mv.version), [])),
                          "metrics": metrics, "git_commit": mv.tags.get("git_commit", ""),
                          "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)

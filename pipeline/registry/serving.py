@@ -15,6 +15,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 import torch
+from mlflow.pyfunc import PythonModel
 
 from pipeline.config import MelConfig, from_dict
 from pipeline.errors import PipelineError
@@ -70,7 +71,7 @@ def decode_audio(text: str):
     return audio, rate
 
 
-class DeepPerformerModel(mlflow.pyfunc.PythonModel):
+class DeepPerformerModel(PythonModel):
     """The composite ``deep-performer`` model: score (+ performer, tempo) -> 16 kHz audio.
 
     Its artifacts ``alignment``, ``synthesis``, ``hifigan`` are MLflow pytorch models (copies of the
@@ -89,7 +90,8 @@ class DeepPerformerModel(mlflow.pyfunc.PythonModel):
             raise PipelineError(f"this {COMPOSITE} version carries no mel recipe (registered by an older version): "
                                 "register the models again")
         mel = from_dict(MelConfig, json.loads(Path(context.artifacts["mel"]).read_text()), "mel")
-        self.models = PerformerModels(*modules, mel=mel, source=COMPOSITE).to(device)
+        alignment, synthesis, vocoder = modules
+        self.models = PerformerModels(alignment, synthesis, vocoder, mel=mel, source=COMPOSITE).to(device)
 
     # the DataFrame hint tells MLflow that the signature given at logging time (score, performer, tempo
     # columns) validates requests, not type hints

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pipeline.config import MelConfig, TrainHifiganConfig
+from pipeline.config import MelConfig, TrainHifiganBaselineConfig, TrainHifiganConfig
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import (
     HifiganLossWeights,
@@ -30,7 +30,11 @@ from pipeline.models.hifigan import (
 )
 from pipeline.models.stft_loss import multi_resolution_stft_loss
 from pipeline.training.mel_augment import vague_mel
-from pipeline.training.schedules import exponential_schedule
+from pipeline.training.schedules import adam_betas, exponential_schedule
+
+if TYPE_CHECKING:
+    from pipeline.models.pianoroll_hifigan import PianoRollHifigan
+    from pipeline.models.vocoders import Vocoder
 
 
 class HifiganTask:
@@ -38,8 +42,8 @@ class HifiganTask:
     # stft_weight > 0, else 0 in training); the piano-roll baseline keeps its recorded metrics
     log_stft = True
 
-    def __init__(self, generator: torch.nn.Module, config: TrainHifiganConfig, mel: MelConfig,
-                 steps_per_epoch: int) -> None:
+    def __init__(self, generator: Vocoder | PianoRollHifigan, config: TrainHifiganConfig | TrainHifiganBaselineConfig,
+                 mel: MelConfig, steps_per_epoch: int) -> None:
         self.generator = generator
         self.mel = LogMelSpectrogram(mel)
         # the discriminators (71 M parameters) only where a GAN step will run: a mel-only schedule
@@ -57,10 +61,11 @@ class HifiganTask:
     def optimizers(self):
         c = self.config
         rule = exponential_schedule(c.lr_decay, self.steps_per_epoch)
-        g = torch.optim.AdamW(self.generator.parameters(), lr=c.learning_rate, betas=tuple(c.betas))
+        g = torch.optim.AdamW(self.generator.parameters(), lr=c.learning_rate, betas=adam_betas(c.betas))
         if not self.adversarial:
             return {"generator": (g, rule)}
-        d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate, betas=tuple(c.betas))
+        d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate,
+                              betas=adam_betas(c.betas))
         return {"generator": (g, rule), "discriminator": (d, rule)}
 
     def generator_io(self, batch, training: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:

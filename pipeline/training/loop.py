@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.distributed as dist
@@ -41,7 +41,7 @@ class TrainTask(Protocol):
         """Optimisers by name, each with its LR multiplier per step (a LambdaLR rule)."""
         ...
 
-    def training_step(self, batch: dict[str, torch.Tensor], step: "StepContext") -> dict[str, float]:
+    def training_step(self, batch: dict[str, torch.Tensor], step: StepContext) -> dict[str, float]:
         """Forward, then ``step.optimize(name, loss)`` per optimiser; returns losses to log."""
         ...
 
@@ -57,7 +57,7 @@ class TrainTask(Protocol):
 class StepContext:
     """Handed to ``training_step``: precision-aware backward, clipping and optimiser step."""
 
-    def __init__(self, trainer: "Trainer") -> None:
+    def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.device = trainer.device
 
@@ -186,8 +186,8 @@ class Trainer:
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """Batches from the current data position on, across epochs, forever."""
         while True:
-            plan = epoch_batches(len(self.train_set), self.config.batch_size, self.config.seed, self.epoch,
-                                 self.rank, self.world)
+            plan = epoch_batches(len(cast(Sized, self.train_set)), self.config.batch_size, self.config.seed,
+                                 self.epoch, self.rank, self.world)
             if not plan:
                 raise ValueError("the training set is empty")
             # a private generator: building a loader must not draw from the global RNG (dropout's),
@@ -213,7 +213,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        if self.val_set is None or len(self.val_set) == 0:
+        if self.val_set is None or len(cast(Sized, self.val_set)) == 0:
             return {}
         self._set_mode(False)
         loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False, collate_fn=self.collate,
@@ -261,7 +261,7 @@ class Trainer:
             if self.step % config.log_every == 0 or self.step == config.max_steps:
                 n = config.log_every if self.step % config.log_every == 0 else self.step % config.log_every
                 means = {k: v / n for k, v in running.items()}
-                means["lr"] = self.schedulers[next(iter(self.schedulers))].get_last_lr()[0]
+                means["lr"] = float(self.schedulers[next(iter(self.schedulers))].get_last_lr()[0])
                 self._log("train", means)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()})
                 running = {}

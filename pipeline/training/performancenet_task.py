@@ -15,6 +15,7 @@ import torch
 from pipeline.config import MelConfig, TrainPerformanceNetConfig
 from pipeline.models.performancenet import PerformanceNet, performancenet_loss
 from pipeline.spectrogram import PowerSpectrogram, griffin_lim, log_mel_of_power
+from pipeline.training.schedules import adam_betas
 from pipeline.training.windows import random_windows, take_frames
 
 
@@ -36,7 +37,7 @@ class PerformanceNetTask:
 
     def optimizers(self):
         c = self.config
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate, betas=tuple(c.betas))
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate, betas=adam_betas(c.betas))
         return {"performancenet": (optimizer, lambda step: 1.0)}
 
     def training_step(self, batch, step) -> dict[str, float]:

@@ -37,7 +37,7 @@ def seed_everything(seed: int) -> None:
     import numpy as np
 
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (seeds the legacy global RNG that libraries still draw from)
     torch.manual_seed(seed)
 
 
@@ -128,6 +128,7 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
     elapsed = time.perf_counter() - started
     if rank != 0:
         return final
+    assert tracker is not None  # rank 0 made one
     save_model(out_dir / "model.pt", model, hparams)
     history = pd.DataFrame(trainer.history)
     steps_run = trainer.step - start_step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -35,5 +36,12 @@ def adam_with_transformer_schedule(model: torch.nn.Module, config) -> tuple[torc
 
     ``config`` is a :class:`pipeline.config.TransformerOptimizerConfig`; ``model.hparams`` holds ``d_model``.
     """
-    adam = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas), eps=config.eps)
-    return adam, transformer_schedule(model.hparams["d_model"], config.warmup, config.anneal_steps, config.anneal_rate)
+    adam = torch.optim.Adam(model.parameters(), lr=config.lr, betas=adam_betas(config.betas), eps=config.eps)
+    hparams = cast(dict[str, Any], model.hparams)  # an attribute of the model class, not a buffer or submodule
+    return adam, transformer_schedule(hparams["d_model"], config.warmup, config.anneal_steps, config.anneal_rate)
+
+
+def adam_betas(betas: Sequence[float]) -> tuple[float, float]:
+    """``betas`` of the params (a list in params.yaml) as the pair Adam's betas are."""
+    beta1, beta2 = betas
+    return beta1, beta2
