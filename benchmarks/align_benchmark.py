@@ -109,7 +109,6 @@ def align(method: str, notes, audio: np.ndarray) -> tuple[np.ndarray, dict]:
     from pipeline.alignment.align import align_score_to_audio, map_frames, warp_function
     from pipeline.alignment.reference import render_reference
 
-
     config = load_params(ROOT / "params.yaml").align
     if method == "ours":
         return align_score_to_audio(notes, audio, SAMPLE_RATE, config).onset, {}
@@ -228,14 +227,19 @@ def corpus_accuracy(root: Path, overrides: dict, workers: int) -> list[dict]:
         if not parts:
             continue
         err = np.concatenate([d[1] for d in parts])
-        rows.append({
-            "corpus": root.name, "material": "polyphonic" if poly else "monophonic", "recordings": len(parts),
-            "notes": int(err.size),
-            "median_ms": round(float(np.median(err)), 2),
-            "mean_ms": round(float(err.mean()), 2),
-            "p95_ms": round(float(np.percentile(err, 95)), 2), "within_50ms": round(float(np.mean(err <= 50)), 4),
-            "seconds_per_recording": round(float(np.mean([d[2] for d in parts])), 2),
-        })
+        rows.append(
+            {
+                "corpus": root.name,
+                "material": "polyphonic" if poly else "monophonic",
+                "recordings": len(parts),
+                "notes": int(err.size),
+                "median_ms": round(float(np.median(err)), 2),
+                "mean_ms": round(float(err.mean()), 2),
+                "p95_ms": round(float(np.percentile(err, 95)), 2),
+                "within_50ms": round(float(np.mean(err <= 50)), 4),
+                "seconds_per_recording": round(float(np.mean([d[2] for d in parts])), 2),
+            }
+        )
     return rows
 
 
@@ -278,8 +282,10 @@ def summarise(runs: list[dict]) -> dict:
 
 def table(results: list[dict]) -> str:
     rows = [
-        ("| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
-         "| median | mean | p95 | within 50 ms |"),
+        (
+            "| recording | method | time (median of runs) | time per 5 min | peak RSS | RSS before "
+            "| median | mean | p95 | within 50 ms |"
+        ),
         "|" + "---|" * 10,
     ]
     for r in results:

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMES = 313   # a 5-second clip at 16 kHz, hop 256
-NOTES = 80     # notes in a dense five-second clip
+FRAMES = 313  # a 5-second clip at 16 kHz, hop 256
+NOTES = 80  # notes in a dense five-second clip
 
 
 def worker(steps: int) -> None:
@@ -44,13 +44,16 @@ def worker(steps: int) -> None:
     model = SynthesisModel(n_performers=4, **params["model"])
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     onset_frame = torch.sort(torch.randint(0, FRAMES - 1, (batch_size, NOTES)), dim=1).values
-    batch = dict(pitch=torch.randint(40, 90, (batch_size, NOTES)),
-                 onset=torch.sort(torch.randint(0, 480, (batch_size, NOTES)), dim=1).values,
-                 duration=torch.randint(1, 96, (batch_size, NOTES)), onset_frame=onset_frame,
-                 offset_frame=(onset_frame + torch.randint(1, 30, (batch_size, NOTES))).clamp(max=FRAMES),
-                 note_mask=torch.ones(batch_size, NOTES, dtype=torch.bool),
-                 performer=torch.randint(0, 4, (batch_size,)),
-                 frame_mask=torch.ones(batch_size, FRAMES, dtype=torch.bool))
+    batch = dict(
+        pitch=torch.randint(40, 90, (batch_size, NOTES)),
+        onset=torch.sort(torch.randint(0, 480, (batch_size, NOTES)), dim=1).values,
+        duration=torch.randint(1, 96, (batch_size, NOTES)),
+        onset_frame=onset_frame,
+        offset_frame=(onset_frame + torch.randint(1, 30, (batch_size, NOTES))).clamp(max=FRAMES),
+        note_mask=torch.ones(batch_size, NOTES, dtype=torch.bool),
+        performer=torch.randint(0, 4, (batch_size,)),
+        frame_mask=torch.ones(batch_size, FRAMES, dtype=torch.bool),
+    )
     target = torch.randn(batch_size, 80, FRAMES)
 
     def step() -> None:
@@ -74,8 +77,12 @@ def side_by_side(processes: int, threads: int | None, steps: int) -> list[dict]:
         env.pop(var, None)
         if threads:
             env[var] = str(threads)
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--steps", str(steps)], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", "--steps", str(steps)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(processes)
+    ]
     results = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -96,10 +103,12 @@ def main() -> None:
         return
 
     cores = os.cpu_count() or 1
-    cases = [("1 process alone, thread per core (reference)", 1, None),
-             (f"1 process alone, {max(1, cores // 2)} thread(s)", 1, max(1, cores // 2)),
-             ("2 side by side, thread per core each (baseline)", 2, None),
-             (f"2 side by side, {max(1, cores // 2)} thread(s) each (flow budget)", 2, max(1, cores // 2))]
+    cases = [
+        ("1 process alone, thread per core (reference)", 1, None),
+        (f"1 process alone, {max(1, cores // 2)} thread(s)", 1, max(1, cores // 2)),
+        ("2 side by side, thread per core each (baseline)", 2, None),
+        (f"2 side by side, {max(1, cores // 2)} thread(s) each (flow budget)", 2, max(1, cores // 2)),
+    ]
     per_process: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     total: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     threads_seen: dict[str, int] = {}
@@ -112,14 +121,18 @@ def main() -> None:
             threads_seen[name] = results[0]["threads"]
             print(f"repeat {repeat + 1}: {name}: {', '.join(f'{r:.2f}' for r in rates)} steps/s", file=sys.stderr)
 
-    print(f"\n{platform.processor() or platform.machine()}, {cores} cores, torch threads as listed; "
-          f"synthesis model of params.yaml, batch 8 x {FRAMES} frames; median of {args.repeats} runs "
-          f"x {args.steps} steps\n")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {cores} cores, torch threads as listed; "
+        f"synthesis model of params.yaml, batch 8 x {FRAMES} frames; median of {args.repeats} runs "
+        f"x {args.steps} steps\n"
+    )
     print("| case | torch threads | steps/s per process | steps/s in total |")
     print("| --- | --- | --- | --- |")
     for name, _, _ in cases:
-        print(f"| {name} | {threads_seen[name]} | {statistics.median(per_process[name]):.2f} | "
-              f"{statistics.median(total[name]):.2f} |")
+        print(
+            f"| {name} | {threads_seen[name]} | {statistics.median(per_process[name]):.2f} | "
+            f"{statistics.median(total[name]):.2f} |"
+        )
 
 
 if __name__ == "__main__":

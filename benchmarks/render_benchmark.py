@@ -47,10 +47,12 @@ MEL = load_params(ROOT / "params.yaml").mel  # the project's mel recipe
 def paper_models(device: torch.device) -> PerformerModels:
     """Untrained models at the paper's sizes (Tables 4 and 5, HiFi-GAN V2): the same compute as trained ones."""
     names = ("a", "b", "c", "d")
-    return PerformerModels(AlignmentModel(n_performers=4, performer_names=names,
-                                          frame_rate=MEL.sample_rate / MEL.hop_length).eval(),
-                           SynthesisModel(n_performers=4, performer_names=names).eval(),
-                           Generator().eval().remove_weight_norm(), MEL).to(device)
+    return PerformerModels(
+        AlignmentModel(n_performers=4, performer_names=names, frame_rate=MEL.sample_rate / MEL.hop_length).eval(),
+        SynthesisModel(n_performers=4, performer_names=names).eval(),
+        Generator().eval().remove_weight_norm(),
+        MEL,
+    ).to(device)
 
 
 def paper_models_source_filter(device: torch.device) -> PerformerModels:
@@ -98,23 +100,37 @@ def bench(name: str, models: PerformerModels, seconds: float, repeats: int) -> d
     t_render, result = timed(lambda: render_score(models, notes, performer), repeats)
     t_timing, (on, off) = timed(lambda: predict_timing(models.alignment, notes, pid, notes.tempo_qpm), repeats)
     n_frames = result.mel.shape[1]
-    t_mel, mel = timed(lambda: synthesize_mel(models.synthesis, notes, on, off, pid, n_frames, window=MEL.clip_frames),
-                       repeats)
+    t_mel, mel = timed(
+        lambda: synthesize_mel(models.synthesis, notes, on, off, pid, n_frames, window=MEL.clip_frames), repeats
+    )
     source = models.vocoder.make_source(notes.pitch, on, off, n_frames, result.sample_rate)  # None: mel-only vocoder
     t_vocoder, _ = timed(lambda: vocode(models.vocoder, mel, source=source), repeats)
-    level = {"rms": round(float(np.sqrt(np.mean(np.square(result.audio, dtype=np.float64)))), 4),
-             "dc": round(float(np.mean(result.audio)), 5)}
+    level = {
+        "rms": round(float(np.sqrt(np.mean(np.square(result.audio, dtype=np.float64)))), 4),
+        "dc": round(float(np.mean(result.audio)), 5),
+    }
     audio_s = result.seconds
     seams = seam_flux(models, notes, on, off, pid, n_frames)
-    row = {"models": name, "notes": len(notes), "audio_s": round(audio_s, 2),
-           "render_s": round(t_render, 3), "render_rtf": round(t_render / audio_s, 4),
-           "timing_s": round(t_timing, 3), "mel_s": round(t_mel, 3),
-           "vocoder_s": round(t_vocoder, 3), "vocoder_rtf": round(t_vocoder / audio_s, 4), **level, **seams}
-    print(f"{name:10s} {len(notes):5d} notes {audio_s:6.1f} s audio | render {t_render:6.2f} s (RTF {row['render_rtf']:.3f}) "
-          f"= timing {t_timing:.2f} + mel {t_mel:.2f} + vocoder {t_vocoder:.2f} s (vocoder alone RTF {row['vocoder_rtf']:.3f}); "
-          f"seam flux ratio butted {seams['seam_flux_ratio_overlap0']:.2f}, cross-faded {seams['seam_flux_ratio_overlap64']:.2f}; "
-          f"output RMS {level['rms']:.4f}, DC {level['dc']:+.5f}",
-          flush=True)
+    row = {
+        "models": name,
+        "notes": len(notes),
+        "audio_s": round(audio_s, 2),
+        "render_s": round(t_render, 3),
+        "render_rtf": round(t_render / audio_s, 4),
+        "timing_s": round(t_timing, 3),
+        "mel_s": round(t_mel, 3),
+        "vocoder_s": round(t_vocoder, 3),
+        "vocoder_rtf": round(t_vocoder / audio_s, 4),
+        **level,
+        **seams,
+    }
+    print(
+        f"{name:10s} {len(notes):5d} notes {audio_s:6.1f} s audio | render {t_render:6.2f} s (RTF {row['render_rtf']:.3f}) "
+        f"= timing {t_timing:.2f} + mel {t_mel:.2f} + vocoder {t_vocoder:.2f} s (vocoder alone RTF {row['vocoder_rtf']:.3f}); "
+        f"seam flux ratio butted {seams['seam_flux_ratio_overlap0']:.2f}, cross-faded {seams['seam_flux_ratio_overlap64']:.2f}; "
+        f"output RMS {level['rms']:.4f}, DC {level['dc']:+.5f}",
+        flush=True,
+    )
     return row
 
 
@@ -129,13 +145,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
-          f"device {device}", flush=True)
+    print(
+        f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
+        f"device {device}",
+        flush=True,
+    )
     rows = []
     if args.models and (Path(args.models) / "hifigan" / "model.pt").is_file():
         rows.append(bench("trained", load_models(args.models, MEL, device), args.seconds, args.repeats))
     rows.append(bench("paper-size", paper_models(device), args.seconds, args.repeats))
-    rows.append(bench("paper-size, source-filter vocoder", paper_models_source_filter(device), args.seconds, args.repeats))
+    rows.append(
+        bench("paper-size, source-filter vocoder", paper_models_source_filter(device), args.seconds, args.repeats)
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

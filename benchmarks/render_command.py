@@ -44,8 +44,12 @@ def write_score(path: Path, seconds: float) -> int:
         start = int(round(onset * scale))
         events.append((start, 1, mido.Message("note_on", note=int(pitch), velocity=int(velocity))))
         events.append((start + max(1, int(round(duration * scale))), 0, mido.Message("note_off", note=int(pitch))))
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(notes.tempo_qpm), time=0),
-                            mido.Message("program_change", program=40, time=0)])
+    track = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(notes.tempo_qpm), time=0),
+            mido.Message("program_change", program=40, time=0),
+        ]
+    )
     now = 0
     for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
         track.append(message.copy(time=tick - now))
@@ -76,8 +80,17 @@ def main() -> None:
         score, out = Path(tmp) / "score.mid", Path(tmp) / "out.wav"
         count = write_score(score, args.seconds)
         performer_bin = Path(sys.executable).with_name("performer")
-        command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", args.models,
-                   "--threads", str(args.threads)]
+        command = [
+            str(performer_bin),
+            "render",
+            str(score),
+            "-o",
+            str(out),
+            "--models",
+            args.models,
+            "--threads",
+            str(args.threads),
+        ]
         walls = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -95,8 +108,10 @@ def main() -> None:
                 renders.append(time.perf_counter() - start)
                 audio_s = result.seconds
     wall, render = statistics.median(walls), statistics.median(renders)
-    print(f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}; "
-          f"{count} notes, {audio_s:.1f} s of audio; medians of {args.repeats}")
+    print(
+        f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}; "
+        f"{count} notes, {audio_s:.1f} s of audio; medians of {args.repeats}"
+    )
     print(f"command {wall:.2f} s (RTF {wall / audio_s:.3f}; runs {', '.join(f'{w:.2f}' for w in walls)})")
     print(f"render part {render:.2f} s (RTF {render / audio_s:.3f}; runs {', '.join(f'{r:.2f}' for r in renders)})")
     print(f"command / render part: {wall / render:.2f}x")

@@ -92,10 +92,18 @@ def load_clips(recordings: list[str], data: Path, mel, clip_seconds: float) -> l
                 continue
             stop = start + frames
             keep = (on < stop) & (off > start)
-            intervals = np.stack([np.clip(on[keep] - start, 0, frames), np.clip(off[keep] - start, 0, frames)],
-                                 axis=1) * frame_s
-            item = tx.TuningItem(audio[start * hop:stop * hop], sr, intervals, pitch[keep], rec.tuning_cents,
-                                 ref_onset_heard=(on[keep] >= start))
+            intervals = (
+                np.stack([np.clip(on[keep] - start, 0, frames), np.clip(off[keep] - start, 0, frames)], axis=1)
+                * frame_s
+            )
+            item = tx.TuningItem(
+                audio[start * hop : stop * hop],
+                sr,
+                intervals,
+                pitch[keep],
+                rec.tuning_cents,
+                ref_onset_heard=(on[keep] >= start),
+            )
             clips.append(Clip(rec_id, rec.polyphonic, item, hop))
     return clips
 
@@ -105,20 +113,28 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def ceilings(clips: list[Clip], posteriors: list[tx.Posteriors], settings: tx.Decoding, trackers: list[str],
-             post_seconds: list[float], transitions: tuple[float, ...] = ()) -> dict[str, dict[str, float]]:
+def ceilings(
+    clips: list[Clip],
+    posteriors: list[tx.Posteriors],
+    settings: tx.Decoding,
+    trackers: list[str],
+    post_seconds: list[float],
+    transitions: tuple[float, ...] = (),
+) -> dict[str, dict[str, float]]:
     """Per-recording means over clips of every metric, the recordings scored against their own score."""
     per: dict[str, dict[str, list[float]]] = {}
     for clip, post, net_s in zip(clips, posteriors, post_seconds):
         it = clip.item
         est = tx.decode_notes(post, settings)
         row = per.setdefault(clip.recording, {})
-        notes = tx.note_metrics(est, it.ref_intervals, it.ref_pitches, it.tuning_cents,
-                                ref_onset_heard=it.ref_onset_heard)
+        notes = tx.note_metrics(
+            est, it.ref_intervals, it.ref_pitches, it.tuning_cents, ref_onset_heard=it.ref_onset_heard
+        )
         for key in ("note_onset_f1", "note_f1"):
             row.setdefault(key, []).append(notes[key])
         row.setdefault("multipitch_accuracy", []).append(
-            tx.multipitch_accuracy(est, it.ref_intervals, it.ref_pitches, it.tuning_cents))
+            tx.multipitch_accuracy(est, it.ref_intervals, it.ref_pitches, it.tuning_cents)
+        )
         if clip.polyphonic:
             continue
         for tracker in trackers:
@@ -129,29 +145,40 @@ def ceilings(clips: list[Clip], posteriors: list[tx.Posteriors], settings: tx.De
             row.setdefault(f"{tracker}_raw_pitch_accuracy", []).append(scores["raw_pitch_accuracy"])
             row.setdefault(f"{tracker}_voicing_recall", []).append(scores["voicing_recall"])
             for tol in transitions:  # the transition tolerance's effect (the column above: the default)
-                strict = pitch_metrics.score_f0(track, it.ref_intervals, it.ref_pitches, it.tuning_cents,
-                                                transition_seconds=tol)
+                strict = pitch_metrics.score_f0(
+                    track, it.ref_intervals, it.ref_pitches, it.tuning_cents, transition_seconds=tol
+                )
                 row.setdefault(f"{tracker}_raw_pitch_accuracy@{tol:g}s", []).append(strict["raw_pitch_accuracy"])
             per_clip = seconds * CLIP_SECONDS / (len(it.audio) / it.sample_rate)  # scaled to a full-length clip
             row.setdefault(f"{tracker}_seconds_per_clip", []).append(per_clip)
-    return {rec: {k: _mean(v) for k, v in metrics.items()} | {"clips": len(metrics["note_onset_f1"])}
-            for rec, metrics in per.items()}
+    return {
+        rec: {k: _mean(v) for k, v in metrics.items()} | {"clips": len(metrics["note_onset_f1"])}
+        for rec, metrics in per.items()
+    }
 
 
 def print_ceilings(title: str, table: dict[str, dict[str, float]], polyphonic: dict[str, bool]) -> None:
-    keys = sorted({k for row in table.values() for k in row if k != "clips"},
-                  key=lambda k: (k.split("_")[0] in ("pyin", "contour"), k))
+    keys = sorted(
+        {k for row in table.values() for k in row if k != "clips"},
+        key=lambda k: (k.split("_")[0] in ("pyin", "contour"), k),
+    )
     print(f"\n### {title}\n")
     print("| recording | poly | clips | " + " | ".join(keys) + " |")
     print("|---|---|---|" + "---|" * len(keys))
     for rec, row in table.items():
-        print(f"| {rec} | {'yes' if polyphonic[rec] else 'no'} | {row['clips']} | "
-              + " | ".join(f"{row.get(k, float('nan')):.3f}" for k in keys) + " |")
+        print(
+            f"| {rec} | {'yes' if polyphonic[rec] else 'no'} | {row['clips']} | "
+            + " | ".join(f"{row.get(k, float('nan')):.3f}" for k in keys)
+            + " |"
+        )
     for label, want in (("mono", False), ("poly", True)):
         rows = [row for rec, row in table.items() if polyphonic[rec] == want]
         if rows:
-            print(f"| **mean {label}** | | {sum(r['clips'] for r in rows)} | "
-                  + " | ".join(f"{_mean([r.get(k, float('nan')) for r in rows]):.3f}" for k in keys) + " |")
+            print(
+                f"| **mean {label}** | | {sum(r['clips'] for r in rows)} | "
+                + " | ".join(f"{_mean([r.get(k, float('nan')) for r in rows]):.3f}" for k in keys)
+                + " |"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", default="0.03,0.04,0.05", help="transcriber latencies (s) subtracted")
     parser.add_argument("--reonset", default="none,0.6,0.7,0.8", help="re-onset thresholds (none: off)")
     parser.add_argument("--trackers", default="pyin,contour", help="f0 trackers to compare")
-    parser.add_argument("--transitions", default="0,0.016,0.05",
-                        help="extra f0 transition tolerances (s) to report beside the default")
+    parser.add_argument(
+        "--transitions", default="0,0.016,0.05", help="extra f0 transition tolerances (s) to report beside the default"
+    )
     parser.add_argument("--top", type=int, default=20, help="grid rows printed (all go to --json)")
     parser.add_argument("--json", help="write everything measured here")
     args = parser.parse_args(argv)
@@ -183,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     trackers = [t for t in args.trackers.split(",") if t]
     started = time.perf_counter()
     clips = load_clips(recordings, data, params.mel, args.clip_seconds)
-    print(f"{len(recordings)} recordings, {len(clips)} clips of <= {args.clip_seconds} s "
-          f"(mel hop {params.mel.hop_length} at {params.mel.sample_rate} Hz)")
+    print(
+        f"{len(recordings)} recordings, {len(clips)} clips of <= {args.clip_seconds} s "
+        f"(mel hop {params.mel.hop_length} at {params.mel.sample_rate} Hz)"
+    )
     polyphonic = {c.recording: c.polyphonic for c in clips}
 
     transcriber = tx.Transcriber(threads=1)
@@ -193,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         posteriors.append(transcriber.posteriors(clip.item.audio, clip.item.sample_rate))
         post_seconds.append(time.perf_counter() - t0)
-    print(f"network: {sum(post_seconds):.1f} s for {len(clips)} clips "
-          f"({_mean(post_seconds):.3f} s per clip, one thread)")
+    print(
+        f"network: {sum(post_seconds):.1f} s for {len(clips)} clips ({_mean(post_seconds):.3f} s per clip, one thread)"
+    )
 
     default = tx.Decoding()
     transitions = tuple(float(v) for v in args.transitions.split(",") if v)
@@ -203,14 +234,21 @@ def main(argv: list[str] | None = None) -> int:
 
     flags = lambda text: [bool(int(v)) for v in text.split(",")]  # noqa: E731
     numbers = lambda text: [float(v) for v in text.split(",")]  # noqa: E731
-    grid = {"onset_threshold": numbers(args.onset), "frame_threshold": numbers(args.frame),
-            "min_note_seconds": numbers(args.min_note), "melodia_trick": flags(args.melodia),
-            "infer_onsets": flags(args.infer_onsets), "latency_seconds": numbers(args.latency),
-            "reonset_threshold": [None if v.strip().lower() == "none" else float(v) for v in args.reonset.split(",")]}
+    grid = {
+        "onset_threshold": numbers(args.onset),
+        "frame_threshold": numbers(args.frame),
+        "min_note_seconds": numbers(args.min_note),
+        "melodia_trick": flags(args.melodia),
+        "infer_onsets": flags(args.infer_onsets),
+        "latency_seconds": numbers(args.latency),
+        "reonset_threshold": [None if v.strip().lower() == "none" else float(v) for v in args.reonset.split(",")],
+    }
     t0 = time.perf_counter()
     best, rows = tx.tune_thresholds([c.item for c in clips], grid, transcriber, posteriors)
-    print(f"\n### Grid ({len(rows)} settings x {len(clips)} clips, {time.perf_counter() - t0:.0f} s), "
-          f"top {args.top} by note-onset F1\n")
+    print(
+        f"\n### Grid ({len(rows)} settings x {len(clips)} clips, {time.perf_counter() - t0:.0f} s), "
+        f"top {args.top} by note-onset F1\n"
+    )
     columns = list(grid) + ["note_onset_f1", "note_f1", "multipitch_accuracy"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -222,18 +260,31 @@ def main(argv: list[str] | None = None) -> int:
     for label, want in (("mono", False), ("poly", True)):
         subset = [i for i, c in enumerate(clips) if c.polyphonic == want]
         if subset:
-            _, (sub,) = tx.tune_thresholds([clips[i].item for i in subset], {}, tx.Transcriber(**asdict(settings)),
-                                           [posteriors[i] for i in subset])
-            print(f"  {label} clips: note_onset_f1 {sub['note_onset_f1']:.3f}, note_f1 {sub['note_f1']:.3f}, "
-                  f"multipitch {sub['multipitch_accuracy']:.3f}")
+            _, (sub,) = tx.tune_thresholds(
+                [clips[i].item for i in subset], {}, tx.Transcriber(**asdict(settings)), [posteriors[i] for i in subset]
+            )
+            print(
+                f"  {label} clips: note_onset_f1 {sub['note_onset_f1']:.3f}, note_f1 {sub['note_f1']:.3f}, "
+                f"multipitch {sub['multipitch_accuracy']:.3f}"
+            )
     best_table = ceilings(clips, posteriors, settings, [], post_seconds)
     print_ceilings(f"Ceilings at the best settings {settings}", best_table, polyphonic)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"recordings": recordings, "clips": len(clips),
-                                               "default": asdict(default),
-                                               "default_ceilings": default_table, "best": best,
-                                               "best_ceilings": best_table, "grid": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "recordings": recordings,
+                    "clips": len(clips),
+                    "default": asdict(default),
+                    "default_ceilings": default_table,
+                    "best": best,
+                    "best_ceilings": best_table,
+                    "grid": rows,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -63,8 +63,10 @@ def main() -> None:
     v2 = Generator().eval().remove_weight_norm()
     with torch.inference_mode():
         rows["HiFi-GAN V2 (the paper's)"] = cpu_seconds(lambda: v2(mel), args.repeats)
-        for name, kwargs in (("source-filter, CPU default (256 ch, 6 blocks)", {}),
-                             ("source-filter, GPU scale (512 ch, 8 blocks)", {"channels": 512, "layers": 8})):
+        for name, kwargs in (
+            ("source-filter, CPU default (256 ch, 6 blocks)", {}),
+            ("source-filter, GPU scale (512 ch, 8 blocks)", {"channels": 512, "layers": 8}),
+        ):
             vocoder = vocoder_for_mel("source_filter", kwargs, mel_config).eval()
 
             def run(vocoder=vocoder):
@@ -73,13 +75,19 @@ def main() -> None:
 
             rows[name] = cpu_seconds(run, args.repeats)
     base = rows["HiFi-GAN V2 (the paper's)"]
-    print(f"{platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__}; "
-          f"{audio_s:.1f} s of audio, median CPU time of {args.repeats}")
-    print("| vocoder | CPU s per s of audio | x real time | speed-up over HiFi-GAN V2 | over the authors' V2 code (/ 0.99) |")
+    print(
+        f"{platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__}; "
+        f"{audio_s:.1f} s of audio, median CPU time of {args.repeats}"
+    )
+    print(
+        "| vocoder | CPU s per s of audio | x real time | speed-up over HiFi-GAN V2 | over the authors' V2 code (/ 0.99) |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for name, seconds in rows.items():
-        print(f"| {name} | {seconds / audio_s:.4f} | {audio_s / seconds:.0f} | {base / seconds:.2f}x | "
-              f"{base / seconds / 0.99:.2f}x |")
+        print(
+            f"| {name} | {seconds / audio_s:.4f} | {audio_s / seconds:.0f} | {base / seconds:.2f}x | "
+            f"{base / seconds / 0.99:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

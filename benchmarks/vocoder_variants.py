@@ -43,16 +43,18 @@ def main() -> None:
     index = pd.read_csv(FEATURES / "index.csv", dtype={"id": str})
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
     test = read_split(FEATURES, params.split).test
-    clips = ClipDataset(FEATURES, test, audio_dir=AUDIO, clip_frames=params.mel.clip_frames,
-                        hop_length=params.mel.hop_length)
+    clips = ClipDataset(
+        FEATURES, test, audio_dir=AUDIO, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
+    )
     order = list(range(len(clips)))[: args.clips or None]
     rate = params.mel.sample_rate
     systems = {}
     for folder in args.vocoders:
         vocoder = load_model(Path(folder) / "model.pt", build_vocoder).remove_weight_norm()
         systems[folder] = sys_.vocoder_reconstruction(vocoder, rate)
-    systems["Griffin-Lim"] = sys_.griffin_lim_reconstruction(params.mel,
-                                                             params.train_performancenet.griffin_lim_iterations)
+    systems["Griffin-Lim"] = sys_.griffin_lim_reconstruction(
+        params.mel, params.train_performancenet.griffin_lim_iterations
+    )
     systems["Recording"] = sys_.recording(params.mel.hop_length)
     transcription = asdict(params.evaluate.transcription)
     latencies = tuple(transcription.pop("latencies"))
@@ -70,11 +72,12 @@ def main() -> None:
                 ratio = max(rms, 1e-9) / max(np.sqrt(np.mean(reference**2)), 1e-9)
                 levels[name].append((20 * np.log10(ratio), abs(float(np.mean(out.audio)))))
             return outputs
+
         return run
 
     def batches():
         for i in range(0, len(order), 8):
-            chunk = order[i:i + 8]
+            chunk = order[i : i + 8]
             batch = collate_clips([clips[j] for j in chunk])
             yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
 
@@ -84,11 +87,15 @@ def main() -> None:
     print("| variant | " + " | ".join(SHOWN) + " | level dB | max abs DC | CPU s per clip |")
     print("| --- |" + " --- |" * (len(SHOWN) + 3))
     for name in systems:
-        means = [np.mean(list(scores.values[name][m].values())) if scores.values[name][m] else float("nan")
-                 for m in SHOWN]
+        means = [
+            np.mean(list(scores.values[name][m].values())) if scores.values[name][m] else float("nan") for m in SHOWN
+        ]
         level = np.array(levels[name])
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in means)
-              + f" | {level[:, 0].mean():+.1f} | {level[:, 1].max():.4f} | {seconds[name] / len(order):.3f} |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{v:.3f}" for v in means)
+            + f" | {level[:, 0].mean():+.1f} | {level[:, 1].max():.4f} | {seconds[name] / len(order):.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -81,4 +81,3 @@ def _clear_peak_timestamp(path: Path) -> None:
             if chunk == b"data":  # PEAK comes before the samples
                 return
             offset += 8 + size + (size & 1)
-

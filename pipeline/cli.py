@@ -13,8 +13,12 @@ import typer
 
 from pipeline.errors import PipelineError
 
-app = typer.Typer(help="Deep Performer: score-to-audio performance synthesis pipeline.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Deep Performer: score-to-audio performance synthesis pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(__import__("pipeline.flows.cli", fromlist=["flow_app"]).flow_app, name="flow")  # Prefect flows
 app.add_typer(__import__("pipeline.registry_cli", fromlist=["models_app"]).models_app, name="models")  # MLflow registry
 
@@ -63,8 +67,9 @@ def perform(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac)"),
     performer: str = typer.Option("aurora", help="virtual performer (see `performer performers`)"),
-    sample_rate: int | None = typer.Option(None, help="output sample rate (default: the parameter file's "
-                                              "resample.sample_rate, the pipeline's audio rate)"),
+    sample_rate: int | None = typer.Option(
+        None, help="output sample rate (default: the parameter file's resample.sample_rate, the pipeline's audio rate)"
+    ),
     seed: int = typer.Option(0, help="random seed of the performance"),
     truth: Path | None = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
@@ -113,8 +118,15 @@ def align(
         notes = read_score(score)
         signal, rate = load_audio(audio, sample_rate=settings.resample.sample_rate)
         result = align_score_to_audio(notes, signal, rate, config)
-        frame = pd.DataFrame({"onset": result.onset.round(4), "offset": result.offset.round(4), "pitch": notes.pitch,
-                              "score_onset": notes.onset, "score_duration": notes.duration})
+        frame = pd.DataFrame(
+            {
+                "onset": result.onset.round(4),
+                "offset": result.offset.round(4),
+                "pitch": notes.pitch,
+                "score_onset": notes.onset,
+                "score_duration": notes.duration,
+            }
+        )
         with atomic_path(output) as tmp:
             frame.to_csv(tmp, index=False)
     except PipelineError as err:
@@ -161,16 +173,27 @@ def render(
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, at the models' rate)"),
     performer: str | None = typer.Option(None, help="a performer the models were trained on (default: the first)"),
     tempo: float | None = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
-    models: str = typer.Option("models", "--models", "--model", help="folder of the training stages' outputs, or "
-                               "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
-                               "models:/@ALIAS, or alignment,synthesis,hifigan)"),
+    models: str = typer.Option(
+        "models",
+        "--models",
+        "--model",
+        help="folder of the training stages' outputs, or "
+        "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
+        "models:/@ALIAS, or alignment,synthesis,hifigan)",
+    ),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
     mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
-    threads: int = typer.Option(RENDER_THREADS, min=1, help="CPU threads for the models (docs/benchmarks.md, "
-                                "\"Render command\": one is as fast on an idle machine and far faster on a busy one)"),
-    params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on "
-                                "(a composite registered model carries its own)"),
+    threads: int = typer.Option(
+        RENDER_THREADS,
+        min=1,
+        help="CPU threads for the models (docs/benchmarks.md, "
+        '"Render command": one is as fast on an idle machine and far faster on a busy one)',
+    ),
+    params: Path = typer.Option(
+        Path("params.yaml"),
+        help="parameter file: the mel recipe the models were trained on (a composite registered model carries its own)",
+    ),
 ) -> None:
     """Render a score to audio through the three trained models (alignment -> synthesis -> vocoder)."""
     import time
@@ -205,8 +228,10 @@ def render(
             write_reference(timing, result.onset_frame * frame, result.offset_frame * frame)
     except PipelineError as err:
         _fail(err)
-    typer.echo(f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {performer}, "
-               f"{time.perf_counter() - started:.1f} s)")
+    typer.echo(
+        f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {performer}, "
+        f"{time.perf_counter() - started:.1f} s)"
+    )
 
 
 def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:

@@ -62,9 +62,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.source not in ("builtin", "bach-violin", "maestro"):
-            raise PipelineError(
-                f"data.source must be builtin, bach-violin or maestro, not {self.source!r}"
-            )
+            raise PipelineError(f"data.source must be builtin, bach-violin or maestro, not {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,9 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if self.by not in ("piece", "recording"):
             raise PipelineError(f"split.by must be piece or recording, not {self.by!r}")
-        if not (0 <= self.test_share < 1 and 0 <= self.validation_share < 1
-                and self.test_share + self.validation_share < 1):
+        if not (
+            0 <= self.test_share < 1 and 0 <= self.validation_share < 1 and self.test_share + self.validation_share < 1
+        ):
             raise PipelineError("split.test_share and split.validation_share must be >= 0 and sum to less than 1")
 
 
@@ -175,7 +174,9 @@ class TrainSynthesisConfig:
     def ablation_model(self, name: str) -> dict:
         """Model keyword arguments of ablation ``name`` (the full model's, overridden)."""
         if name not in self.ablations:
-            raise KeyError(f"unknown ablation {name!r} (params.yaml train_synthesis.ablations: {sorted(self.ablations)})")
+            raise KeyError(
+                f"unknown ablation {name!r} (params.yaml train_synthesis.ablations: {sorted(self.ablations)})"
+            )
         return {**self.model, **(self.ablations[name] or {})}
 
 
@@ -333,8 +334,10 @@ def _merge_shared_train(raw: dict[str, Any]) -> dict[str, Any]:
         if isinstance(block, dict) and isinstance(block.get("train"), dict):
             both = sorted(set(shared) & set(block["train"]))
             if both:
-                raise PipelineError(f"{', '.join(f'params.{group}.train.{k}' for k in both)} also set in "
-                                    f"params.{SHARED_TRAIN_GROUP}: a setting lives in one place")
+                raise PipelineError(
+                    f"{', '.join(f'params.{group}.train.{k}' for k in both)} also set in "
+                    f"params.{SHARED_TRAIN_GROUP}: a setting lives in one place"
+                )
             raw[group] = {**block, "train": {**shared, **block["train"]}}
     return raw
 

@@ -23,7 +23,16 @@ from pipeline.errors import PipelineError
 from pipeline.io import write_npz
 from pipeline.scores import NoteTable
 
-FEATURE_KEYS = ("mel", "pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "performer_id")
+FEATURE_KEYS = (
+    "mel",
+    "pitch",
+    "velocity",
+    "score_onset",
+    "score_duration",
+    "onset_frame",
+    "offset_frame",
+    "performer_id",
+)
 
 
 def note_features(notes: NoteTable, alignment: pd.DataFrame, frames: int, performer_id: int) -> dict[str, np.ndarray]:
@@ -57,4 +66,3 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
         if missing:
             raise PipelineError(f"feature file lacks {', '.join(missing)}", path)
         return {k: data[k] for k in FEATURE_KEYS}
-

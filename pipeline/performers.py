@@ -79,7 +79,9 @@ class VirtualPerformer:
 
         # dynamics: phrase arc + noise
         phrase_pos = (notes.onset / notes.resolution / self.phrase_quarters) % 1.0
-        velocity = self.velocity + self.velocity_range * (np.sin(np.pi * phrase_pos) - 0.5) + rng.normal(0, 4, len(notes))
+        velocity = (
+            self.velocity + self.velocity_range * (np.sin(np.pi * phrase_pos) - 0.5) + rng.normal(0, 4, len(notes))
+        )
         velocity = np.clip(np.round(velocity), 20, 127).astype(int)
 
         bends, expressions = [], []
@@ -101,29 +103,70 @@ PERFORMERS: dict[str, VirtualPerformer] = {
     p.name: p
     for p in (
         VirtualPerformer(
-            "aurora", Instrument("FluidR3_GM.sf2", program=40, reverb_send=30, high_shelf_db=3.0),
-            tempo_factor=1.12, rubato_depth=0.06, phrase_quarters=8, final_ritardando=0.25, jitter_ms=4,
-            legato=0.95, velocity=92, velocity_range=14, swell_depth=0.25,
-            vibrato_rate=6.2, vibrato_cents=16, vibrato_delay=0.10,
+            "aurora",
+            Instrument("FluidR3_GM.sf2", program=40, reverb_send=30, high_shelf_db=3.0),
+            tempo_factor=1.12,
+            rubato_depth=0.06,
+            phrase_quarters=8,
+            final_ritardando=0.25,
+            jitter_ms=4,
+            legato=0.95,
+            velocity=92,
+            velocity_range=14,
+            swell_depth=0.25,
+            vibrato_rate=6.2,
+            vibrato_cents=16,
+            vibrato_delay=0.10,
         ),
         VirtualPerformer(
-            "bruno", Instrument("FluidR3_GM.sf2", program=41, reverb_send=80, reverb_room=0.8,
-                                low_shelf_db=3.0, high_shelf_db=-4.0),
-            tempo_factor=0.85, rubato_depth=0.18, phrase_quarters=16, final_ritardando=0.45, jitter_ms=9,
-            legato=1.0, velocity=72, velocity_range=22, swell_depth=0.4,
-            vibrato_rate=5.0, vibrato_cents=30, vibrato_delay=0.20,
+            "bruno",
+            Instrument(
+                "FluidR3_GM.sf2", program=41, reverb_send=80, reverb_room=0.8, low_shelf_db=3.0, high_shelf_db=-4.0
+            ),
+            tempo_factor=0.85,
+            rubato_depth=0.18,
+            phrase_quarters=16,
+            final_ritardando=0.45,
+            jitter_ms=9,
+            legato=1.0,
+            velocity=72,
+            velocity_range=22,
+            swell_depth=0.4,
+            vibrato_rate=5.0,
+            vibrato_cents=30,
+            vibrato_delay=0.20,
         ),
         VirtualPerformer(
-            "chiara", Instrument("TimGM6mb.sf2", program=40, reverb_send=20, reverb_room=0.3, high_shelf_db=1.5),
-            tempo_factor=1.0, rubato_depth=0.10, phrase_quarters=4, final_ritardando=0.3, jitter_ms=6,
-            legato=0.7, velocity=102, velocity_range=10, swell_depth=0.15,
-            vibrato_rate=6.8, vibrato_cents=12, vibrato_delay=0.08,
+            "chiara",
+            Instrument("TimGM6mb.sf2", program=40, reverb_send=20, reverb_room=0.3, high_shelf_db=1.5),
+            tempo_factor=1.0,
+            rubato_depth=0.10,
+            phrase_quarters=4,
+            final_ritardando=0.3,
+            jitter_ms=6,
+            legato=0.7,
+            velocity=102,
+            velocity_range=10,
+            swell_depth=0.15,
+            vibrato_rate=6.8,
+            vibrato_cents=12,
+            vibrato_delay=0.08,
         ),
         VirtualPerformer(
-            "dmitri", Instrument("FluidR3_GM.sf2", program=110, reverb_send=55, low_shelf_db=2.0),
-            tempo_factor=0.95, rubato_depth=0.14, phrase_quarters=8, final_ritardando=0.6, jitter_ms=14,
-            legato=0.85, velocity=80, velocity_range=26, swell_depth=0.45,
-            vibrato_rate=5.6, vibrato_cents=24, vibrato_delay=0.15,
+            "dmitri",
+            Instrument("FluidR3_GM.sf2", program=110, reverb_send=55, low_shelf_db=2.0),
+            tempo_factor=0.95,
+            rubato_depth=0.14,
+            phrase_quarters=8,
+            final_ritardando=0.6,
+            jitter_ms=14,
+            legato=0.85,
+            velocity=80,
+            velocity_range=26,
+            swell_depth=0.45,
+            vibrato_rate=5.6,
+            vibrato_cents=24,
+            vibrato_delay=0.15,
         ),
     )
 }

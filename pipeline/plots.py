@@ -10,7 +10,9 @@ from pipeline.config import MelConfig
 from pipeline.io import atomic_path
 
 
-def plot_mel_with_notes(path: str | Path, mel: np.ndarray, data: dict | None, config: MelConfig, title: str = "") -> None:
+def plot_mel_with_notes(
+    path: str | Path, mel: np.ndarray, data: dict | None, config: MelConfig, title: str = ""
+) -> None:
     import librosa
     import matplotlib
 

@@ -9,11 +9,15 @@ import typer
 
 from pipeline.errors import PipelineError
 
-models_app = typer.Typer(help="The MLflow model registry: candidate and champion versions of the Deep Performer.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="The MLflow model registry: candidate and champion versions of the Deep Performer.", no_args_is_help=True
+)
 
-TRACKING = typer.Option(None, "--tracking-uri", help="MLflow tracking store (default: MLFLOW_TRACKING_URI, "
-                        "else sqlite:///mlflow.db in the project root)")
+TRACKING = typer.Option(
+    None,
+    "--tracking-uri",
+    help="MLflow tracking store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the project root)",
+)
 
 
 def _fail(err: Exception) -> None:
@@ -24,8 +28,11 @@ def _fail(err: Exception) -> None:
 @models_app.command("list")
 def list_(
     tracking_uri: str | None = TRACKING,
-    metric: list[str] = typer.Option([], "--metric", help="metric tag to show (repeatable; default: "
-                                     "deep_performer.audio_mel_mse and deep_performer.mel_mse)"),
+    metric: list[str] = typer.Option(
+        [],
+        "--metric",
+        help="metric tag to show (repeatable; default: deep_performer.audio_mel_mse and deep_performer.mel_mse)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the versions as JSON"),
 ) -> None:
     """List the registered versions with their aliases and evaluation metrics."""
@@ -65,5 +72,8 @@ def promote(
         promoted = promote_if_better(tracking_uri=tracking_uri, metric=metric)
     except PipelineError as err:
         _fail(err)
-    typer.echo("promoted: the candidate is now the champion" if promoted
-               else "kept the champion (the candidate is not strictly better)")
+    typer.echo(
+        "promoted: the candidate is now the champion"
+        if promoted
+        else "kept the champion (the candidate is not strictly better)"
+    )

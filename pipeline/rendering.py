@@ -108,10 +108,19 @@ def render(perf: Performance, instrument: Instrument, sample_rate: int, tail: fl
     synth = fluidsynth.Synth(gain=instrument.gain, samplerate=sample_rate, channels=32, **settings)
     try:
         sfid = synth.sfload(str(find_soundfont(instrument.soundfont)))
-        synth.set_reverb(instrument.reverb_room, instrument.reverb_damping, instrument.reverb_width, instrument.reverb_level)
+        synth.set_reverb(
+            instrument.reverb_room, instrument.reverb_damping, instrument.reverb_width, instrument.reverb_level
+        )
         for chan in _CHANNELS:
             synth.program_select(chan, sfid, instrument.bank, instrument.program)
-            for ctrl, value in ((101, 0), (100, 0), (6, int(BEND_RANGE_CENTS // 100)), (38, 0), (91, instrument.reverb_send), (93, 0)):
+            for ctrl, value in (
+                (101, 0),
+                (100, 0),
+                (6, int(BEND_RANGE_CENTS // 100)),
+                (38, 0),
+                (91, instrument.reverb_send),
+                (93, 0),
+            ):
                 synth.cc(chan, ctrl, value)
 
         channels = _assign_channels(perf)
@@ -170,4 +179,3 @@ def render(perf: Performance, instrument: Instrument, sample_rate: int, tail: fl
     finally:
         synth.delete()
     return apply_eq(out, sample_rate, instrument.low_shelf_db, instrument.high_shelf_db)
-

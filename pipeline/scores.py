@@ -82,8 +82,15 @@ class NoteTable:
 
     def subset(self, index: np.ndarray) -> NoteTable:
         return NoteTable(
-            self.onset[index], self.duration[index], self.pitch[index], self.velocity[index],
-            self.track[index], self.tempo_qpm, self.resolution, self.name, dict(self.extra),
+            self.onset[index],
+            self.duration[index],
+            self.pitch[index],
+            self.velocity[index],
+            self.track[index],
+            self.tempo_qpm,
+            self.resolution,
+            self.name,
+            dict(self.extra),
         )
 
     def truncate(self, max_ticks: int) -> NoteTable:
@@ -122,7 +129,11 @@ class NoteTable:
             raise PipelineError(f"note table lacks column(s) {', '.join(missing)}", path)
         onset, duration, pitch, velocity, track = (frame[c].to_numpy() for c in NOTE_COLUMNS)
         return cls(
-            onset, duration, pitch, velocity, track,
+            onset,
+            duration,
+            pitch,
+            velocity,
+            track,
             tempo_qpm=meta.get("tempo_qpm", DEFAULT_TEMPO_QPM),
             resolution=int(meta.get("resolution", TICKS_PER_QUARTER)),
             name=path.stem,
@@ -197,7 +208,9 @@ def read_midi(path: str | Path) -> NoteTable:
     tracks: list[tuple[bool, list[tuple[int, int, int, int]]]] = []  # (drum, [(onset, pitch, duration, velocity)])
     for midi_track in midi.tracks:
         now, programs = 0, [0] * 16
-        sounding: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # (channel, key) -> [(onset, velocity)]
+        sounding: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(
+            list
+        )  # (channel, key) -> [(onset, velocity)]
         parts: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}  # (program, channel) -> notes
 
         def part(channel: int, parts=parts, programs=programs) -> list[tuple[int, int, int, int]]:

@@ -40,8 +40,15 @@ class PowerSpectrogram(nn.Module):
             audio = audio.unsqueeze(0)
         pad = (c.n_fft - c.hop_length) // 2
         x = torch.nn.functional.pad(audio.float().unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(x, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=self.window,
-                          center=False, return_complex=True)
+        spec = torch.stft(
+            x,
+            n_fft=c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.win_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        )
         power = spec.real.square() + spec.imag.square()
         return power[0] if squeeze else power
 
@@ -64,18 +71,23 @@ def griffin_lim(power: np.ndarray, config: MelConfig, iterations: int = 32, seed
 
     c = config
     frames = power.shape[1]
-    audio = librosa.griffinlim(np.sqrt(np.maximum(power, 0.0)).astype(np.float32), n_iter=iterations,
-                               hop_length=c.hop_length, win_length=c.win_length, n_fft=c.n_fft, center=True,
-                               random_state=seed)  # (frames - 1) * hop samples
+    audio = librosa.griffinlim(
+        np.sqrt(np.maximum(power, 0.0)).astype(np.float32),
+        n_iter=iterations,
+        hop_length=c.hop_length,
+        win_length=c.win_length,
+        n_fft=c.n_fft,
+        center=True,
+        random_state=seed,
+    )  # (frames - 1) * hop samples
     shift = c.hop_length // 2
     out = np.zeros(frames * c.hop_length, np.float32)
     piece = audio[: len(out) - shift]
-    out[shift:shift + len(piece)] = piece
+    out[shift : shift + len(piece)] = piece
     return out
 
 
-def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig, iterations: int = 32,
-                         seed: int = 0) -> np.ndarray:
+def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig, iterations: int = 32, seed: int = 0) -> np.ndarray:
     """Waveform ``(T * hop,)`` of a log-mel ``(n_mels, T)`` without a vocoder: the mel's magnitudes are
     mapped back to linear-frequency bins (non-negative least squares against the same Slaney filters)
     and Griffin-Lim finds a phase. The floor a trained vocoder has to beat."""
@@ -83,6 +95,12 @@ def griffin_lim_from_mel(mel: np.ndarray, config: MelConfig, iterations: int = 3
 
     c = config
     magnitude = librosa.feature.inverse.mel_to_stft(
-        np.exp(np.asarray(mel, np.float64)).astype(np.float32), sr=c.sample_rate, n_fft=c.n_fft, power=1.0,
-        norm="slaney", fmin=c.fmin, fmax=c.fmax)
+        np.exp(np.asarray(mel, np.float64)).astype(np.float32),
+        sr=c.sample_rate,
+        n_fft=c.n_fft,
+        power=1.0,
+        norm="slaney",
+        fmin=c.fmin,
+        fmax=c.fmax,
+    )
     return griffin_lim(np.square(magnitude), c, iterations, seed)

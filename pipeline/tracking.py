@@ -39,7 +39,7 @@ def _store_lock(uri: str):
     Stages that start at the same time (the `reproduce` flow runs the training stages in parallel) would
     otherwise race to create the store's tables or the same experiment, and all but one fail.
     """
-    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
     if not path or path == ":memory:":
         yield
         return
@@ -89,8 +89,16 @@ def dvc_input_hashes(stage: str, root: str | Path = ".") -> dict[str, str]:
 class MlflowTracker:
     """The Tracker the training loop logs to; only rank 0 creates one."""
 
-    def __init__(self, experiment: str, run_name: str, run_dir: str | Path, params: dict[str, Any] | None = None,
-                 tags: dict[str, str] | None = None, root: str | Path = ".", mel: MelConfig | None = None) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        run_name: str,
+        run_dir: str | Path,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        root: str | Path = ".",
+        mel: MelConfig | None = None,
+    ) -> None:
         """``mel``: the recipe of the mels and audio the run logs as examples (:meth:`log_examples`)."""
         import mlflow
 
@@ -148,7 +156,9 @@ class MlflowTracker:
         import mlflow.pytorch
 
         info = mlflow.pytorch.log_model(
-            model, name=name, serialization_format="pickle",
+            model,
+            name=name,
+            serialization_format="pickle",
             pip_requirements=["torch==2.13.0", "numpy", "librosa"],
         )
         return info.model_uri

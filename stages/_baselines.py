@@ -16,5 +16,8 @@ def audio_clip_datasets(split: SplitConfig, mel: MelConfig) -> tuple[ClipDataset
     """(train, validation, performer names) like :func:`stages._training.clip_datasets`, with audio."""
     train, val, performers = clip_datasets(split, mel)
     frames = dict(clip_frames=mel.clip_frames, hop_length=mel.hop_length)
-    return (ClipDataset(FEATURES, train.recordings, audio_dir=AUDIO, **frames),
-            ClipDataset(FEATURES, val.recordings, audio_dir=AUDIO, **frames), performers)
+    return (
+        ClipDataset(FEATURES, train.recordings, audio_dir=AUDIO, **frames),
+        ClipDataset(FEATURES, val.recordings, audio_dir=AUDIO, **frames),
+        performers,
+    )

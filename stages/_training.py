@@ -21,8 +21,9 @@ def training_recordings(split: SplitConfig) -> tuple[list[str], list[str]]:
     return parts.train, parts.validation
 
 
-def clip_datasets(split: SplitConfig, mel: MelConfig, notes: str = "sounding"
-                  ) -> tuple[ClipDataset, ClipDataset, tuple[str, ...]]:
+def clip_datasets(
+    split: SplitConfig, mel: MelConfig, notes: str = "sounding"
+) -> tuple[ClipDataset, ClipDataset, tuple[str, ...]]:
     """(train, validation, performer names in embedding order) over the mel stage's features."""
     train_ids, val_ids = training_recordings(split)
     ids = read_performers(Path("data/audio16k"))

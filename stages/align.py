@@ -41,7 +41,12 @@ def align_recording(rec: Recording, config: AlignConfig, mel: MelConfig, out_dir
     onset_frame = seconds_to_frames(result.onset, mel)
     offset_frame = np.maximum(seconds_to_frames(result.offset, mel), onset_frame + 1)
     frame = pd.DataFrame(
-        {"onset": result.onset.round(6), "offset": result.offset.round(6), "onset_frame": onset_frame, "offset_frame": offset_frame}
+        {
+            "onset": result.onset.round(6),
+            "offset": result.offset.round(6),
+            "onset_frame": onset_frame,
+            "offset_frame": offset_frame,
+        }
     )
     with atomic_path(out_dir / f"{rec.id}.csv") as tmp:
         frame.to_csv(tmp, index=False)
@@ -81,8 +86,11 @@ def run(params: Params) -> None:
     write_json(METRICS, metrics)
     with atomic_path(PLOT) as tmp_plot:
         cdf.to_csv(tmp_plot, index=False)
-    summary = ", ".join(f"{k}: median {v['median_ms']} ms, {100 * v['within_50ms']:.1f}% within 50 ms"
-                        for k, v in metrics.items() if isinstance(v, dict))
+    summary = ", ".join(
+        f"{k}: median {v['median_ms']} ms, {100 * v['within_50ms']:.1f}% within 50 ms"
+        for k, v in metrics.items()
+        if isinstance(v, dict)
+    )
     print(f"align: {len(recordings)} recordings in {OUT}" + (f" ({summary})" if summary else ""))
 
 

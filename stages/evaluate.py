@@ -53,8 +53,11 @@ CEILING = "Recording"  # every audio metric on the recording itself: the best an
 FLOOR = "Griffin-Lim reconstruction"  # the recording's mel through Griffin-Lim: what a vocoder must beat
 PAPER = "Deep Performer (HiFi-GAN V2)"  # the synthesis model with the paper's vocoder (models/hifigan_v2)
 PAPER_VOCODER = "Vocoder reconstruction (HiFi-GAN V2)"
-ABLATION_TITLES = {"no_notewise_pe": "w/o note-wise PE", "no_performer_embedding": "w/o performer embedding",
-                   "no_encoder": "w/o encoder"}
+ABLATION_TITLES = {
+    "no_notewise_pe": "w/o note-wise PE",
+    "no_performer_embedding": "w/o performer embedding",
+    "no_encoder": "w/o encoder",
+}
 
 
 def slug(name: str) -> str:
@@ -73,8 +76,9 @@ def build_systems(params: Params) -> dict:
     paper_vocoder = sys_.load_vocoder(MODELS, "hifigan_v2")
     systems[PAPER] = sys_.synthesis_system(MODELS, "synthesis", paper_vocoder, PAPER, rate)
     systems["HiFi-GAN baseline"] = sys_.pianoroll_hifigan_system(MODELS, params.mel)
-    systems["PerformanceNet"] = sys_.performancenet_system(MODELS, params.mel,
-                                                           params.train_performancenet.griffin_lim_iterations)
+    systems["PerformanceNet"] = sys_.performancenet_system(
+        MODELS, params.mel, params.train_performancenet.griffin_lim_iterations
+    )
     systems["Vocoder reconstruction"] = sys_.vocoder_reconstruction(vocoder, rate)
     systems[PAPER_VOCODER] = sys_.vocoder_reconstruction(paper_vocoder, rate)
     systems[FLOOR] = sys_.griffin_lim_reconstruction(params.mel, params.train_performancenet.griffin_lim_iterations)
@@ -85,10 +89,16 @@ def build_systems(params: Params) -> dict:
 def comparisons(systems: list[str]) -> list[tuple[str, str]]:
     """The paper's comparisons: Deep Performer vs each baseline and ablation; the alignment model vs
     constant tempo; and the vocoder against its floor."""
-    pairs = [("Deep Performer", s) for s in systems if s not in ("Deep Performer", "Vocoder reconstruction", FLOOR,
-                                                                  CEILING, PAPER_VOCODER)]
-    return pairs + [("Deep Performer", "Constant tempo"), ("Vocoder reconstruction", FLOOR),
-                    ("Vocoder reconstruction", PAPER_VOCODER)]
+    pairs = [
+        ("Deep Performer", s)
+        for s in systems
+        if s not in ("Deep Performer", "Vocoder reconstruction", FLOOR, CEILING, PAPER_VOCODER)
+    ]
+    return pairs + [
+        ("Deep Performer", "Constant tempo"),
+        ("Vocoder reconstruction", FLOOR),
+        ("Vocoder reconstruction", PAPER_VOCODER),
+    ]
 
 
 def run(params: Params) -> None:
@@ -100,8 +110,9 @@ def run(params: Params) -> None:
     if not test_ids:
         raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", FEATURES)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
-    clips = ClipDataset(FEATURES, test_ids, audio_dir=AUDIO, clip_frames=params.mel.clip_frames,
-                        hop_length=params.mel.hop_length)
+    clips = ClipDataset(
+        FEATURES, test_ids, audio_dir=AUDIO, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
+    )
     order = list(range(len(clips)))[: config.clips or None]
     systems = build_systems(params)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
@@ -120,7 +131,7 @@ def run(params: Params) -> None:
 
     def batches():
         for i in range(0, len(order), config.batch_size):
-            chunk = order[i:i + config.batch_size]
+            chunk = order[i : i + config.batch_size]
             batch = collate_clips([clips[j] for j in chunk])
             yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
 
@@ -132,24 +143,28 @@ def run(params: Params) -> None:
 
     # ---- timing: the alignment model vs constant tempo, on the test clips' notes
     alignment = load_model(sys_.require_model(MODELS / "alignment" / "model.pt", "alignment model"), AlignmentModel)
-    starting = ClipDataset(FEATURES, test_ids, notes="starting", clip_frames=params.mel.clip_frames,
-                           hop_length=params.mel.hop_length)
+    starting = ClipDataset(
+        FEATURES, test_ids, notes="starting", clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
+    )
     timing_systems = ("Deep Performer", "Constant tempo", "Constant tempo (exact tempo)")
     errors: dict = {name: {"onset": [], "duration": []} for name in timing_systems}
     frame_rate = 1.0 / frame_seconds
     for i in range(0, len(starting), config.batch_size):
         chunk = range(i, min(len(starting), i + config.batch_size))
         batch = collate_clips([starting[j] for j in chunk])
-        predictions = (alignment_model_timing(alignment, batch),
-                       constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
-                       constant_tempo(batch, frame_rate))
+        predictions = (
+            alignment_model_timing(alignment, batch),
+            constant_tempo(batch, frame_rate, qpm=model_class_tempo(alignment, batch["tempo_qpm"])),
+            constant_tempo(batch, frame_rate),
+        )
         clip_ends = np.cumsum(batch["note_mask"].sum(dim=1).numpy())[:-1]  # rows are the valid notes, clip after clip
         for name, (onset, duration) in zip(timing_systems, predictions):
             rows = timing_rows(onset, duration, batch)
             errors[name]["onset"].append(rows["onset"])
             errors[name]["duration"].append(rows["duration"])
-            for j, clip_onset, clip_duration in zip(chunk, np.split(rows["onset"], clip_ends),
-                                                    np.split(rows["duration"], clip_ends)):
+            for j, clip_onset, clip_duration in zip(
+                chunk, np.split(rows["onset"], clip_ends), np.split(rows["duration"], clip_ends)
+            ):
                 ref = starting.refs[j]
                 add_timing(scores, name, f"{ref.recording}@{ref.start}", clip_onset, clip_duration, frame_seconds)
     timing = timing_table(errors, frame_seconds)
@@ -158,23 +173,31 @@ def run(params: Params) -> None:
     diffs = compare(scores, comparisons(list(systems)), config.bootstrap_resamples, config.confidence, config.seed)
 
     pieces = sorted({str(p) for p in index.set_index("id").loc[test_ids, "piece"]})
-    described = f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
+    described = (
+        f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
+    )
     materials = by_material(scores, names, polyphonic)
     write_outputs(table, diffs, timing, len(order), split, config.confidence, materials, latency)
-    write_report(REPORT, display_table(table), report_clips(clips, order[: config.report_clips], kept, polyphonic,
-                                                            params.mel),
-                 title="deep-performer: test clips (unseen pieces)", mel=params.mel,
-                 notes=f"{described}; every metric on every clip, mean ± half-width of the "
-                       f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
-                       "not the paper's numbers.")
+    write_report(
+        REPORT,
+        display_table(table),
+        report_clips(clips, order[: config.report_clips], kept, polyphonic, params.mel),
+        title="deep-performer: test clips (unseen pieces)",
+        mel=params.mel,
+        notes=f"{described}; every metric on every clip, mean ± half-width of the "
+        f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
+        "not the paper's numbers.",
+    )
     log_to_mlflow(params, table)
     print(display_table(table).to_string())
-    print(f"{described}; significant differences (paired bootstrap): "
-          f"{sum(d.significant for d in diffs)} of {len(diffs)}")
+    print(
+        f"{described}; significant differences (paired bootstrap): {sum(d.significant for d in diffs)} of {len(diffs)}"
+    )
 
 
-def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict,
-                 mel_config: MelConfig) -> list[ReportClip]:
+def report_clips(
+    clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict, mel_config: MelConfig
+) -> list[ReportClip]:
     """The report's clips: every system's audio beside its own mel (or, without one, its audio's mel)."""
     out = []
     seconds_per_frame = mel_config.hop_length / mel_config.sample_rate
@@ -182,15 +205,24 @@ def report_clips(clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: 
         ref = clips.refs[i]
         item = clips[i]
         cid = f"{ref.recording}@{ref.start}"
-        outputs = {name: sys_.ClipOutput(
-                       audio=result.audio,
-                       mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config))
-                   for name, result in kept.get(cid, {}).items()}
+        outputs = {
+            name: sys_.ClipOutput(
+                audio=result.audio, mel=result.mel if result.mel is not None else log_mel(result.audio, mel_config)
+            )
+            for name, result in kept.get(cid, {}).items()
+        }
         order = ["Recording"] + [n for n in outputs if n != "Recording"]
-        out.append(ReportClip(id=cid, title=f"{ref.recording}, from {ref.start * seconds_per_frame:.1f} s"
-                              f"{' (polyphonic)' if polyphonic[ref.recording] else ''}",
-                              pitch=item["pitch"], onset_frame=item["onset_frame"], offset_frame=item["offset_frame"],
-                              outputs={n: outputs[n] for n in order if n in outputs}))
+        out.append(
+            ReportClip(
+                id=cid,
+                title=f"{ref.recording}, from {ref.start * seconds_per_frame:.1f} s"
+                f"{' (polyphonic)' if polyphonic[ref.recording] else ''}",
+                pitch=item["pitch"],
+                onset_frame=item["onset_frame"],
+                offset_frame=item["offset_frame"],
+                outputs={n: outputs[n] for n in order if n in outputs},
+            )
+        )
     return out
 
 
@@ -213,8 +245,16 @@ def by_material(scores: Scores, systems: list[str], polyphonic: dict[str, bool])
     return out
 
 
-def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: int, split: Split,
-                  confidence: float, materials: dict[str, dict[str, float]], latency: dict[str, float]) -> None:
+def write_outputs(
+    table: Table,
+    diffs: list[Comparison],
+    timing: dict,
+    n_clips: int,
+    split: Split,
+    confidence: float,
+    materials: dict[str, dict[str, float]],
+    latency: dict[str, float],
+) -> None:
     metrics: dict = {}
     for system in table.mean.index:
         row = {}
@@ -226,12 +266,14 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
         if system in latency:  # the transcriber latency this system's notes were scored at
             row["transcriber_latency_ms"] = round(latency[system] * 1000)
         metrics[slug(system)] = row
-    metrics["differences"] = {
-        f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}
+    metrics["differences"] = {f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}
     for d in diffs:
         metrics["differences"][f"{slug(d.system)}_vs_{slug(d.baseline)}"][d.metric] = {
-            "difference": _round(d.difference.mean), "low": _round(d.difference.low),
-            "high": _round(d.difference.high), "significant": d.significant}
+            "difference": _round(d.difference.mean),
+            "low": _round(d.difference.low),
+            "high": _round(d.difference.high),
+            "significant": d.significant,
+        }
     metrics["by_material"] = {slug(s): {k: _round(v) for k, v in row.items()} for s, row in materials.items()}
     metrics["clips"] = n_clips
     metrics["test_recordings"] = len(split.test)
@@ -243,8 +285,13 @@ def write_outputs(table: Table, diffs: list[Comparison], timing: dict, n_clips: 
             flat[c], flat[f"{c}_low"], flat[f"{c}_high"] = table.mean[c], table.low[c], table.high[c]
         flat.rename_axis("system").to_csv(tmp, float_format="%.4f")
     with atomic_path(Path("metrics/table2.md")) as tmp:
-        Path(tmp).write_text(markdown_table(table) + "\n" + markdown_materials(materials) + "\n"
-                             + markdown_differences(diffs, confidence))
+        Path(tmp).write_text(
+            markdown_table(table)
+            + "\n"
+            + markdown_materials(materials)
+            + "\n"
+            + markdown_differences(diffs, confidence)
+        )
     rows = [{"system": s, "mel_mse": v} for s, v in table.mean["audio_mel_mse"].items() if not np.isnan(v)]
     with atomic_path(Path("plots/evaluate_audio_mel_mse.csv")) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
@@ -267,8 +314,9 @@ def display_table(table: Table) -> pd.DataFrame:
     for system in table.mean.index:
         for c in COLUMNS:
             cell = table.cell(system, c)
-            out.loc[system, c] = "–" if not cell.n or not np.isfinite(cell.mean) else (
-                f"{_fmt(cell.mean)} ± {_fmt(cell.half_width)}")
+            out.loc[system, c] = (
+                "–" if not cell.n or not np.isfinite(cell.mean) else (f"{_fmt(cell.mean)} ± {_fmt(cell.half_width)}")
+            )
     return out
 
 
@@ -282,8 +330,12 @@ def markdown_table(table: Table) -> str:
 
 def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
     keys = [f"{m}_{k}" for m in MATERIAL_METRICS for k in ("monophonic", "polyphonic")]
-    lines = ["Note metrics by material (means over monophonic / polyphonic clips):", "",
-             "| system | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
+    lines = [
+        "Note metrics by material (means over monophonic / polyphonic clips):",
+        "",
+        "| system | " + " | ".join(keys) + " |",
+        "| --- |" + " --- |" * len(keys),
+    ]
     for system, row in materials.items():
         lines.append(f"| {system} | " + " | ".join(_fmt(row[k]) if k in row else "–" for k in keys) + " |")
     return "\n".join(lines) + "\n"
@@ -291,15 +343,23 @@ def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
 
 def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
     """The paired comparisons: difference (system minus baseline) and its interval; ** significant."""
-    lines = [(f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
-              "clips; **bold** = the interval excludes 0, with the better system named):"), "",
-             "| comparison | metric | difference | interval | better |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        (
+            f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
+            "clips; **bold** = the interval excludes 0, with the better system named):"
+        ),
+        "",
+        "| comparison | metric | difference | interval | better |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for d in diffs:
         diff = d.difference
         mark = "**" if d.significant else ""
         better = "–" if d.better is None else (d.system if d.better else d.baseline)
-        lines.append(f"| {d.system} vs {d.baseline} | {d.metric} | {mark}{diff.mean:+.3f}{mark} | "
-                     f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |")
+        lines.append(
+            f"| {d.system} vs {d.baseline} | {d.metric} | {mark}{diff.mean:+.3f}{mark} | "
+            f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -309,10 +369,13 @@ def log_to_mlflow(params: Params, table: Table) -> None:
     tags = {"stage": "evaluate", **{f"dvc_dep:{p}": h for p, h in dvc_input_hashes("evaluate").items()}}
     run_dir = Path("metrics")
     (run_dir / "mlflow_run_id").unlink(missing_ok=True)  # every evaluation is a new run
-    tracker = MlflowTracker("deep-performer", "evaluate", run_dir, params={"evaluate": asdict(params.evaluate)}, tags=tags)
+    tracker = MlflowTracker(
+        "deep-performer", "evaluate", run_dir, params={"evaluate": asdict(params.evaluate)}, tags=tags
+    )
     try:
-        flat = {f"{slug(s)}.{c}": float(v) for s, row in table.mean.iterrows() for c, v in row.items()
-                if np.isfinite(v)}
+        flat = {
+            f"{slug(s)}.{c}": float(v) for s, row in table.mean.iterrows() for c, v in row.items() if np.isfinite(v)
+        }
         tracker.log_metrics(flat, 0)
         for path in ("metrics/evaluate.json", "metrics/table2.csv", "metrics/table2.md"):
             tracker.log_artifact(path)

@@ -50,9 +50,18 @@ def run(params: Params) -> None:
             alignment = pd.read_csv(ALIGN / f"{rec.id}.csv")
             data = note_features(notes, alignment, mel.shape[1], rec.performer_id)
             save_features(tmp / f"{rec.id}.npz", mel, data)
-            rows.append({"id": rec.id, "piece": rec.piece, "performer": rec.performer, "performer_id": rec.performer_id,
-                         "frames": mel.shape[1], "notes": len(notes), "polyphonic": rec.polyphonic,
-                         "tempo_qpm": rec.tempo_qpm})
+            rows.append(
+                {
+                    "id": rec.id,
+                    "piece": rec.piece,
+                    "performer": rec.performer,
+                    "performer_id": rec.performer_id,
+                    "frames": mel.shape[1],
+                    "notes": len(notes),
+                    "polyphonic": rec.polyphonic,
+                    "tempo_qpm": rec.tempo_qpm,
+                }
+            )
             total += mel.shape[1]
             sums += float(mel.sum())
             squares += float(np.square(mel, dtype=np.float64).sum())
@@ -63,8 +72,17 @@ def run(params: Params) -> None:
     mean = sums / max(1, total * params.mel.n_mels)
     std = float(np.sqrt(max(0.0, squares / max(1, total * params.mel.n_mels) - mean**2)))
     hours = total * params.mel.hop_length / params.mel.sample_rate / 3600
-    write_json(METRICS, {"recordings": len(rows), "frames": total, "hours": round(hours, 4),
-                         "mel_mean": round(mean, 4), "mel_std": round(std, 4), "keys": list(FEATURE_KEYS)})
+    write_json(
+        METRICS,
+        {
+            "recordings": len(rows),
+            "frames": total,
+            "hours": round(hours, 4),
+            "mel_mean": round(mean, 4),
+            "mel_std": round(std, 4),
+            "keys": list(FEATURE_KEYS),
+        },
+    )
     print(f"mel: {len(rows)} recordings, {total} frames ({hours * 60:.1f} min) in {OUT}")
 
 

@@ -17,12 +17,24 @@ def run(params: Params) -> None:
     config = params.train_alignment
     train_set, val_set, performers = clip_datasets(params.split, params.mel, notes="starting")
     seed_everything(config.train.seed)
-    model = AlignmentModel(**{"n_performers": len(performers), "performer_names": performers, **config.model},
-                           frame_rate=params.mel.sample_rate / params.mel.hop_length)
+    model = AlignmentModel(
+        **{"n_performers": len(performers), "performer_names": performers, **config.model},
+        frame_rate=params.mel.sample_rate / params.mel.hop_length,
+    )
     hparams = model.config()
-    run_training("alignment", AlignmentTask(model, config.optimizer), model, hparams, train_set, val_set,
-                 collate_clips, config.train, asdict(config), params.mel,
-                 data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)))
+    run_training(
+        "alignment",
+        AlignmentTask(model, config.optimizer),
+        model,
+        hparams,
+        train_set,
+        val_set,
+        collate_clips,
+        config.train,
+        asdict(config),
+        params.mel,
+        data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
+    )
 
 
 if __name__ == "__main__":

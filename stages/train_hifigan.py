@@ -35,9 +35,19 @@ def run(params: Params, variant: str | None = None) -> None:
     val_set = AudioSegments(AUDIO, val_ids, config.segment_samples, excitation=excitation)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = HifiganTask(vocoder, config, params.mel, steps_per_epoch)
-    run_training(f"hifigan_{variant}" if variant else "hifigan", task, vocoder, vocoder_hparams(vocoder), train_set,
-                 val_set, collate_segments, config.train, asdict(config), params.mel,
-                 data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)))
+    run_training(
+        f"hifigan_{variant}" if variant else "hifigan",
+        task,
+        vocoder,
+        vocoder_hparams(vocoder),
+        train_set,
+        val_set,
+        collate_segments,
+        config.train,
+        asdict(config),
+        params.mel,
+        data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)),
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,19 @@ def run(params: Params) -> None:
     model = PianoRollHifigan(n_performers=len(performers), generator=config.generator, performer_names=performers)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = PianoRollHifiganTask(model, config, params.mel, steps_per_epoch)
-    run_training("hifigan_baseline", task, model, model.config(), train_set, val_set, collate_clips, config.train,
-                 asdict(config), params.mel,
-                 data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)))
+    run_training(
+        "hifigan_baseline",
+        task,
+        model,
+        model.config(),
+        train_set,
+        val_set,
+        collate_clips,
+        config.train,
+        asdict(config),
+        params.mel,
+        data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)),
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,19 @@ def run(params: Params) -> None:
     train_set, val_set, _ = audio_clip_datasets(params.split, params.mel)
     seed_everything(config.train.seed)
     model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
-    run_training("performancenet", PerformanceNetTask(model, config, params.mel), model, model.config(), train_set,
-                 val_set, collate_clips, config.train, asdict(config), params.mel,
-                 data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)))
+    run_training(
+        "performancenet",
+        PerformanceNetTask(model, config, params.mel),
+        model,
+        model.config(),
+        train_set,
+        val_set,
+        collate_clips,
+        config.train,
+        asdict(config),
+        params.mel,
+        data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)),
+    )
 
 
 if __name__ == "__main__":

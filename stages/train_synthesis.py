@@ -29,10 +29,20 @@ def run(params: Params, ablation: str | None = None) -> None:
     model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **kwargs})
     name = f"synthesis_{ablation}" if ablation else "synthesis"
     logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
-    run_training(name, SynthesisTask(model, config.optimizer, params.mel), model, model.config(), train_set, val_set,
-                 collate_clips, config.train, logged, params.mel,
-                 data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
-                 dvc_stage=f"train_ablation@{ablation}" if ablation else None)
+    run_training(
+        name,
+        SynthesisTask(model, config.optimizer, params.mel),
+        model,
+        model.config(),
+        train_set,
+        val_set,
+        collate_clips,
+        config.train,
+        logged,
+        params.mel,
+        data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
+        dvc_stage=f"train_ablation@{ablation}" if ablation else None,
+    )
 
 
 if __name__ == "__main__":

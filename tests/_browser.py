@@ -90,8 +90,7 @@ def check_report_in_browser(
         if proc.returncode != 0 or match is None or not match.group(1).strip():
             tail = (proc.stderr or "").strip().splitlines()[-5:]
             raise RuntimeError(
-                f"headless Chromium gave no check result for {index_html} (exit {proc.returncode}): "
-                + " | ".join(tail)
+                f"headless Chromium gave no check result for {index_html} (exit {proc.returncode}): " + " | ".join(tail)
             )
         result = json.loads(html.unescape(match.group(1)))
         if screenshot is not None:

@@ -27,9 +27,7 @@ class FileServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def url(self, name: str) -> str:
         host, port = self._httpd.server_address[:2]
@@ -82,7 +80,7 @@ class FileServer:
                             self.end_headers()
                             return
                         status = 206
-                body = data[start:end + 1]
+                body = data[start : end + 1]
                 self._record(status)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/octet-stream")

@@ -20,6 +20,7 @@ def free_port() -> int:
 
 def wait_until_answers(url: str, proc: subprocess.Popen, seconds: float, log: Path | None = None) -> None:
     """Poll ``url`` until it answers 200; fail early, with the end of ``log``, if ``proc`` exits first."""
+
     def tail() -> str:
         return log.read_text()[-3000:] if log is not None and log.exists() else ""
 

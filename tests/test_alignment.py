@@ -32,7 +32,7 @@ def test_band_from_path_contains_the_projected_path_and_is_monotone():
     assert lo[0] == 0 and hi[-1] == 40
     assert np.all(np.diff(lo) >= 0) and np.all(np.diff(hi) >= 0) and np.all(lo < hi)
     for a, b in coarse:
-        assert np.all(lo[a * 10:(a + 1) * 10] <= b * 10) and np.all(hi[a * 10:(a + 1) * 10] >= (b + 1) * 10)
+        assert np.all(lo[a * 10 : (a + 1) * 10] <= b * 10) and np.all(hi[a * 10 : (a + 1) * 10] >= (b + 1) * 10)
 
 
 def test_dtw_aligns_a_rendered_melody_played_with_a_known_tempo_warp():

@@ -65,16 +65,29 @@ def make_tree(base: Path) -> Path:
     (root / "audio" / "emil-telmanyi").mkdir(parents=True)
     sf.write(root / "audio" / "emil-telmanyi" / "emil-telmanyi_bwv1006.mp3", tone(6, MP3_RATE), MP3_RATE, format="MP3")
     write_movement(
-        root, "emil-telmanyi", "emil-telmanyi_bwv1006_mov6",
+        root,
+        "emil-telmanyi",
+        "emil-telmanyi_bwv1006_mov6",
         # a double stop listed high note first (the reader sorts notes and must carry the times along)
         [(0, 24, 71, 64), (0, 48, 64, 64), (24, 36, 69, 64), (36, 48, 68, 64), (48, 96, 66, 64)],
-        [(0.064, 0.5, ), (0.096, 0.992), (0.512, 0.704), (0.736, 0.736), (1.0, 1.9)],  # one end == start
+        [
+            (
+                0.064,
+                0.5,
+            ),
+            (0.096, 0.992),
+            (0.512, 0.704),
+            (0.736, 0.736),
+            (1.0, 1.9),
+        ],  # one end == start
         96.5,
     )
     write_score(root, "bwv1006", "bwv1006_mov6_00")
-    rows.append("emil-telmanyi_bwv1006_mov6,emil-telmanyi,emil-telmanyi,Emil Telmányi,BWV1006,"
-                "Partita No. 3 in E major,6,Bourrée,emil-telmanyi_bwv1006.mp3,0:00:03,0:00:05,0:00:02,0,0,"
-                "bwv1006_mov6_00,1")
+    rows.append(
+        "emil-telmanyi_bwv1006_mov6,emil-telmanyi,emil-telmanyi,Emil Telmányi,BWV1006,"
+        "Partita No. 3 in E major,6,Bourrée,emil-telmanyi_bwv1006.mp3,0:00:03,0:00:05,0:00:02,0,0,"
+        "bwv1006_mov6_00,1"
+    )
     for sub in ("notes", "alignments", "tempos", "scores"):
         shutil.copytree(REAL / sub, root / sub, dirs_exist_ok=True)
     real = pd.read_csv(REAL / "info.csv").iloc[0].copy()
@@ -82,23 +95,34 @@ def make_tree(base: Path) -> Path:
     rows.insert(0, ",".join(str(v) for v in real.tolist()))
     # Karen Gomyo (collection isabella-stewart-gardner, not her own name): an Opus source
     (root / "audio" / "isabella-stewart-gardner").mkdir(parents=True)
-    sf.write(root / "audio" / "isabella-stewart-gardner" / "karen-gomyo_bwv1001.opus", tone(3, OPUS_RATE), OPUS_RATE,
-             format="OGG", subtype="OPUS")
+    sf.write(
+        root / "audio" / "isabella-stewart-gardner" / "karen-gomyo_bwv1001.opus",
+        tone(3, OPUS_RATE),
+        OPUS_RATE,
+        format="OGG",
+        subtype="OPUS",
+    )
     write_movement(
-        root, "isabella-stewart-gardner", "karen-gomyo_bwv1001_mov1",
+        root,
+        "isabella-stewart-gardner",
+        "karen-gomyo_bwv1001_mov1",
         [(0, 12, 67, 64), (12, 24, 70, 64), (24, 48, 74, 64)],
         [(0.1, 0.4), (0.4, 0.7), (0.7, 1.5)],
         60.0,
     )
     write_score(root, "bwv1001", "bwv1001_mov1")
-    rows.append("karen-gomyo_bwv1001_mov1,isabella-stewart-gardner,karen-gomyo,Karen Gomyo,BWV1001,"
-                "Sonata No. 1 in G minor,1,Adagio,karen-gomyo_bwv1001.opus,0:00:00,0:00:02,0:00:02,0,0,bwv1001_mov1,0")
+    rows.append(
+        "karen-gomyo_bwv1001_mov1,isabella-stewart-gardner,karen-gomyo,Karen Gomyo,BWV1001,"
+        "Sonata No. 1 in G minor,1,Adagio,karen-gomyo_bwv1001.opus,0:00:00,0:00:02,0:00:02,0,0,bwv1001_mov1,0"
+    )
     # Shunske Sato: YouTube only, no audio in the archive
     write_movement(root, "shunske-sato", "shunske-sato_bwv1004_mov1", [(0, 24, 67, 64)], [(0.0, 0.5)], 80.0)
     write_score(root, "bwv1004", "bwv1004_mov1")
-    rows.append("shunske-sato_bwv1004_mov1,shunske-sato,shunske-sato,Shunske Sato,BWV1004,"
-                "Partita No. 2 in D minor,1,Allemanda,shunske-sato_bwv1004.mp3,0:00:00,0:04:10,0:04:10,1,1,"
-                "bwv1004_mov1,1")
+    rows.append(
+        "shunske-sato_bwv1004_mov1,shunske-sato,shunske-sato,Shunske Sato,BWV1004,"
+        "Partita No. 2 in D minor,1,Allemanda,shunske-sato_bwv1004.mp3,0:00:00,0:04:10,0:04:10,1,1,"
+        "bwv1004_mov1,1"
+    )
     (root / "info.csv").write_text(INFO_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return base
 

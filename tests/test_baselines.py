@@ -104,13 +104,22 @@ def clips_with_audio(frames: int = 48, seed: int = 0):
             if start >= stop:
                 continue
             env = torch.exp(-(t[: stop - start]) * 6)
-            audio[b, start:stop] += 0.3 * env * torch.sin(2 * math.pi * f0 * t[: stop - start] + float(torch.rand(1, generator=g)))
+            audio[b, start:stop] += (
+                0.3 * env * torch.sin(2 * math.pi * f0 * t[: stop - start] + float(torch.rand(1, generator=g)))
+            )
     frame_mask = torch.zeros(2, frames, dtype=torch.bool)
     for b, n in enumerate(lengths):
         frame_mask[b, :n] = True
-        audio[b, n * 256:] = 0
-    return {"pitch": pitch, "onset_frame": onset, "offset_frame": offset, "note_mask": mask, "frame_mask": frame_mask,
-            "audio": audio, "performer": torch.tensor([0, 1])}
+        audio[b, n * 256 :] = 0
+    return {
+        "pitch": pitch,
+        "onset_frame": onset,
+        "offset_frame": offset,
+        "note_mask": mask,
+        "frame_mask": frame_mask,
+        "audio": audio,
+        "performer": torch.tensor([0, 1]),
+    }
 
 
 def test_performancenet_overfits_one_batch():
@@ -192,13 +201,19 @@ def test_baseline_task_trains_on_matching_windows_of_rolls_and_audio():
     torch.manual_seed(0)
     batch = clips_with_audio()
     model = PianoRollHifigan(n_performers=2)
-    task = PianoRollHifiganTask(model, replace(PARAMS.train_hifigan_baseline, segment_frames=16), MEL, steps_per_epoch=1)
+    task = PianoRollHifiganTask(
+        model, replace(PARAMS.train_hifigan_baseline, segment_frames=16), MEL, steps_per_epoch=1
+    )
     (rolls, performer), audio = task.generator_io(batch, training=True)
     assert rolls.shape == (2, 16, 256) and audio.shape == (2, 16 * 256) and torch.equal(performer, batch["performer"])
     full = PianoRollHifigan.rolls(batch)
     for b in range(2):  # find the window: its rolls and its audio come from the same frames
-        start = next(s for s in range(48 - 15) if torch.equal(full[b, s:s + 16], rolls[b]) and
-                     torch.equal(batch["audio"][b, s * 256:(s + 16) * 256], audio[b]))
+        start = next(
+            s
+            for s in range(48 - 15)
+            if torch.equal(full[b, s : s + 16], rolls[b])
+            and torch.equal(batch["audio"][b, s * 256 : (s + 16) * 256], audio[b])
+        )
         assert start + 16 <= int(batch["frame_mask"][b].sum())
     (whole, _), audio = task.generator_io(batch, training=False)
     assert whole.shape == (2, 48, 256) and audio.shape == (2, 48 * 256)

@@ -50,6 +50,7 @@ def test_paired_difference_sees_a_small_consistent_gap_that_unpaired_intervals_m
     unpaired_a = bootstrap_mean(list(a.values()), rng=np.random.default_rng(0))
     unpaired_b = bootstrap_mean(base, rng=np.random.default_rng(0))
     assert unpaired_a.low < unpaired_b.high  # the two intervals overlap
-    noise = paired_difference({k: v + rng.normal(0, 0.2) for k, v in b.items() if k != "only_b"}, b,
-                              rng=np.random.default_rng(0))
+    noise = paired_difference(
+        {k: v + rng.normal(0, 0.2) for k, v in b.items() if k != "only_b"}, b, rng=np.random.default_rng(0)
+    )
     assert not noise.excludes_zero()

@@ -46,7 +46,9 @@ def test_bad_inputs_fail_cleanly_without_outputs(tmp_path):
     assert_one_line_error(performer("align", corrupt, fake_audio, "-o", out), "corrupt.mid")
     assert_one_line_error(performer("align", good, fake_audio, "-o", out), "fake.wav", "not a readable audio file")
     assert_one_line_error(performer("perform", empty, "-o", tmp_path / "x.wav"), "empty.mid", "no notes")
-    assert_one_line_error(performer("perform", good, "-o", tmp_path / "x.wav", "--performer", "zed"), "unknown performer")
+    assert_one_line_error(
+        performer("perform", good, "-o", tmp_path / "x.wav", "--performer", "zed"), "unknown performer"
+    )
     assert_one_line_error(performer("mel", fake_audio, "-o", tmp_path / "m.npy"), "fake.wav")
     assert_one_line_error(performer("stage", "train"), "unknown stage")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mid", "empty.mid", "fake.wav", "good.mid"]

@@ -57,8 +57,14 @@ def test_invalid_yaml_names_the_file(tmp_path):
 
 def test_the_shared_train_group_completes_every_training_stage(tmp_path):
     params = load_params(_params_with(tmp_path, lambda p: p["train"].update(seed=7, log_every=3)))
-    stages = [params.train_alignment, params.train_synthesis, params.train_hifigan, params.train_hifigan_v2,
-              params.train_hifigan_baseline, params.train_performancenet]
+    stages = [
+        params.train_alignment,
+        params.train_synthesis,
+        params.train_hifigan,
+        params.train_hifigan_v2,
+        params.train_hifigan_baseline,
+        params.train_performancenet,
+    ]
     assert {(s.train.seed, s.train.log_every) for s in stages} == {(7, 3)}
     assert [s.train.max_steps for s in stages[:2]] == [400, 1500]  # the stages' own keys stay theirs
 
@@ -66,6 +72,7 @@ def test_the_shared_train_group_completes_every_training_stage(tmp_path):
 @pytest.mark.parametrize("name", ["paper-violin.yaml", "paper-piano.yaml"])
 def test_paper_files_hold_the_same_settings_as_params_yaml(name):
     """Every key of params.yaml is in each paper file and the reverse (nothing falls back to a default)."""
+
     def keys(tree, prefix=""):
         if not isinstance(tree, dict) or prefix.endswith((".model", ".generator", ".ablations")):
             return {prefix}
@@ -73,15 +80,20 @@ def test_paper_files_hold_the_same_settings_as_params_yaml(name):
 
     ours = keys(yaml.safe_load((REPO / "params.yaml").read_text()))
     theirs = keys(yaml.safe_load((REPO / "params" / name).read_text()))
-    assert ours == theirs, (ours ^ theirs)
+    assert ours == theirs, ours ^ theirs
 
 
 # an audio constant spelled outside pipeline/config.py (and params*.yaml): a sample rate, a hop or a clip
 # length. The transcriber's rate and hop are those of the shipped basic-pitch model, not a setting.
-AUDIO_CONSTANT = re.compile(r"(?<![\w.])(16000|16_000|22050|32000|44100|48000|312)(?![\w.])"
-                            r"|(?i:\b\w*(hop_length|hop|sample_rate|sr|clip_frames|frame_rate)\s*[:=]\s*\d{3})")
-ALLOWED = {("pipeline/evaluation/transcription.py", "22050"), ("pipeline/evaluation/transcription.py", "MODEL_HOP = 256"),
-           ("benchmarks/align_benchmark.py", "BASELINE_HOP = 512")}  # the compared CQT method's own hop
+AUDIO_CONSTANT = re.compile(
+    r"(?<![\w.])(16000|16_000|22050|32000|44100|48000|312)(?![\w.])"
+    r"|(?i:\b\w*(hop_length|hop|sample_rate|sr|clip_frames|frame_rate)\s*[:=]\s*\d{3})"
+)
+ALLOWED = {
+    ("pipeline/evaluation/transcription.py", "22050"),
+    ("pipeline/evaluation/transcription.py", "MODEL_HOP = 256"),
+    ("benchmarks/align_benchmark.py", "BASELINE_HOP = 512"),
+}  # the compared CQT method's own hop
 
 
 def test_no_audio_constant_is_spelled_outside_the_config_module():

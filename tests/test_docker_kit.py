@@ -68,6 +68,7 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------- compose.yaml (PyYAML)
 
+
 def test_compose_has_the_stack():
     services = _compose()["services"]
     assert set(services) == SERVICES
@@ -114,8 +115,10 @@ def test_mlflow_uses_postgres_and_minio():
     assert '--backend-store-uri "$$MLFLOW_BACKEND_STORE_URI"' in cmd
     assert "--serve-artifacts" in cmd
     assert '--artifacts-destination "s3://$$MLFLOW_BUCKET/artifacts"' in cmd
-    assert svc["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                 "create-buckets": {"condition": "service_completed_successfully"}}
+    assert svc["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "create-buckets": {"condition": "service_completed_successfully"},
+    }
 
 
 def test_prefect_server_uses_postgres_and_worker_pulls_gpu_pool():
@@ -167,6 +170,7 @@ def test_env_example_holds_placeholders_only():
 
 # ---------------------------------------------------------------- compose.yaml (docker-compose config)
 
+
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is missing: run scripts/setup.sh --test (it installs Debian's docker-compose)"
@@ -185,7 +189,8 @@ def test_docker_compose_config_accepts_the_file():
     env = _env_example()
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
     assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"] == (
-        f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['MLFLOW_DB']}")
+        f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['MLFLOW_DB']}"
+    )
     assert services["worker"]["command"][4] == env["PREFECT_WORK_POOL"]
     assert _gpu_devices(services["worker"]) == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
 
@@ -199,6 +204,7 @@ def test_docker_compose_config_refuses_missing_credentials(tmp_path):
 
 
 # ---------------------------------------------------------------- work-pool templates
+
 
 def _render(template: dict, overrides: dict | None = None) -> dict:
     """The job configuration Prefect builds from the template, the variables' defaults and overrides."""
@@ -245,7 +251,8 @@ def test_docker_pool_requests_all_gpus():
     assert job["container_create_kwargs"]["device_requests"][0]["count"] == -1
     host_config = docker.types.HostConfig(version="1.44", **job["container_create_kwargs"])
     assert host_config["DeviceRequests"] == [
-        {"Driver": "nvidia", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+        {"Driver": "nvidia", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
+    ]
     assert host_config["ShmSize"] == 16 * 1024**3
 
     two = _render(template, {"gpu_count": 2})
@@ -278,6 +285,7 @@ def test_kubernetes_pool_limits_nvidia_gpus():
 
 # ---------------------------------------------------------------- GPU image and install script
 
+
 def _torch_pin() -> str:
     (pin,) = re.findall(r'^\s*"torch==([^"]+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M)
     return pin
@@ -285,8 +293,11 @@ def _torch_pin() -> str:
 
 def test_dockerfile_gpu_runs_the_install_script():
     text = (DOCKER / "Dockerfile.gpu").read_text()
-    instructions = [line.split(None, 1) for line in re.sub(r"\\\n", " ", text).splitlines()
-                    if line.strip() and not line.lstrip().startswith("#")]
+    instructions = [
+        line.split(None, 1)
+        for line in re.sub(r"\\\n", " ", text).splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     runs = [rest for op, rest in instructions if op == "RUN"]
     assert len(runs) == 1 and runs[0].rstrip().endswith("bash docker/install-gpu-image.sh")
     copies = [rest for op, rest in instructions if op == "COPY"]
@@ -302,8 +313,11 @@ def test_dockerfile_gpu_runs_the_install_script():
 def test_cpu_dockerfile_keeps_machine_state_out_of_the_image():
     text = (DOCKER / "Dockerfile").read_text()
     assert "RUN bash scripts/setup.sh" in text and 'CMD ["make", "repro"]' in text
-    ignored = {line.strip() for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".venv", "data", "models", "mlflow.db", ".dvc/cache", "docker/.env"} <= ignored
     assert ".git" not in ignored  # `make repro` runs DVC inside the image, which needs the repository
 
@@ -335,13 +349,19 @@ def test_install_script_check_mode_fails_on_a_pin_mismatch():
 
 def test_docs_name_the_kit_files():
     doc = (ROOT / "docs" / "scaling-out.md").read_text()
-    for cmd in (("prefect work-pool create deep-performer-gpu-docker --type docker "
-                 "--base-job-template docker/work-pools/docker-gpu.json"),
-                ("prefect work-pool create deep-performer-gpu-k8s --type kubernetes "
-                 "--base-job-template docker/work-pools/kubernetes-gpu.json"),
-                "docker compose --env-file docker/.env -f docker/compose.yaml up -d",
-                "dvc remote modify minio endpointurl http://127.0.0.1:9000",
-                "torchrun --standalone --nproc_per_node=gpu -m stages.train_synthesis"):
+    for cmd in (
+        (
+            "prefect work-pool create deep-performer-gpu-docker --type docker "
+            "--base-job-template docker/work-pools/docker-gpu.json"
+        ),
+        (
+            "prefect work-pool create deep-performer-gpu-k8s --type kubernetes "
+            "--base-job-template docker/work-pools/kubernetes-gpu.json"
+        ),
+        "docker compose --env-file docker/.env -f docker/compose.yaml up -d",
+        "dvc remote modify minio endpointurl http://127.0.0.1:9000",
+        "torchrun --standalone --nproc_per_node=gpu -m stages.train_synthesis",
+    ):
         assert cmd in doc, cmd
     for path in re.findall(r"\bdocker/[\w./-]+\.(?:json|yaml|sh|example|gpu|mlflow)\b", doc):
         assert (ROOT / path).exists(), f"docs/scaling-out.md names a missing file: {path}"

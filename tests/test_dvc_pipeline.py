@@ -13,13 +13,22 @@ import yaml
 
 pytestmark = pytest.mark.slow  # every test here runs `dvc repro` (the data stages, or every stage) in fresh processes
 
-TINY = {"performers": ["aurora", "chiara"], "violin_pieces": 1, "chorale_pieces": 1, "max_seconds": 6,
-        "sample_rate": 22050}
+TINY = {
+    "performers": ["aurora", "chiara"],
+    "violin_pieces": 1,
+    "chorale_pieces": 1,
+    "max_seconds": 6,
+    "sample_rate": 22050,
+}
 
 
 def run(cmd, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1", PYTHONPATH=str(cwd))
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+        PYTHONPATH=str(cwd),
+    )
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
@@ -107,9 +116,21 @@ def test_changing_an_align_param_reruns_only_align_and_mel(project):
 
 TINY_TRAIN = dict(max_steps=3, batch_size=2, validate_every=3, checkpoint_every=3)
 TINY_TRANSFORMER = dict(d_model=32, attention_dim=16, ffn_dim=32, heads=2, dropout=0.0)
-SYSTEMS = ["deep_performer", "w_o_note_wise_pe", "w_o_performer_embedding", "w_o_encoder", "deep_performer_hifi_gan_v2",
-           "hifi_gan_baseline", "performancenet", "vocoder_reconstruction", "vocoder_reconstruction_hifi_gan_v2",
-           "griffin_lim_reconstruction", "recording", "constant_tempo", "constant_tempo_exact_tempo"]
+SYSTEMS = [
+    "deep_performer",
+    "w_o_note_wise_pe",
+    "w_o_performer_embedding",
+    "w_o_encoder",
+    "deep_performer_hifi_gan_v2",
+    "hifi_gan_baseline",
+    "performancenet",
+    "vocoder_reconstruction",
+    "vocoder_reconstruction_hifi_gan_v2",
+    "griffin_lim_reconstruction",
+    "recording",
+    "constant_tempo",
+    "constant_tempo_exact_tempo",
+]
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
 TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
 ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder")
@@ -123,12 +144,20 @@ def evaluated(project):
     params["train_alignment"]["model"] = dict(layers=1, **TINY_TRANSFORMER)
     params["train_synthesis"]["model"] = dict(encoder_layers=1, decoder_layers=1, **TINY_TRANSFORMER)
     params["train_hifigan"]["generator"] = {"channels": 16, "layers": 1}  # the source-filter vocoder
-    params["train_hifigan_v2"]["generator"] = params["train_hifigan_baseline"]["generator"] = {"upsample_initial_channel": 16}
+    params["train_hifigan_v2"]["generator"] = params["train_hifigan_baseline"]["generator"] = {
+        "upsample_initial_channel": 16
+    }
     for stage in ("train_hifigan", "train_hifigan_v2", "train_hifigan_baseline"):
         params[stage]["discriminator_start"] = 2  # and one GAN step each
     params["train_performancenet"]["model"] = {"channels": [8, 16, 16], "onoff_channels": 4, "bands": [2]}
-    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
-                  "train_performancenet"):
+    for stage in (
+        "train_alignment",
+        "train_synthesis",
+        "train_hifigan",
+        "train_hifigan_v2",
+        "train_hifigan_baseline",
+        "train_performancenet",
+    ):
         params[stage]["train"].update(TINY_TRAIN)
     params["train"]["log_every"] = 1  # the loop settings every training stage shares
     params["evaluate"].update(report_clips=1, bootstrap_resamples=200)
@@ -147,8 +176,16 @@ def evaluated(project):
 
 def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
     root, log = evaluated
-    for stage in ("train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
-                  "train_performancenet", "train_ablation@no_encoder", "evaluate"):
+    for stage in (
+        "train_alignment",
+        "train_synthesis",
+        "train_hifigan",
+        "train_hifigan_v2",
+        "train_hifigan_baseline",
+        "train_performancenet",
+        "train_ablation@no_encoder",
+        "evaluate",
+    ):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
     assert metrics["clips"] >= 1 and metrics["test_recordings"] == 1
@@ -170,11 +207,21 @@ def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
         assert metrics[system]["onset_error_ms"] >= 0 and metrics[system]["duration_error_ms"] >= 0
     table = pd.read_csv(root / "metrics/table2.csv", index_col=0)
     assert {"note_onset_f1", "note_onset_f1_low", "note_onset_f1_high"} <= set(table.columns)
-    assert list(table.index) == ["Deep Performer", "w/o note-wise PE", "w/o performer embedding", "w/o encoder",
-                                 "Deep Performer (HiFi-GAN V2)", "HiFi-GAN baseline", "PerformanceNet",
-                                 "Vocoder reconstruction", "Vocoder reconstruction (HiFi-GAN V2)",
-                                 "Griffin-Lim reconstruction", "Recording", "Constant tempo",
-                                 "Constant tempo (exact tempo)"]
+    assert list(table.index) == [
+        "Deep Performer",
+        "w/o note-wise PE",
+        "w/o performer embedding",
+        "w/o encoder",
+        "Deep Performer (HiFi-GAN V2)",
+        "HiFi-GAN baseline",
+        "PerformanceNet",
+        "Vocoder reconstruction",
+        "Vocoder reconstruction (HiFi-GAN V2)",
+        "Griffin-Lim reconstruction",
+        "Recording",
+        "Constant tempo",
+        "Constant tempo (exact tempo)",
+    ]
     assert "±" in (root / "metrics/table2.md").read_text()
     shown = run(["dvc", "metrics", "show"], root)
     for system in SYSTEMS:
@@ -191,8 +238,9 @@ def test_evaluate_names_a_system_without_a_model_and_writes_nothing(evaluated):
     before = (root / "metrics/evaluate.json").read_text()
     try:
         env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
-        result = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=root, capture_output=True, text=True,
-                                env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.evaluate"], cwd=root, capture_output=True, text=True, env=env
+        )
     finally:
         kept.rename(model)
     assert result.returncode == 1
@@ -204,13 +252,15 @@ def test_evaluate_names_a_system_without_a_model_and_writes_nothing(evaluated):
 def test_training_is_deterministic_across_fresh_processes(evaluated):
     """The same stage, params and data in two new processes at one thread: the same losses."""
     root, _ = evaluated
-    env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", OMP_NUM_THREADS="1"
+    )
     runs = []
     for _ in range(2):
         shutil.rmtree(root / "models/synthesis", ignore_errors=True)  # no checkpoint to resume from
-        result = subprocess.run([sys.executable, "-m", "stages.train_synthesis"], cwd=root, capture_output=True,
-                                text=True, env=env)
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.train_synthesis"], cwd=root, capture_output=True, text=True, env=env
+        )
         assert result.returncode == 0, result.stderr
         metrics = json.loads((root / "metrics/train_synthesis.json").read_text())
         curve = pd.read_csv(root / "plots/train_synthesis_loss.csv")
@@ -252,15 +302,25 @@ def _newly_changed(root, before: dict[str, set[str]]) -> dict[str, set[str]]:
     return {stage: what - before.get(stage, set()) for stage, what in now.items() if what - before.get(stage, set())}
 
 
-READERS_OF_CLIPS = {"train_alignment", "train_synthesis", "train_hifigan", "train_hifigan_v2", "train_hifigan_baseline",
-                    "train_performancenet", "evaluate"} | {f"train_ablation@{n}" for n in ABLATIONS}
+READERS_OF_CLIPS = {
+    "train_alignment",
+    "train_synthesis",
+    "train_hifigan",
+    "train_hifigan_v2",
+    "train_hifigan_baseline",
+    "train_performancenet",
+    "evaluate",
+} | {f"train_ablation@{n}" for n in ABLATIONS}
 
 
-@pytest.mark.parametrize("key, value, stages", [
-    # clips are cut by the training stages and evaluate, not by prepare, resample, align or mel
-    ("clip_frames", 300, READERS_OF_CLIPS),
-    ("hop_length", 200, READERS_OF_CLIPS | {"align", "mel"}),
-])
+@pytest.mark.parametrize(
+    "key, value, stages",
+    [
+        # clips are cut by the training stages and evaluate, not by prepare, resample, align or mel
+        ("clip_frames", 300, READERS_OF_CLIPS),
+        ("hop_length", 200, READERS_OF_CLIPS | {"align", "mel"}),
+    ],
+)
 def test_a_mel_setting_reruns_exactly_the_stages_that_read_it(evaluated, key, value, stages):
     root, _ = evaluated
     before = _changed(root)

@@ -13,21 +13,31 @@ HOP, MELS = MEL.hop_length, MEL.n_mels
 
 
 def clip(frames: int = 20) -> ClipInfo:
-    return ClipInfo(id="rec@0", polyphonic=False, frames=frames, pitch=np.array([60]), onset_frame=np.array([0]),
-                    offset_frame=np.array([frames]), starts_in_clip=np.array([True]))
+    return ClipInfo(
+        id="rec@0",
+        polyphonic=False,
+        frames=frames,
+        pitch=np.array([60]),
+        onset_frame=np.array([0]),
+        offset_frame=np.array([frames]),
+        starts_in_clip=np.array([True]),
+    )
 
 
 def noise(samples: int) -> np.ndarray:
     return (np.random.default_rng(0).standard_normal(samples) * 0.1).astype(np.float32)
 
 
-@pytest.mark.parametrize("audio, mel, fault", [
-    (np.full(20 * HOP, np.nan, np.float32), None, "NaN"),
-    (np.zeros(20 * HOP, np.float32), None, "silent"),
-    (noise(19 * HOP), None, "expected"),
-    (noise(20 * HOP), np.zeros((MELS, 21), np.float32), "mel has shape"),
-    (noise(20 * HOP), np.full((MELS, 20), np.inf, np.float32), "mel holds NaN"),
-])
+@pytest.mark.parametrize(
+    "audio, mel, fault",
+    [
+        (np.full(20 * HOP, np.nan, np.float32), None, "NaN"),
+        (np.zeros(20 * HOP, np.float32), None, "silent"),
+        (noise(19 * HOP), None, "expected"),
+        (noise(20 * HOP), np.zeros((MELS, 21), np.float32), "mel has shape"),
+        (noise(20 * HOP), np.full((MELS, 20), np.inf, np.float32), "mel holds NaN"),
+    ],
+)
 def test_bad_output_fails_naming_the_system(audio, mel, fault):
     with pytest.raises(PipelineError, match=fault) as err:
         check_output("Deep Performer", ClipOutput(audio, mel), clip(), HOP, MELS)

@@ -24,7 +24,7 @@ def plucks(onsets_s, seconds: float, midi: float = 64) -> np.ndarray:
         note = tone(midi + (i % 3) * 2, 0.25) * np.exp(-np.arange(int(0.25 * SR)) / (0.06 * SR)).astype(np.float32)
         note[-160:] *= np.linspace(1, 0, 160, dtype=np.float32)  # no click where the note is cut
         start = int(on * SR)
-        out[start:start + len(note)] += note[: len(out) - start]
+        out[start : start + len(note)] += note[: len(out) - start]
     return out
 
 
@@ -51,9 +51,11 @@ def test_timing_errors_exact_numbers():
     from pipeline.evaluation.evaluate import timing_table
     from pipeline.evaluation.timing import timing_rows
 
-    batch = {"target_onset": torch.tensor([[0.0, 12.0, 20.0, 99.0]]),
-             "target_duration": torch.tensor([[6.0, 5.0, 2.0, 99.0]]),
-             "note_mask": torch.tensor([[True, True, True, False]])}  # the last note is padding
+    batch = {
+        "target_onset": torch.tensor([[0.0, 12.0, 20.0, 99.0]]),
+        "target_duration": torch.tensor([[6.0, 5.0, 2.0, 99.0]]),
+        "note_mask": torch.tensor([[True, True, True, False]]),
+    }  # the last note is padding
     rows = timing_rows(torch.tensor([[0.0, 10.0, 22.0, 0.0]]), torch.full((1, 4), 5.0), batch)
     np.testing.assert_array_equal(rows["onset"], [0, 2, 2])
     np.testing.assert_array_equal(rows["duration"], [1, 0, 3])
@@ -73,16 +75,23 @@ def test_constant_tempo_baselines_at_exact_and_class_tempo():
     from pipeline.models.alignment import AlignmentModel, model_class_tempo
     from pipeline.models.tempo import tempo_centers, tempo_classes
 
-    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=1, n_tempo_classes=40, d_model=16, layers=1, attention_dim=8, ffn_dim=16)
+    model = AlignmentModel(
+        frame_rate=FRAME_RATE, n_performers=1, n_tempo_classes=40, d_model=16, layers=1, attention_dim=8, ffn_dim=16
+    )
     class_tempo_qpm = lambda q: model_class_tempo(model, q)  # noqa: E731
 
     qpm = torch.tensor([100.0])
     ticks = torch.tensor([[0, 24, 48, 96]])
     frame_rate = 16000 / 256
     frames_per_tick = frame_rate * 60 / (100.0 * 24)
-    batch = {"tempo_qpm": qpm, "score_onset": ticks, "score_duration": torch.full((1, 4), 24),
-             "target_onset": ticks.float() * frames_per_tick, "target_duration": torch.full((1, 4), 24.0) * frames_per_tick,
-             "note_mask": torch.ones(1, 4, dtype=torch.bool)}
+    batch = {
+        "tempo_qpm": qpm,
+        "score_onset": ticks,
+        "score_duration": torch.full((1, 4), 24),
+        "target_onset": ticks.float() * frames_per_tick,
+        "target_duration": torch.full((1, 4), 24.0) * frames_per_tick,
+        "note_mask": torch.ones(1, 4, dtype=torch.bool),
+    }
     exact = timing_rows(*constant_tempo(batch, frame_rate), batch)
     assert exact["onset"].max() < 1e-4 and exact["duration"].max() < 1e-4
     centre = float(tempo_centers(40)[int(tempo_classes(qpm, 40)[0])])

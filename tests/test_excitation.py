@@ -25,8 +25,8 @@ def test_a_note_has_its_fundamental_where_it_sounds():
     frames = 125  # 2 s
     source = harmonic_excitation([69], [25], [100], frames, HOP, SR)
     assert source.shape == (frames * HOP,) and source.dtype == np.float32
-    assert np.all(source[: 25 * HOP] == 0) and np.all(source[100 * HOP:] == 0)
-    assert abs(peak_hz(source[30 * HOP: 95 * HOP]) - 440.0) < 1.0
+    assert np.all(source[: 25 * HOP] == 0) and np.all(source[100 * HOP :] == 0)
+    assert abs(peak_hz(source[30 * HOP : 95 * HOP]) - 440.0) < 1.0
     # a tuning shift moves the tone (baroque pitch: a semitone down)
     shifted = harmonic_excitation([69], [0], [frames], frames, HOP, SR, tuning_cents=-100)
     assert abs(peak_hz(shifted) - midi_to_hz(68)) < 1.0

@@ -41,6 +41,7 @@ def dvc_init(root: Path) -> None:
 
 # ------------------------------------------------------------------ (a) the DAG is DVC's
 
+
 def parse_dot(dot: str) -> tuple[set[str], set[tuple[str, str]]]:
     nodes, edges = set(), set()
     for line in dot.splitlines():
@@ -87,7 +88,7 @@ def test_dag_edges_equal_dvc_index_graph(tmp_path):
 
 # ------------------------------------------------------------------ (b) reproduce on a small synthetic project
 
-WORK = '''import sys, time
+WORK = """import sys, time
 from pathlib import Path
 name, out, *deps = sys.argv[1:]
 print(f"{name}: start, {__import__('os').environ.get('OMP_NUM_THREADS')} thread(s)", flush=True)
@@ -109,24 +110,30 @@ text = "".join(Path(d).read_text() for d in deps) + name + "\\n"
 Path(out).parent.mkdir(parents=True, exist_ok=True)
 Path(out).write_text(text)
 print(f"{name}: wrote {out}")
-'''
+"""
 
 
 def synthetic_dvc_yaml() -> dict:
     def stage(name, out, deps, **extra):
-        return {"cmd": f"python work.py {name} {out} {' '.join(deps)}".strip(), "deps": ["work.py", *deps],
-                "outs": [out], **extra}
+        return {
+            "cmd": f"python work.py {name} {out} {' '.join(deps)}".strip(),
+            "deps": ["work.py", *deps],
+            "outs": [out],
+            **extra,
+        }
 
     d = stage("d", "out/d.txt", ["out/b_x.txt", "out/b_y.txt", "out/c.txt"])
     d["metrics"] = [{"out/d_metrics.json": {"cache": False}}]
     d["cmd"] += " && echo '{\"ok\": 1}' > out/d_metrics.json"
-    return {"stages": {
-        "a": stage("a", "out/a.txt", [], params=["seed"]),
-        "b": {"foreach": ["x", "y"], "do": stage("b_${item}", "out/b_${item}.txt", ["out/a.txt"])},
-        "c": stage("c", "out/c.txt", ["out/a.txt"]),
-        "flaky": stage("flaky", "out/flaky.txt", ["out/a.txt"]),
-        "d": d,
-    }}
+    return {
+        "stages": {
+            "a": stage("a", "out/a.txt", [], params=["seed"]),
+            "b": {"foreach": ["x", "y"], "do": stage("b_${item}", "out/b_${item}.txt", ["out/a.txt"])},
+            "c": stage("c", "out/c.txt", ["out/a.txt"]),
+            "flaky": stage("flaky", "out/flaky.txt", ["out/a.txt"]),
+            "d": d,
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +256,9 @@ CREATE TABLE experiments (
 )
 ]
 (Background on this error at: https://sqlalche.me/e/21/e3q8)""".splitlines()
-    assert error_headline(traceback) == ("sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) "
-                                         "table experiments already exists")
+    assert error_headline(traceback) == (
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) table experiments already exists"
+    )
     ours = ["train: 10%", "error: data/features/x.npy: not a mel spectrogram (shape (3,))", "", "  "]
     assert error_headline(ours) == "error: data/features/x.npy: not a mel spectrogram (shape (3,))"
     assert error_headline(["step 1", "KeyboardInterrupt"]) == "KeyboardInterrupt"
@@ -272,21 +280,21 @@ def test_targets_and_force(synthetic):
 # temporary SQLite MLflow store the way the training stages do (models/<name>/mlflow.json), `evaluate`
 # writes metrics/evaluate.json with the metric taken from params.yaml, and the retrain flow registers and
 # promotes them through pipeline.registry itself.
-TRAIN = '''import shutil, yaml
+TRAIN = """import shutil, yaml
 from pathlib import Path
 yaml.safe_load(open("params.yaml"))["lr"]
 for name in ("alignment", "synthesis", "hifigan"):
     Path("models", name).mkdir(parents=True, exist_ok=True)
     shutil.copy(Path("trained", name, "mlflow.json"), Path("models", name, "mlflow.json"))
-'''
+"""
 
-EVALUATE = '''import json, yaml
+EVALUATE = """import json, yaml
 from pathlib import Path
 mse = yaml.safe_load(open("params.yaml"))["mse"]
 Path("metrics").mkdir(exist_ok=True)
 Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer": {"audio_mel_mse": mse,
                                                      "mel_mse": mse / 2}}))
-'''
+"""
 
 
 @pytest.mark.server
@@ -307,27 +315,56 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
     (root / "train.py").write_text(TRAIN)
     (root / "evaluate.py").write_text(EVALUATE)
     (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.5, "lr": 1}))
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
-        "prepare": {"cmd": "python -c \"import pathlib; pathlib.Path('data').mkdir(exist_ok=True); "
-                           "pathlib.Path('data/raw.txt').write_text('corpus')\"", "outs": ["data/raw.txt"]},
-        "train": {"cmd": "python train.py", "deps": ["train.py", "data/raw.txt"], "params": ["lr"],
-                  "outs": ["models"]},
-        "evaluate": {"cmd": "python evaluate.py", "deps": ["evaluate.py", "models"], "params": ["mse"],
-                     "metrics": [{"metrics/evaluate.json": {"cache": False}}]},
-    }}, sort_keys=False))
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "prepare": {
+                        "cmd": "python -c \"import pathlib; pathlib.Path('data').mkdir(exist_ok=True); "
+                        "pathlib.Path('data/raw.txt').write_text('corpus')\"",
+                        "outs": ["data/raw.txt"],
+                    },
+                    "train": {
+                        "cmd": "python train.py",
+                        "deps": ["train.py", "data/raw.txt"],
+                        "params": ["lr"],
+                        "outs": ["models"],
+                    },
+                    "evaluate": {
+                        "cmd": "python evaluate.py",
+                        "deps": ["evaluate.py", "models"],
+                        "params": ["mse"],
+                        "metrics": [{"metrics/evaluate.json": {"cache": False}}],
+                    },
+                }
+            },
+            sort_keys=False,
+        )
+    )
     dvc_init(root)
 
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
-               MLFLOW_TRACKING_URI=tracking, MLFLOW_DISABLE_TELEMETRY="true")
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(REPO),
+        MLFLOW_TRACKING_URI=tracking,
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     env.pop("PREFECT_API_URL", None)
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, cwd=tmp_path, stdout=open(log_dir / "server.log", "w"),  # noqa: SIM115
-                              stderr=subprocess.STDOUT, start_new_session=True)  # stop() ends its children too
+    server = subprocess.Popen(
+        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=open(log_dir / "server.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # stop() ends its children too
     served = None
     registry = MlflowClient(tracking, tracking)
 
@@ -342,10 +379,26 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
     try:
         wait_until_answers(f"{api}/health", server, 120, log_dir / "server.log")
         env["PREFECT_API_URL"] = api
-        served = subprocess.Popen([sys.executable, "-m", "pipeline", "flow", "serve", "--root", str(root), "--cron",
-                                   "30 2 * * *", "--name", "retrain-test"],
-                                  env=env, cwd=root, stdout=open(log_dir / "serve.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                                  start_new_session=True)
+        served = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "flow",
+                "serve",
+                "--root",
+                str(root),
+                "--cron",
+                "30 2 * * *",
+                "--name",
+                "retrain-test",
+            ],
+            env=env,
+            cwd=root,
+            stdout=open(log_dir / "serve.log", "w"),  # noqa: SIM115  (the server outlives this block)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
                 deadline = time.time() + 90
@@ -387,13 +440,20 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
                 fourth = retrain_once()
                 assert champion_and_candidate() == dict.fromkeys(ALL, ("4", "4"))
                 assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")
-                assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] \
-                    == "0.25"
+                assert registry.get_model_version("deep-performer", "4").tags["deep_performer.audio_mel_mse"] == "0.25"
 
-                steps = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fourth.id])))}
-                assert steps == {"refresh-data", "reproduce", "evaluate", "read-metric", "register-candidate",
-                                 "promote-if-better"}
+                steps = {
+                    t.name.rsplit("-", 1)[0]
+                    for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fourth.id])))
+                }
+                assert steps == {
+                    "refresh-data",
+                    "reproduce",
+                    "evaluate",
+                    "read-metric",
+                    "register-candidate",
+                    "promote-if-better",
+                }
     finally:
         if served is not None:
             stop(served)

@@ -37,7 +37,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAMES = ("ana", "ben")
 SMALL_ALIGNMENT = dict(d_model=32, layers=1, heads=2, attention_dim=16, ffn_dim=32, dropout=0.0)
-SMALL_SYNTHESIS = dict(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, attention_dim=16, ffn_dim=32, dropout=0.0)
+SMALL_SYNTHESIS = dict(
+    d_model=32, encoder_layers=1, decoder_layers=1, heads=2, attention_dim=16, ffn_dim=32, dropout=0.0
+)
 SMALL_VOCODER = dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),))
 FRAME_RATE = MEL.sample_rate / MEL.hop_length
 
@@ -58,8 +60,15 @@ def long_score(n: int = 160, seed: int = 0) -> NoteTable:
             duration.append(step * 2)
         t += step
     n_notes = len(onset)
-    return NoteTable(np.array(onset), np.array(duration), np.array(pitch), np.full(n_notes, 80), np.zeros(n_notes, int),
-                     tempo_qpm=100.0, name="long")
+    return NoteTable(
+        np.array(onset),
+        np.array(duration),
+        np.array(pitch),
+        np.full(n_notes, 80),
+        np.zeros(n_notes, int),
+        tempo_qpm=100.0,
+        name="long",
+    )
 
 
 def small_alignment(seed: int | None = None) -> AlignmentModel:
@@ -110,10 +119,19 @@ def test_one_window_timing_equals_the_model_on_the_whole_clip():
     model = small_alignment(seed=4)
     assert notes.length_ticks < 5.0 * 200 / 60 * 24  # within one 5-second window at 200 qpm
     onset, offset = predict_timing(model, notes, performer=1, tempo_qpm=200.0)
-    item = {"mel": np.zeros((1, 1), np.float32), "pitch": notes.pitch, "velocity": notes.velocity,
-            "score_onset": notes.onset, "score_duration": notes.duration, "onset_frame": notes.onset * 0,
-            "offset_frame": notes.onset * 0 + 1, "target_onset": np.zeros(len(notes), np.float32),
-            "target_duration": np.zeros(len(notes), np.float32), "performer_id": 1, "tempo_qpm": 200.0}
+    item = {
+        "mel": np.zeros((1, 1), np.float32),
+        "pitch": notes.pitch,
+        "velocity": notes.velocity,
+        "score_onset": notes.onset,
+        "score_duration": notes.duration,
+        "onset_frame": notes.onset * 0,
+        "offset_frame": notes.onset * 0 + 1,
+        "target_onset": np.zeros(len(notes), np.float32),
+        "target_duration": np.zeros(len(notes), np.float32),
+        "performer_id": 1,
+        "tempo_qpm": 200.0,
+    }
     batch = collate_clips([item])
     with torch.no_grad():
         pred = model(**alignment_inputs(model, batch))
@@ -135,7 +153,9 @@ class PianoRollStub(nn.Module):
         super().__init__()
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def forward(self, pitch, onset, duration, onset_frame, offset_frame, note_mask, performer, frame_mask, velocity=None):
+    def forward(
+        self, pitch, onset, duration, onset_frame, offset_frame, note_mask, performer, frame_mask, velocity=None
+    ):
         batch, n_frames = frame_mask.shape
         frames = torch.arange(n_frames)
         sounding = (frames[None, None, :] >= onset_frame[..., None]) & (frames[None, None, :] < offset_frame[..., None])
@@ -151,8 +171,9 @@ def test_windowed_mel_of_a_context_free_model_equals_one_pass():
     offset = onset + np.maximum(1, (notes.duration * 0.9).astype(int))
     n_frames = int(offset.max()) + 20
     assert n_frames > 3 * 312
-    mel = synthesize_mel(PianoRollStub(), notes, onset, offset, performer=1, n_frames=n_frames, window=MEL.clip_frames,
-                         batch_size=3)
+    mel = synthesize_mel(
+        PianoRollStub(), notes, onset, offset, performer=1, n_frames=n_frames, window=MEL.clip_frames, batch_size=3
+    )
     expected = np.zeros((128, n_frames))
     for p, a, b in zip(notes.pitch, onset, offset):
         expected[p, a:b] += 2.0
@@ -168,9 +189,16 @@ def test_one_window_mel_equals_the_model_on_the_whole_clip():
     n_frames = int(offset.max()) + 10
     assert n_frames < 312
     mel = synthesize_mel(model, notes, onset, offset, performer=0, n_frames=n_frames, window=MEL.clip_frames)
-    data = {"mel": np.zeros((80, n_frames), np.float32), "pitch": notes.pitch, "velocity": notes.velocity,
-            "score_onset": notes.onset, "score_duration": notes.duration, "onset_frame": onset, "offset_frame": offset,
-            "performer_id": 0}
+    data = {
+        "mel": np.zeros((80, n_frames), np.float32),
+        "pitch": notes.pitch,
+        "velocity": notes.velocity,
+        "score_onset": notes.onset,
+        "score_duration": notes.duration,
+        "onset_frame": onset,
+        "offset_frame": offset,
+        "performer_id": 0,
+    }
     batch = collate_clips([cut_clip(data, 0, n_frames)])
     with torch.no_grad():
         expected = model(**synthesis_inputs(model, batch))[0].numpy()
@@ -243,16 +271,29 @@ def test_render_command_midi_and_musicxml(tmp_path):
 
     for score, qpm, quarters in [(midi, 100, 20), (xml, 80, 24)]:
         wav, timing = tmp_path / f"{score.stem}{score.suffix}.wav", tmp_path / f"{score.suffix}.csv"
-        result = performer_cli("render", score, "-o", wav, "--models", models, "--performer", "ana",
-                               "--timing", timing, "--mel-plot", tmp_path / "mel.png")
+        result = performer_cli(
+            "render",
+            score,
+            "-o",
+            wav,
+            "--models",
+            models,
+            "--performer",
+            "ana",
+            "--timing",
+            timing,
+            "--mel-plot",
+            tmp_path / "mel.png",
+        )
         assert result.returncode == 0, result.stderr
         info = sf.info(wav)
         assert info.samplerate == 16000
         played = pd.read_csv(timing)
         centre = tempo_centers()[tempo_class(qpm)]
         # the untrained alignment model is the constant-tempo prior at the tempo class centre
-        np.testing.assert_allclose(played["onset"].iloc[-1], (quarters - (0.5 if qpm == 100 else 1)) * 60 / centre,
-                                   atol=0.02)
+        np.testing.assert_allclose(
+            played["onset"].iloc[-1], (quarters - (0.5 if qpm == 100 else 1)) * 60 / centre, atol=0.02
+        )
         assert info.duration == pytest.approx(played["offset"].max() + 0.5, abs=0.02)
         assert (tmp_path / "mel.png").stat().st_size > 10_000
 
@@ -270,8 +311,11 @@ def test_render_command_errors_are_one_line_and_leave_nothing(tmp_path):
     out = tmp_path / "out.wav"
     assert_one_line_error(performer_cli("render", empty, "-o", out, "--models", models), "empty.mid", "no notes")
     assert_one_line_error(performer_cli("render", corrupt, "-o", out, "--models", models), "corrupt.mid")
-    assert_one_line_error(performer_cli("render", good, "-o", out, "--models", models, "--performer", "zed"),
-                          "unknown performer 'zed'", "ana, ben")
+    assert_one_line_error(
+        performer_cli("render", good, "-o", out, "--models", models, "--performer", "zed"),
+        "unknown performer 'zed'",
+        "ana, ben",
+    )
     assert_one_line_error(performer_cli("render", good, "-o", out, "--models", tmp_path / "nothing"), "nothing")
     zero = performer_cli("render", good, "-o", out, "--models", models, "--threads", "0")
     assert zero.returncode != 0 and "--threads" in zero.stderr and "Traceback" not in zero.stderr
@@ -289,10 +333,13 @@ def test_models_load_back_from_mlflow_by_run_uris_and_registry_alias(tmp_path, m
     mlflow.set_experiment("render-test")  # not an experiment id cached from another store
     models = small_models(seed=5)
     uris = []
-    for name, module in zip(("alignment", "synthesis", "hifigan"), (models.alignment, models.synthesis, models.vocoder)):
+    for name, module in zip(
+        ("alignment", "synthesis", "hifigan"), (models.alignment, models.synthesis, models.vocoder)
+    ):
         with mlflow.start_run():
-            info = mlflow.pytorch.log_model(module, name=name, serialization_format="pickle",
-                                            registered_model_name=f"deep-performer-{name}")
+            info = mlflow.pytorch.log_model(
+                module, name=name, serialization_format="pickle", registered_model_name=f"deep-performer-{name}"
+            )
         uris.append(info.model_uri)
         mlflow.MlflowClient().set_registered_model_alias(f"deep-performer-{name}", "champion", "1")
     notes = long_score(n=16)

@@ -13,8 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(root))
-    return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config", str(root / ".importlinter"),
-                           "--no-cache"], cwd=root, capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--config", str(root / ".importlinter"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def test_no_module_imports_from_a_layer_above_it():

@@ -72,9 +72,11 @@ def make_release(base: Path) -> Path:
     b = "2004/MIDI-Unprocessed_SMF_02_R1_2004_01-05_ORIG_MID--AUDIO_02_R1_2004_05_Track05_wav"
     c = "2006/MIDI-Unprocessed_07_R1_2006_01-09_ORIG_MID--AUDIO_07_R1_2006_04_Track04_wav"
     # 2018: a tempo change at beat 2, a chord, a repeated note
-    write_midi(root / f"{a}.midi",
-               [(0, 300, 60, 80), (0, 300, 64, 70), (384, 700, 67, 90), (800, 1000, 67, 60), (1100, 1900, 72, 100)],
-               [(0, 500000), (768, 400000)])
+    write_midi(
+        root / f"{a}.midi",
+        [(0, 300, 60, 80), (0, 300, 64, 70), (384, 700, 67, 90), (800, 1000, 67, 60), (1100, 1900, 72, 100)],
+        [(0, 500000), (768, 400000)],
+    )
     write_wav(root / f"{a}.wav", 2.5, 44100)
     write_midi(root / f"{b}.midi", [(10, 200, 48, 50), (200, 500, 50, 55), (500, 900, 52, 60)], [(0, 600000)], 480)
     write_wav(root / f"{b}.wav", 2.0, 48000)
@@ -176,8 +178,9 @@ def test_download_verifies_sha256_and_reads(release, tmp_path):
             zf.write(path, path.relative_to(release).as_posix())
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     with FileServer(served) as server:
-        cfg = config(url=server.url(archive.name), sha256=sha, download_dir=str(tmp_path / "dl"),
-                     splits=("train", "validation"))
+        cfg = config(
+            url=server.url(archive.name), sha256=sha, download_dir=str(tmp_path / "dl"), splits=("train", "validation")
+        )
         prepare_maestro(cfg, tmp_path / "raw")
     check_layout(tmp_path / "raw", tmp_path / "dl" / "maestro-v3.0.0" / "maestro-v3.0.0")
 

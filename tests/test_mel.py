@@ -20,8 +20,9 @@ def test_values_match_librosa_on_a_chirp():
     ours = log_mel(audio, cfg)
     pad = (cfg.n_fft - cfg.hop_length) // 2
     padded = np.pad(audio, pad, mode="reflect")
-    stft = librosa.stft(padded, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                        window="hann", center=False)
+    stft = librosa.stft(
+        padded, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=False
+    )
     spec = np.sqrt(np.abs(stft) ** 2 + 1e-9)  # the recipe's magnitude epsilon
     basis = librosa.filters.mel(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     reference = np.log(np.maximum(basis @ spec, cfg.clamp))

@@ -26,9 +26,12 @@ def random_score(gen: torch.Generator, n: int) -> dict[str, torch.Tensor]:
     ioi = torch.tensor([0, 6, 12, 24, 48])[torch.randint(0, 5, (n,), generator=gen)]
     ioi[0] = 0
     onset = torch.cumsum(ioi, 0)
-    return dict(pitch=torch.randint(40, 90, (n,), generator=gen), onset=onset,
-                duration=torch.tensor([6, 12, 24, 36, 120])[torch.randint(0, 5, (n,), generator=gen)],
-                velocity=torch.randint(1, 128, (n,), generator=gen))
+    return dict(
+        pitch=torch.randint(40, 90, (n,), generator=gen),
+        onset=onset,
+        duration=torch.tensor([6, 12, 24, 36, 120])[torch.randint(0, 5, (n,), generator=gen)],
+        velocity=torch.randint(1, 128, (n,), generator=gen),
+    )
 
 
 def pad_batch(items: list[dict[str, torch.Tensor]], n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -101,8 +104,9 @@ def test_paper_default_model_forward_shape():
     assert model.config()["layers"] == 3 and model.config()["attention_dim"] == 64
     gen = torch.Generator().manual_seed(0)
     batch = pad_batch([random_score(gen, 30), random_score(gen, 20)], 30, gen)
-    pred = model(batch["pitch"], batch["onset"], batch["duration"], batch["mask"], torch.tensor([0, 31]),
-                 torch.tensor([3, 12]))
+    pred = model(
+        batch["pitch"], batch["onset"], batch["duration"], batch["mask"], torch.tensor([0, 31]), torch.tensor([3, 12])
+    )
     assert pred.shape == (2, 30, 2) and pred.dtype == torch.float32
     assert (pred[1, 20:] == 0).all()
     # an untrained model with the tempo prior is the constant-tempo rendering at the class centre
@@ -121,10 +125,24 @@ def test_padding_does_not_change_predictions(use_velocity):
     both = pad_batch([first, second], 40, gen)
     vel = (lambda b: b["velocity"]) if use_velocity else (lambda b: None)
     with torch.no_grad():
-        p1 = model(alone["pitch"], alone["onset"], alone["duration"], alone["mask"], torch.tensor([3]),
-                   torch.tensor([9]), vel(alone))
-        p2 = model(both["pitch"], both["onset"], both["duration"], both["mask"], torch.tensor([3, 5]),
-                   torch.tensor([9, 14]), vel(both))
+        p1 = model(
+            alone["pitch"],
+            alone["onset"],
+            alone["duration"],
+            alone["mask"],
+            torch.tensor([3]),
+            torch.tensor([9]),
+            vel(alone),
+        )
+        p2 = model(
+            both["pitch"],
+            both["onset"],
+            both["duration"],
+            both["mask"],
+            torch.tensor([3, 5]),
+            torch.tensor([9, 14]),
+            vel(both),
+        )
     assert torch.allclose(p1[0], p2[0, :17], atol=1e-5)
     assert not torch.allclose(p2[0, :17], p2[1, :17])
 

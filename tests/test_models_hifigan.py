@@ -228,8 +228,10 @@ def test_generator_overfits_one_clip_with_mel_l1(mel_module):
     # the same tone a fourth lower or a fifth higher
     with torch.no_grad():
         out = generator(mel)
-        errors = {f0: mel_l1_loss(vibrato_tone(SR // 2, f0=f0)[:, : audio.shape[1]], out, mel_module).item()
-                  for f0 in (440.0, 330.0, 660.0)}
+        errors = {
+            f0: mel_l1_loss(vibrato_tone(SR // 2, f0=f0)[:, : audio.shape[1]], out, mel_module).item()
+            for f0 in (440.0, 330.0, 660.0)
+        }
     assert errors[440.0] < min(errors[330.0], errors[660.0]), errors
 
 

@@ -12,8 +12,14 @@ from pipeline.models.rolls import piano_and_position_rolls
 from pipeline.models.synthesis import SynthesisModel, synthesis_loss
 
 SMALL = dict(d_model=32, encoder_layers=1, decoder_layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
-ABLATIONS = [dict(), dict(note_wise_pe=False), dict(performer_embedding=False), dict(use_encoder=False),
-             dict(use_velocity=True), dict(use_velocity=True, use_encoder=False)]
+ABLATIONS = [
+    dict(),
+    dict(note_wise_pe=False),
+    dict(performer_embedding=False),
+    dict(use_encoder=False),
+    dict(use_velocity=True),
+    dict(use_velocity=True, use_encoder=False),
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -120,14 +126,19 @@ def test_piano_and_position_rolls_match_explicit_loops():
 def random_clip(gen: torch.Generator, n_notes: int, n_frames: int) -> dict[str, torch.Tensor]:
     onset = torch.sort(torch.randint(0, 200, (n_notes,), generator=gen)).values
     onset_frame = torch.sort(torch.randint(0, n_frames - 1, (n_notes,), generator=gen)).values
-    return dict(pitch=torch.randint(40, 90, (n_notes,), generator=gen), onset=onset,
-                duration=torch.randint(1, 100, (n_notes,), generator=gen), onset_frame=onset_frame,
-                offset_frame=(onset_frame + torch.randint(1, 20, (n_notes,), generator=gen)).clamp(max=n_frames),
-                velocity=torch.randint(1, 128, (n_notes,), generator=gen))
+    return dict(
+        pitch=torch.randint(40, 90, (n_notes,), generator=gen),
+        onset=onset,
+        duration=torch.randint(1, 100, (n_notes,), generator=gen),
+        onset_frame=onset_frame,
+        offset_frame=(onset_frame + torch.randint(1, 20, (n_notes,), generator=gen)).clamp(max=n_frames),
+        velocity=torch.randint(1, 128, (n_notes,), generator=gen),
+    )
 
 
-def collate(items: list[tuple[dict[str, torch.Tensor], int]], n_notes: int, n_frames: int,
-            gen: torch.Generator) -> dict[str, torch.Tensor]:
+def collate(
+    items: list[tuple[dict[str, torch.Tensor], int]], n_notes: int, n_frames: int, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Pad to ``n_notes``/``n_frames``; padded notes hold garbage that would sound if not masked."""
     out: dict[str, list[torch.Tensor]] = {k: [] for k in (*items[0][0], "note_mask", "frame_mask")}
     for it, frames in items:
@@ -143,16 +154,28 @@ def collate(items: list[tuple[dict[str, torch.Tensor], int]], n_notes: int, n_fr
 
 
 def run(model: SynthesisModel, batch: dict[str, torch.Tensor], performer: torch.Tensor) -> torch.Tensor:
-    return model(batch["pitch"], batch["onset"], batch["duration"], batch["onset_frame"], batch["offset_frame"],
-                 batch["note_mask"], performer, batch["frame_mask"],
-                 batch["velocity"] if model.hparams["use_velocity"] else None)
+    return model(
+        batch["pitch"],
+        batch["onset"],
+        batch["duration"],
+        batch["onset_frame"],
+        batch["offset_frame"],
+        batch["note_mask"],
+        performer,
+        batch["frame_mask"],
+        batch["velocity"] if model.hparams["use_velocity"] else None,
+    )
 
 
 def test_paper_default_model_forward_shape():
     model = SynthesisModel()
     config = model.config()
-    assert (config["encoder_layers"], config["decoder_layers"], config["attention_dim"], config["ffn_dim"]) == \
-        (3, 6, 128, 512)
+    assert (config["encoder_layers"], config["decoder_layers"], config["attention_dim"], config["ffn_dim"]) == (
+        3,
+        6,
+        128,
+        512,
+    )
     gen = torch.Generator().manual_seed(0)
     batch = collate([(random_clip(gen, 20, 50), 50), (random_clip(gen, 12, 40), 40)], 20, 50, gen)
     mel = run(model, batch, torch.tensor([0, 31]))
@@ -178,8 +201,9 @@ def test_padding_does_not_change_outputs(ablation):
 def mel_target(batch: dict[str, torch.Tensor], n_frames: int) -> torch.Tensor:
     """A learnable log-mel: pitch templates with a decaying envelope, standardised per mel bin."""
     templates = torch.randn(128, 80, generator=torch.Generator().manual_seed(7))
-    sounding, position = sounding_and_position(batch["onset_frame"], batch["offset_frame"], batch["note_mask"],
-                                               n_frames)
+    sounding, position = sounding_and_position(
+        batch["onset_frame"], batch["offset_frame"], batch["note_mask"], n_frames
+    )
     weights = sounding * (1 - 0.7 * position)
     mel = weights @ templates[batch["pitch"]]  # (B, T, 80)
     valid = batch["frame_mask"][..., None].float()
@@ -236,10 +260,18 @@ def test_without_encoder_decoder_reads_projected_rolls():
     names = {k.split(".")[0] for k in model.state_dict()}
     assert names == {"roll_projection", "performer", "decoder", "out"}
     assert not hasattr(model, "encoder") and not hasattr(model, "notes") and not hasattr(model, "mixer")
-    inputs = model.frame_inputs(batch["pitch"], batch["onset"], batch["duration"], batch["onset_frame"],
-                                batch["offset_frame"], batch["note_mask"], 40)
-    piano, position = piano_and_position_rolls(batch["pitch"], batch["onset_frame"], batch["offset_frame"],
-                                               batch["note_mask"], 40)
+    inputs = model.frame_inputs(
+        batch["pitch"],
+        batch["onset"],
+        batch["duration"],
+        batch["onset_frame"],
+        batch["offset_frame"],
+        batch["note_mask"],
+        40,
+    )
+    piano, position = piano_and_position_rolls(
+        batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], 40
+    )
     assert torch.allclose(inputs, model.roll_projection(torch.cat([piano, position], -1)))
     performer = torch.tensor([2, 3])
     mel = run(model, batch, performer)
@@ -267,8 +299,9 @@ def test_without_notewise_pe_is_the_plain_mixer():
 
 
 def test_config_round_trip_through_a_checkpoint(tmp_path):
-    model = SynthesisModel(n_performers=10, use_velocity=True, max_time=100, max_duration=100,
-                           note_wise_pe=False, **SMALL)
+    model = SynthesisModel(
+        n_performers=10, use_velocity=True, max_time=100, max_duration=100, note_wise_pe=False, **SMALL
+    )
     save_model(tmp_path / "model.pt", model, model.config())  # the stages' own save/load path
     clone = load_model(tmp_path / "model.pt", SynthesisModel)
     assert clone.config() == model.config()

@@ -8,8 +8,9 @@ from pipeline.scores import NoteTable
 
 def melody(n=64):
     onset = np.arange(n) * 12  # eighth notes
-    return NoteTable(onset, np.full(n, 12), 60 + (np.arange(n) * 5) % 24, np.full(n, 80), np.zeros(n), tempo_qpm=100,
-                     name="melody")
+    return NoteTable(
+        onset, np.full(n, 12), 60 + (np.arange(n) * 5) % 24, np.full(n, 80), np.zeros(n), tempo_qpm=100, name="melody"
+    )
 
 
 def test_same_seed_same_performance_other_seed_other_performance():
@@ -31,7 +32,7 @@ def test_performers_differ_in_timing():
     shapes = {n: np.diff(x.onset) / np.mean(np.diff(x.onset)) for n, x in perf.items()}
     names = list(shapes)
     for i, first in enumerate(names):
-        for second in names[i + 1:]:
+        for second in names[i + 1 :]:
             assert np.abs(shapes[first] - shapes[second]).mean() > 0.02, (first, second)
     # articulation: chiara plays detached, bruno legato
     gap = lambda x: np.mean(x.onset[1:] - x.offset[:-1])  # noqa: E731

@@ -31,11 +31,19 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALL = ("deep-performer", "deep-performer-alignment", "deep-performer-synthesis", "deep-performer-hifigan")
-EVALUATION = {"clips": 13, "held_out_recordings": 2,
-              "deep_performer": {"audio_mel_mse": 1.8262, "mel_mse": 1.1297, "onset_f1": 0.3348,
-                                 "onset_error_ms": 68.8444, "duration_error_ms": None},
-              "vocoder_reconstruction": {"audio_mel_mse": 1.3155},
-              "performancenet": {"audio_mel_mse": 6.8256, "mel_mse": 6.7641}}
+EVALUATION = {
+    "clips": 13,
+    "held_out_recordings": 2,
+    "deep_performer": {
+        "audio_mel_mse": 1.8262,
+        "mel_mse": 1.1297,
+        "onset_f1": 0.3348,
+        "onset_error_ms": 68.8444,
+        "duration_error_ms": None,
+    },
+    "vocoder_reconstruction": {"audio_mel_mse": 1.3155},
+    "performancenet": {"audio_mel_mse": 6.8256, "mel_mse": 6.7641},
+}
 
 
 def evaluation(audio_mel_mse: float, mel_mse: float) -> dict:
@@ -55,12 +63,14 @@ def trained(tmp_path_factory):
         mp.chdir(base)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base / 'mlflow.db'}")
-        for name, module in zip(("alignment", "synthesis", "hifigan"),
-                                (models.alignment, models.synthesis, models.vocoder)):
+        for name, module in zip(
+            ("alignment", "synthesis", "hifigan"), (models.alignment, models.synthesis, models.vocoder)
+        ):
             tracker = MlflowTracker("deep-performer", f"train_{name}", base / "models" / name, root=base)
             uri = tracker.log_model(module, name)
-            (base / "models" / name / "mlflow.json").write_text(json.dumps({"run_id": tracker.run_id,
-                                                                             "model_uri": uri}))
+            (base / "models" / name / "mlflow.json").write_text(
+                json.dumps({"run_id": tracker.run_id, "model_uri": uri})
+            )
             tracker.end()
     midi = base / "tune.mid"
     write_midi(midi, [(i * 0.5, 0.5, 60 + (i % 7), 80) for i in range(12)], tempo_bpm=100)
@@ -110,10 +120,26 @@ def test_register_candidate_versions_aliases_and_tags(store):
 
     root = store["root"]
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q",
-                    "--allow-empty", "-m", "x"], check=True)
-    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     write_evaluation(root, 1.8262, 1.1297)
 
     assert register_candidate(root) == dict.fromkeys(ALL, 1)
@@ -135,8 +161,10 @@ def test_register_candidate_versions_aliases_and_tags(store):
         assert version.tags.get("component.deep-performer-alignment") is None
     composite = client.get_model_version("deep-performer", "1")
     assert {k: v for k, v in composite.tags.items() if k.startswith("component.")} == {
-        "component.deep-performer-alignment": "1", "component.deep-performer-synthesis": "1",
-        "component.deep-performer-hifigan": "1"}
+        "component.deep-performer-alignment": "1",
+        "component.deep-performer-synthesis": "1",
+        "component.deep-performer-hifigan": "1",
+    }
     run = client.get_run(composite.run_id)  # the registration run keeps the metrics and the evaluation file
     assert run.data.metrics["deep_performer.audio_mel_mse"] == pytest.approx(1.8262)
     assert [a.path for a in client.list_artifacts(run.info.run_id) if a.path.endswith(".json")] == ["evaluate.json"]
@@ -219,14 +247,24 @@ def test_promotion_rule_first_worse_tie_better(store):
     assert rows[("deep-performer", 5)]["aliases"] == ["candidate", "champion"]
     assert rows[("deep-performer", 4)]["aliases"] == ["previous-champion"]
     assert rows[("deep-performer-hifigan", 2)]["metrics"]["deep_performer.audio_mel_mse"] == 2.0
-    assert rows[("deep-performer", 3)]["components"] == {"deep-performer-alignment": "3",
-                                                         "deep-performer-synthesis": "3", "deep-performer-hifigan": "3"}
+    assert rows[("deep-performer", 3)]["components"] == {
+        "deep-performer-alignment": "3",
+        "deep-performer-synthesis": "3",
+        "deep-performer-hifigan": "3",
+    }
 
     listing = performer_cli("models", "list")
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["model", "version", "aliases", "deep_performer.audio_mel_mse", "deep_performer.mel_mse",
-                                "git_commit", "registered"]
+    assert lines[0].split() == [
+        "model",
+        "version",
+        "aliases",
+        "deep_performer.audio_mel_mse",
+        "deep_performer.mel_mse",
+        "git_commit",
+        "registered",
+    ]
     assert len(lines) == 21
     assert lines[1].split()[:5] == ["deep-performer", "5", "candidate,champion", "1.9000", "1.0000"]
     assert lines[2].split()[:5] == ["deep-performer", "4", "previous-champion", "1.8261", "1.2000"]
@@ -269,8 +307,18 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
 
     # `performer render --model models:/deep-performer@champion`
     wav = tmp_path / "out.wav"
-    result = performer_cli("render", store["midi"], "-o", wav, "--model", "models:/deep-performer@champion",
-                           "--performer", "ben", "--tempo", 120)
+    result = performer_cli(
+        "render",
+        store["midi"],
+        "-o",
+        wav,
+        "--model",
+        "models:/deep-performer@champion",
+        "--performer",
+        "ben",
+        "--tempo",
+        120,
+    )
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(wav, dtype="float32")
     assert rate == 16000 and len(audio) == len(expected)
@@ -279,8 +327,9 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
     # the pyfunc on its own: a path or base64 bytes in, 16 kHz WAV out (defaults: first performer, score tempo)
     pyfunc = mlflow.pyfunc.load_model("models:/deep-performer@champion")
     b64 = base64.b64encode(store["midi"].read_bytes()).decode()
-    out = pyfunc.predict(pd.DataFrame({"score": [str(store["midi"]), b64], "performer": ["ben", None],
-                                       "tempo": [120.0, None]}))
+    out = pyfunc.predict(
+        pd.DataFrame({"score": [str(store["midi"]), b64], "performer": ["ben", None], "tempo": [120.0, None]})
+    )
     assert list(out["samples"]) == [len(expected), len(default)] and list(out["sample_rate"]) == [16000, 16000]
     first, rate = decode_audio(out["audio"][0])
     assert rate == 16000
@@ -291,8 +340,9 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
 
 
 def post(url: str, payload: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
@@ -311,27 +361,55 @@ def test_mlflow_models_serve_the_champion(store, tmp_path):
     port = free_port()
     # mlflow runs `uvicorn` from PATH: the one beside this Python, as in an activated venv
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DEEP_PERFORMER_DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        "PATH": path,
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DEEP_PERFORMER_DEVICE": "cpu",
+    }
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/deep-performer@champion",
-                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/deep-performer@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/ping", server, 180, tmp_path / "serve.log")
         b64 = base64.b64encode(store["midi"].read_bytes()).decode()
-        status, answer = post(f"http://127.0.0.1:{port}/invocations",
-                              {"dataframe_records": [{"score": b64, "performer": "ana", "tempo": 90.0}]})
+        status, answer = post(
+            f"http://127.0.0.1:{port}/invocations",
+            {"dataframe_records": [{"score": b64, "performer": "ana", "tempo": 90.0}]},
+        )
         assert status == 200, answer
         [prediction] = answer["predictions"]
         audio, rate = decode_audio(prediction["audio"])
         assert rate == prediction["sample_rate"] == 16000
         assert len(audio) == prediction["samples"] == len(expected)
         np.testing.assert_allclose(audio, expected, atol=1e-5)
-        status, answer = post(f"http://127.0.0.1:{port}/invocations",
-                              {"dataframe_records": [{"score": b64, "performer": "zed"}]})
+        status, answer = post(
+            f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"score": b64, "performer": "zed"}]}
+        )
         assert status == 400 and "unknown performer 'zed'" in answer["message"], answer
     finally:
         stop(server)
         log.close()
-
-

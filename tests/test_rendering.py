@@ -37,8 +37,13 @@ def test_expression_controls_loudness():
 
 
 def test_polyphony_gets_one_channel_per_note_so_bends_do_not_leak():
-    perf = Performance(np.array([0.0, 0.0]), np.array([1.0, 1.0]), np.array([60, 67]), np.array([90, 90]),
-                       bend_cents=[np.full(300, 0.0), np.full(300, 100.0)])
+    perf = Performance(
+        np.array([0.0, 0.0]),
+        np.array([1.0, 1.0]),
+        np.array([60, 67]),
+        np.array([90, 90]),
+        bend_cents=[np.full(300, 0.0), np.full(300, 100.0)],
+    )
     from pipeline.rendering import _assign_channels
 
     channels = _assign_channels(perf)

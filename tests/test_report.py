@@ -59,7 +59,9 @@ def _table() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "reports"
-    index = write_report(out, _table(), _clips(), title="Held-out <listening> test", mel=MEL, notes="line one\nline two")
+    index = write_report(
+        out, _table(), _clips(), title="Held-out <listening> test", mel=MEL, notes="line one\nline two"
+    )
     assert index == out / "index.html"
     return index
 

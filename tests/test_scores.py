@@ -128,8 +128,11 @@ def _muspy_notes(path):
 
     music = muspy.read_midi(path)
     music.adjust_resolution(TICKS_PER_QUARTER)
-    rows = [(n.time, n.duration, n.pitch, n.velocity, i)
-            for i, t in enumerate(t for t in music.tracks if not t.is_drum) for n in t.notes]
+    rows = [
+        (n.time, n.duration, n.pitch, n.velocity, i)
+        for i, t in enumerate(t for t in music.tracks if not t.is_drum)
+        for n in t.notes
+    ]
     return rows, float(music.tempos[0].qpm) if music.tempos else None
 
 
@@ -150,12 +153,19 @@ def test_midi_reader_matches_muspy_note_for_note(tmp_path, resolution):
                 start, length = int(rng.integers(0, 8 * resolution)), int(rng.integers(1, 2 * resolution))
                 key, vel = int(rng.integers(55, 70)), int(rng.integers(1, 127))
                 events.append((start, mido.Message("note_on", channel=channel, note=key, velocity=vel)))
-                off = mido.Message("note_on", channel=channel, note=key, velocity=0) if rng.random() < 0.5 \
+                off = (
+                    mido.Message("note_on", channel=channel, note=key, velocity=0)
+                    if rng.random() < 0.5
                     else mido.Message("note_off", channel=channel, note=key)
+                )
                 if rng.random() > 0.1:  # some never end
                     events.append((start + length, off))
-            events.append((int(rng.integers(0, 4 * resolution)),
-                           mido.Message("control_change", channel=channel, control=64, value=127)))
+            events.append(
+                (
+                    int(rng.integers(0, 4 * resolution)),
+                    mido.Message("control_change", channel=channel, control=64, value=127),
+                )
+            )
         events.append((3 * resolution, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(150))))
         track, now = mido.MidiTrack(), 0
         for tick, message in sorted(events, key=lambda e: e[0]):  # stable: the order written above

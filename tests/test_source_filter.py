@@ -21,8 +21,14 @@ from tests._params import MEL
 
 REPO = Path(__file__).resolve().parents[1]
 SR, HOP = MEL.sample_rate, MEL.hop_length
-RECIPE = dict(in_channels=MEL.n_mels, sample_rate=MEL.sample_rate, n_fft=MEL.n_fft, hop_length=MEL.hop_length,
-              fmin=MEL.fmin, fmax=MEL.fmax)  # what vocoder_for_mel passes from the mel params group
+RECIPE = dict(
+    in_channels=MEL.n_mels,
+    sample_rate=MEL.sample_rate,
+    n_fft=MEL.n_fft,
+    hop_length=MEL.hop_length,
+    fmin=MEL.fmin,
+    fmax=MEL.fmax,
+)  # what vocoder_for_mel passes from the mel params group
 SMALL_ARCH = {"channels": 32, "layers": 2}
 SMALL = {**RECIPE, **SMALL_ARCH}
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -157,8 +163,15 @@ def test_the_vocoder_takes_the_mel_recipe_from_the_mel_params():
     assert vocoder_for_mel("hifigan", {"upsample_initial_channel": 16}, MEL).hop_length == 256
 
 
-@pytest.mark.parametrize("recipe", [(16000, 1024, 80, 0.0, 8000.0), (22050, 1024, 80, 0.0, 8000.0),
-                                    (16000, 800, 64, 30.0, 7600.0), (44100, 2048, 128, 0.0, 22050.0)])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        (16000, 1024, 80, 0.0, 8000.0),
+        (22050, 1024, 80, 0.0, 8000.0),
+        (16000, 800, 64, 30.0, 7600.0),
+        (44100, 2048, 128, 0.0, 22050.0),
+    ],
+)
 def test_the_numpy_mel_filterbank_is_librosas_bit_for_bit(recipe):
     import librosa
 
@@ -178,14 +191,17 @@ def test_rendering_imports_neither_librosa_nor_muspy(tmp_path):
     import mido
 
     midi = mido.MidiFile()
-    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80),
-                                       mido.Message("note_off", note=60, time=480)]))
+    midi.tracks.append(
+        mido.MidiTrack([mido.Message("note_on", note=60, velocity=80), mido.Message("note_off", note=60, time=480)])
+    )
     midi.save(tmp_path / "a.mid")
-    code = ("import sys; from pipeline.models.source_filter import SourceFilterVocoder; from pipeline.scores import "
-            f"read_score; SourceFilterVocoder(channels=8, layers=1, **{RECIPE!r}); "
-            f"read_score({str(tmp_path / 'a.mid')!r}); "
-            "import pipeline.inference; "
-            "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))")
+    code = (
+        "import sys; from pipeline.models.source_filter import SourceFilterVocoder; from pipeline.scores import "
+        f"read_score; SourceFilterVocoder(channels=8, layers=1, **{RECIPE!r}); "
+        f"read_score({str(tmp_path / 'a.mid')!r}); "
+        "import pipeline.inference; "
+        "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 

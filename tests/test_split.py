@@ -35,10 +35,12 @@ def parts_of_pieces(index: pd.DataFrame, split) -> dict[str, set[str]]:
 @pytest.mark.parametrize("trial", range(40))
 def test_no_test_piece_is_ever_trained_on(trial):
     rng = np.random.default_rng(trial)
-    index = corpus(rng, pieces=int(rng.integers(2, 30)), performers=int(rng.integers(1, 8)),
-                   coverage=float(rng.uniform(0.3, 1.0)))
-    config = split_config(seed=int(rng.integers(100)), test_share=float(rng.uniform(0, 0.4)),
-                         validation_share=float(rng.uniform(0, 0.3)))
+    index = corpus(
+        rng, pieces=int(rng.integers(2, 30)), performers=int(rng.integers(1, 8)), coverage=float(rng.uniform(0.3, 1.0))
+    )
+    config = split_config(
+        seed=int(rng.integers(100)), test_share=float(rng.uniform(0, 0.4)), validation_share=float(rng.uniform(0, 0.3))
+    )
     split = split_corpus(index, config)
     pieces = parts_of_pieces(index, split)
     assert not pieces["test"] & pieces["train"] and not pieces["test"] & pieces["validation"]
@@ -53,8 +55,11 @@ def test_no_test_piece_is_ever_trained_on(trial):
 
 
 def test_built_in_shape_tests_mono_and_poly_pieces_played_by_everyone():
-    rows = [{"id": f"{p}__{k}", "piece": p, "performer": k, "polyphonic": p.startswith("chorale")}
-            for p in [f"violin{i}" for i in range(7)] + [f"chorale{i}" for i in range(5)] for k in "abcd"]
+    rows = [
+        {"id": f"{p}__{k}", "piece": p, "performer": k, "polyphonic": p.startswith("chorale")}
+        for p in [f"violin{i}" for i in range(7)] + [f"chorale{i}" for i in range(5)]
+        for k in "abcd"
+    ]
     index = pd.DataFrame(rows)
     split = split_corpus(index, split_config(test_share=0.25, validation_share=0.15, seed=2))
     test = index.set_index("id").loc[split.test]
@@ -87,8 +92,9 @@ def test_by_recording_may_share_pieces_but_keeps_performers_trained():
     index = corpus(rng, pieces=6, performers=3)
     split = split_corpus(index, split_config(by="recording", test_share=0.3, validation_share=0.2, seed=0))
     assert split.test and not set(split.test) & set(split.train)
-    assert set(index.set_index("id").loc[split.test, "performer"]) <= set(index.set_index("id").loc[split.train,
-                                                                                                   "performer"])
+    assert set(index.set_index("id").loc[split.test, "performer"]) <= set(
+        index.set_index("id").loc[split.train, "performer"]
+    )
 
 
 def test_a_different_seed_gives_a_different_split_and_bad_settings_are_refused():

@@ -24,5 +24,11 @@ def test_the_import_closure_follows_imports_inside_functions_and_packages(tmp_pa
     (tmp_path / "pipeline" / "unused.py").write_text("")
     (tmp_path / "stages" / "s.py").write_text("import pipeline.a\n")
     assert stage_deps.import_closure("stages.s", tmp_path) == [
-        "pipeline/__init__.py", "pipeline/a.py", "pipeline/sub/__init__.py", "pipeline/sub/b.py", "pipeline/sub/c.py",
-        "stages/__init__.py", "stages/s.py"]
+        "pipeline/__init__.py",
+        "pipeline/a.py",
+        "pipeline/sub/__init__.py",
+        "pipeline/sub/b.py",
+        "pipeline/sub/c.py",
+        "stages/__init__.py",
+        "stages/s.py",
+    ]

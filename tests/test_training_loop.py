@@ -29,8 +29,9 @@ def test_loss_goes_down(tmp_path):
 def test_interrupted_and_resumed_training_matches_uninterrupted(tmp_path):
     whole = train(tmp_path / "whole", 12)
     train(tmp_path / "split", 6)  # "killed" after step 6 (last checkpoint at 6)
-    resumed = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, train_config(max_steps=12, **CONFIG),
-                      tmp_path / "split")
+    resumed = Trainer(
+        TinyTask(), Points(), Points(16, seed=1), collate, train_config(max_steps=12, **CONFIG), tmp_path / "split"
+    )
     assert resumed.resumed and resumed.step == 6
     resumed.fit()
     for a, b in zip(whole.modules["net"].state_dict().values(), resumed.modules["net"].state_dict().values()):
@@ -69,8 +70,12 @@ def test_transformer_schedule_warms_up_then_decays_and_anneals():
 def test_two_process_ddp_keeps_rank_weights_identical(tmp_path):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     worker = Path(__file__).with_name("_ddp_worker.py")
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     initial = TinyTask().modules["net"].state_dict()

@@ -39,15 +39,30 @@ def features(tmp_path_factory):
         pitch = 60 + (np.arange(n) * 7) % 12
         mel = np.full((80, frames), -8.0, np.float32)
         for on, p in zip(onset, pitch):
-            mel[p - 40, on:on + 10] = 0.0
+            mel[p - 40, on : on + 10] = 0.0
         mel += rng.normal(0, 0.1, mel.shape).astype(np.float32)
-        data = {"pitch": pitch.astype(np.int16), "velocity": np.full(n, 80, np.int16),
-                "score_onset": (np.arange(n) * 12).astype(np.int32), "score_duration": np.full(n, 12, np.int32),
-                "onset_frame": onset.astype(np.int32), "offset_frame": (onset + 10).astype(np.int32),
-                "performer_id": np.int16(r % 2)}
+        data = {
+            "pitch": pitch.astype(np.int16),
+            "velocity": np.full(n, 80, np.int16),
+            "score_onset": (np.arange(n) * 12).astype(np.int32),
+            "score_duration": np.full(n, 12, np.int32),
+            "onset_frame": onset.astype(np.int32),
+            "offset_frame": (onset + 10).astype(np.int32),
+            "performer_id": np.int16(r % 2),
+        }
         save_features(root / f"rec{r}.npz", mel, data)
-        rows.append({"id": f"rec{r}", "piece": f"p{r // 2}", "performer": f"perf{r % 2}", "performer_id": r % 2,
-                     "frames": frames, "notes": n, "polyphonic": False, "tempo_qpm": 120.0})
+        rows.append(
+            {
+                "id": f"rec{r}",
+                "piece": f"p{r // 2}",
+                "performer": f"perf{r % 2}",
+                "performer_id": r % 2,
+                "frames": frames,
+                "notes": n,
+                "polyphonic": False,
+                "tempo_qpm": 120.0,
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
     return root
 
@@ -78,19 +93,36 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
     notes = "starting" if name == "alignment" else "sounding"
     train = ClipDataset(features, ["rec0", "rec1", "rec2", "rec3"], notes=notes, **FRAMES)
     val = ClipDataset(features, ["rec4", "rec5"], notes=notes, **FRAMES)
-    config = replace(PARAMS.train_synthesis.train, max_steps=steps, batch_size=4, validate_every=steps,
-                     checkpoint_every=steps, log_every=1)
+    config = replace(
+        PARAMS.train_synthesis.train,
+        max_steps=steps,
+        batch_size=4,
+        validate_every=steps,
+        checkpoint_every=steps,
+        log_every=1,
+    )
     logged = {"learning_rate": learning_rate, "train": dataclasses.asdict(config)}  # as the stages log asdict(config)
-    return run_training(name, task, model, model.config(), train, val, collate_clips, config, logged, MEL,
-                        root=tmp_path, data_id=data_id)
+    return run_training(
+        name,
+        task,
+        model,
+        model.config(),
+        train,
+        val,
+        collate_clips,
+        config,
+        logged,
+        MEL,
+        root=tmp_path,
+        data_id=data_id,
+    )
 
 
 @pytest.mark.slow
 def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, monkeypatch, features):
     torch.manual_seed(0)
     model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
-    run_stage(tmp_path, monkeypatch, features, "alignment", AlignmentTask(model, OPTIMIZER),
-              model, 6)
+    run_stage(tmp_path, monkeypatch, features, "alignment", AlignmentTask(model, OPTIMIZER), model, 6)
     metrics = json.loads((tmp_path / "metrics/train_alignment.json").read_text())
     assert metrics["steps"] == 6 and np.isfinite(metrics["val_loss"])
     curve = pd.read_csv(tmp_path / "plots/train_alignment_loss.csv")
@@ -110,8 +142,14 @@ def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, 
     for n in (5, 17):  # variable input length
         pitch = torch.randint(40, 80, (2, n))
         onset = torch.arange(n).repeat(2, 1) * 12
-        out = logged(pitch, onset, torch.full((2, n), 12), torch.ones(2, n, dtype=torch.bool),
-                     torch.tensor([0, 1]), torch.tensor([10, 12]))
+        out = logged(
+            pitch,
+            onset,
+            torch.full((2, n), 12),
+            torch.ones(2, n, dtype=torch.bool),
+            torch.tensor([0, 1]),
+            torch.tensor([10, 12]),
+        )
         assert out.shape == (2, n, 2) and torch.isfinite(out).all()
 
 
@@ -120,12 +158,12 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     torch.manual_seed(0)
     make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
     model = make()
-    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
-              model, 3)
+    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL), model, 3)
     first_run = json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"]
     model = make()
-    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
-              model, 5)  # more steps: continues from step 3, in the same MLflow run
+    run_stage(
+        tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL), model, 5
+    )  # more steps: continues from step 3, in the same MLflow run
     metrics = json.loads((tmp_path / "metrics/train_synthesis.json").read_text())
     assert metrics["steps"] == 5
     assert json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"] == first_run
@@ -137,13 +175,25 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
 def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monkeypatch, features):
     from pipeline.training.run import data_fingerprint
 
-    assert data_fingerprint(features, extra=1) == data_fingerprint(features, extra=1) != data_fingerprint(features, extra=2)
+    assert (
+        data_fingerprint(features, extra=1)
+        == data_fingerprint(features, extra=1)
+        != data_fingerprint(features, extra=2)
+    )
     make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
     runs = []
     for data_id in ("corpus-1", "corpus-2"):
         model = make()
-        run_stage(tmp_path, monkeypatch, features, "synthesis",
-                  SynthesisTask(model, OPTIMIZER, MEL), model, 2, data_id=data_id)
+        run_stage(
+            tmp_path,
+            monkeypatch,
+            features,
+            "synthesis",
+            SynthesisTask(model, OPTIMIZER, MEL),
+            model,
+            2,
+            data_id=data_id,
+        )
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
@@ -159,8 +209,16 @@ def test_changed_training_settings_start_afresh_but_more_steps_continue(tmp_path
     for learning_rate, steps in ((1.0, 2), (1.0, 3), (0.5, 3)):
         torch.manual_seed(0)
         model = make()
-        run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL),
-                  model, steps, learning_rate=learning_rate)
+        run_stage(
+            tmp_path,
+            monkeypatch,
+            features,
+            "synthesis",
+            SynthesisTask(model, OPTIMIZER, MEL),
+            model,
+            steps,
+            learning_rate=learning_rate,
+        )
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
         train_steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
         assert train_steps == list(range(1, steps + 1))
@@ -180,21 +238,52 @@ def test_clips_can_carry_the_audio_of_their_frames(tmp_path):
     signal[: 312 * 256] *= 0.2  # the first clip is quieter than the second
     (audio_dir / "audio").mkdir(parents=True)
     write_audio(audio_dir / "audio" / "r.wav", signal, 16000)
-    write_manifest(audio_dir, [Recording(id="r", piece="p", performer="a", performer_id=0, audio="audio/r.wav",
-                                         notes="", reference="", polyphonic=False, tempo_qpm=100.0)])
-    data = {"pitch": np.array([60], np.int16), "velocity": np.array([80], np.int16),
-            "score_onset": np.array([0], np.int32), "score_duration": np.array([24], np.int32),
-            "onset_frame": np.array([0], np.int32), "offset_frame": np.array([300], np.int32),
-            "performer_id": np.int16(0)}
+    write_manifest(
+        audio_dir,
+        [
+            Recording(
+                id="r",
+                piece="p",
+                performer="a",
+                performer_id=0,
+                audio="audio/r.wav",
+                notes="",
+                reference="",
+                polyphonic=False,
+                tempo_qpm=100.0,
+            )
+        ],
+    )
+    data = {
+        "pitch": np.array([60], np.int16),
+        "velocity": np.array([80], np.int16),
+        "score_onset": np.array([0], np.int32),
+        "score_duration": np.array([24], np.int32),
+        "onset_frame": np.array([0], np.int32),
+        "offset_frame": np.array([300], np.int32),
+        "performer_id": np.int16(0),
+    }
     save_features(root / "r.npz", np.zeros((80, frames), np.float32), data)
-    pd.DataFrame([{"id": "r", "piece": "p", "performer": "a", "performer_id": 0, "frames": frames, "notes": 1,
-                   "polyphonic": False, "tempo_qpm": 100.0}]).to_csv(root / "index.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "id": "r",
+                "piece": "p",
+                "performer": "a",
+                "performer_id": 0,
+                "frames": frames,
+                "notes": 1,
+                "polyphonic": False,
+                "tempo_qpm": 100.0,
+            }
+        ]
+    ).to_csv(root / "index.csv", index=False)
     ds = ClipDataset(root, ["r"], audio_dir=audio_dir, **FRAMES)
     first, second = ds[0], ds[1]
     assert first["audio"].shape == (312 * 256,) and second["audio"].shape == (88 * 256,)
-    np.testing.assert_allclose(second["audio"], signal[312 * 256:], atol=1e-4)  # 16-bit WAV
+    np.testing.assert_allclose(second["audio"], signal[312 * 256 :], atol=1e-4)  # 16-bit WAV
     batch = collate_clips([first, second])
-    assert batch["audio"].shape == (2, 312 * 256) and float(batch["audio"][1, 88 * 256:].abs().max()) == 0.0
+    assert batch["audio"].shape == (2, 312 * 256) and float(batch["audio"][1, 88 * 256 :].abs().max()) == 0.0
 
 
 def test_ablations_override_the_full_model_and_unknown_names_fail(repo_root):

@@ -18,8 +18,9 @@ def transcriber() -> t.Transcriber:
 
 
 def fluidsynth(onsets, offsets, pitches, program: int = 0) -> np.ndarray:
-    perf = Performance(np.asarray(onsets, float), np.asarray(offsets, float), np.asarray(pitches),
-                       np.full(len(pitches), 100))
+    perf = Performance(
+        np.asarray(onsets, float), np.asarray(offsets, float), np.asarray(pitches), np.full(len(pitches), 100)
+    )
     return render(perf, Instrument("FluidR3_GM.sf2", program=program, reverb_send=0), SR, tail=0.5).mean(axis=1)
 
 
@@ -92,8 +93,8 @@ def test_frame_grid_and_input_forms(transcriber, scale):
     # a 12 s signal spans several network windows; a piano note (fast attack) in the second window
     # is found on time by the network alone (no latency correction)
     long = np.zeros(12 * SR, np.float32)
-    note = fluidsynth([0.0], [0.5], [69])[: SR]
-    long[int(3.0 * SR):int(3.0 * SR) + len(note)] += note
+    note = fluidsynth([0.0], [0.5], [69])[:SR]
+    long[int(3.0 * SR) : int(3.0 * SR) + len(note)] += note
     est = t.Transcriber(latency_seconds=0.0).transcribe(long, SR)
     assert len(est.pitches) == 1 and est.pitches[0] == 69 and abs(est.intervals[0, 0] - 3.0) < 0.03
 
@@ -111,15 +112,16 @@ def test_empty_and_silent_inputs(transcriber, scale_transcription):
 
 
 def test_a_note_cut_by_the_clip_start_is_neither_a_miss_nor_a_false_alarm():
-    audio = fluidsynth([0.0, 1.1], [1.0, 1.5], [60, 64], program=40)[int(0.5 * SR):]  # a clip from 0.5 s
+    audio = fluidsynth([0.0, 1.1], [1.0, 1.5], [60, 64], program=40)[int(0.5 * SR) :]  # a clip from 0.5 s
     est = t.Transcriber(melodia_trick=False).transcribe(audio, SR)  # onset-started notes only
     intervals, pitches = np.array([[0.0, 0.5], [0.6, 1.0]]), np.array([60.0, 64.0])
     heard = np.array([False, True])
     assert t.note_metrics(est, intervals, pitches, ref_onset_heard=heard)["note_onset_f1"] == 1.0
     assert t.note_metrics(est, intervals, pitches)["note_onset_recall"] == 0.5  # the cut note's onset is not heard
     # an estimated note of the cut pitch at the clip start is dropped, not counted as a false alarm
-    extra = t.Transcription(np.array([[0.01, 0.5], [0.6, 1.0]]), np.array([60.0, 64.0]), est.frame_times,
-                            est.frame_roll)
+    extra = t.Transcription(
+        np.array([[0.01, 0.5], [0.6, 1.0]]), np.array([60.0, 64.0]), est.frame_times, est.frame_roll
+    )
     assert t.note_metrics(extra, intervals, pitches, ref_onset_heard=heard)["note_onset_precision"] == 1.0
     assert t.note_metrics(extra, intervals[1:], pitches[1:])["note_onset_precision"] == 0.5
 
@@ -140,8 +142,9 @@ def test_tuning_runs_the_network_once_per_item_and_picks_the_best(transcriber, s
     real = t.Transcriber.posteriors
     monkeypatch.setattr(t.Transcriber, "posteriors", lambda self, a, sr: calls.append(1) or real(self, a, sr))
     items = [(audio, SR, intervals, pitches), t.TuningItem(audio, SR, intervals, pitches + 1)]
-    best, rows = t.tune_thresholds(items, {"onset_threshold": (0.5, 0.99), "frame_threshold": (0.3, 0.5)},
-                                   transcriber=transcriber)
+    best, rows = t.tune_thresholds(
+        items, {"onset_threshold": (0.5, 0.99), "frame_threshold": (0.3, 0.5)}, transcriber=transcriber
+    )
     assert len(calls) == 2 and len(rows) == 4
     assert best["note_onset_f1"] == max(r["note_onset_f1"] for r in rows)
     assert best["onset_threshold"] == 0.5  # an onset threshold of 0.99 finds (almost) nothing
@@ -169,8 +172,9 @@ def test_f0_metrics_on_a_harmonic_tone(tracker):  # pyin takes seconds on a 1-se
 
 
 def test_raw_pitch_counts_right_guesses_in_frames_called_unvoiced():
-    track = p.F0Track(np.array([0.0, 0.1, 0.2, 0.3]), np.array([60.2, 60.0, 72.0, np.nan]),
-                      np.array([True, False, True, False]))
+    track = p.F0Track(
+        np.array([0.0, 0.1, 0.2, 0.3]), np.array([60.2, 60.0, 72.0, np.nan]), np.array([True, False, True, False])
+    )
     scores = p.score_f0(track, [[0.0, 0.4]], [60])
     assert scores == {"raw_pitch_accuracy": 0.5, "voicing_recall": 0.5}
     with pytest.raises(ValueError, match="unknown f0 tracker"):

@@ -79,8 +79,15 @@ def align_score_to_audio(
     score_on, score_off = notes.seconds()
     pitch = np.clip(notes.pitch + int(round(tuning_cents / 100.0)), 0, 127)
     reference = render_reference(
-        score_on, score_off, pitch, notes.velocity, config.soundfont, config.program, sample_rate,
-        repeat_gap=config.repeat_gap, reverb_send=config.reference_reverb,
+        score_on,
+        score_off,
+        pitch,
+        notes.velocity,
+        config.soundfont,
+        config.program,
+        sample_rate,
+        repeat_gap=config.repeat_gap,
+        reverb_send=config.reference_reverb,
     )
     options = dict(
         window_seconds=config.window_seconds,

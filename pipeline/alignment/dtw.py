@@ -101,9 +101,14 @@ def banded_dtw(
     Returns the warping path as ``(steps, 2)`` int array of (row, column), from (0, 0) to the end.
     """
     return _banded_dtw(
-        np.ascontiguousarray(x.chroma, dtype=np.float32), np.ascontiguousarray(x.onset, dtype=np.float32),
-        np.ascontiguousarray(y.chroma, dtype=np.float32), np.ascontiguousarray(y.onset, dtype=np.float32),
-        lo.astype(np.int64), hi.astype(np.int64), float(onset_weight), float(diagonal_weight),
+        np.ascontiguousarray(x.chroma, dtype=np.float32),
+        np.ascontiguousarray(x.onset, dtype=np.float32),
+        np.ascontiguousarray(y.chroma, dtype=np.float32),
+        np.ascontiguousarray(y.onset, dtype=np.float32),
+        lo.astype(np.int64),
+        hi.astype(np.int64),
+        float(onset_weight),
+        float(diagonal_weight),
     )
 
 

@@ -124,7 +124,7 @@ def _spectra(
         stop = min(frames, start + STFT_CHUNK)
         spec = np.abs(fft.rfft(_frames(audio, n_fft, hop, start, stop) * window, axis=1, workers=-1))
         bands[start:stop] = np.add.reduceat(spec[:, edges[0] : edges[-1]], edges[:-1] - edges[0], axis=1)
-        semitones = np.add.reduceat(spec[:, run_edges[0]: run_edges[-1]], run_edges[:-1] - run_edges[0], axis=1)
+        semitones = np.add.reduceat(spec[:, run_edges[0] : run_edges[-1]], run_edges[:-1] - run_edges[0], axis=1)
         np.matmul(semitones, fold, out=chroma[start:stop])
     return bands, chroma
 

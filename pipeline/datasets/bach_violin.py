@@ -38,8 +38,17 @@ from pipeline.io import atomic_path
 from pipeline.scores import NoteTable
 
 SOURCE = "bach-violin"
-INFO_COLUMNS = ("filename", "collection", "violinist", "work", "source_filename", "start", "end",
-                "score_filename", "baroque_tuning")
+INFO_COLUMNS = (
+    "filename",
+    "collection",
+    "violinist",
+    "work",
+    "source_filename",
+    "start",
+    "end",
+    "score_filename",
+    "baroque_tuning",
+)
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml")
 MIN_NOTE_SECONDS = 0.032  # one alignment frame: the floor for notes whose end is not after their start
 READ_BLOCK = 1 << 16  # frames per read of a PCM source (and per write)
@@ -86,7 +95,7 @@ def _decode(src: sf.SoundFile):
         return
     whole = src.read(dtype="int16", always_2d=True)
     for first in range(0, len(whole), READ_BLOCK):
-        yield whole[first:first + READ_BLOCK].astype(np.float32) * np.float32(1 / 32768)
+        yield whole[first : first + READ_BLOCK].astype(np.float32) * np.float32(1 / 32768)
 
 
 def cut_to_flac(source: Path, cuts: list[Cut], mono: bool = True) -> int:
@@ -123,7 +132,7 @@ def cut_to_flac(source: Path, cuts: list[Cut], mono: bool = True) -> int:
                         writers[index] = stack.enter_context(
                             sf.SoundFile(str(tmp), "w", rate, channels, subtype="PCM_16", format="FLAC")
                         )
-                    writers[index].write(block[lo - pos:hi - pos])
+                    writers[index].write(block[lo - pos : hi - pos])
                     cut.frames += hi - lo
                 pos += n
                 if pos >= last:
@@ -226,8 +235,14 @@ def read_movement(root: Path, row: dict) -> tuple[NoteTable, np.ndarray, np.ndar
         onset = notes["onset"].to_numpy(np.int64)
         duration = np.maximum(notes["offset"].to_numpy(np.int64) - onset, 1)
         table = NoteTable(
-            onset, duration, notes["pitch"].to_numpy(np.int64), notes["velocity"].to_numpy(np.int64),
-            np.zeros(len(notes), np.int64), tempo_qpm=tempo, resolution=TICKS_PER_QUARTER, name=name,
+            onset,
+            duration,
+            notes["pitch"].to_numpy(np.int64),
+            notes["velocity"].to_numpy(np.int64),
+            np.zeros(len(notes), np.int64),
+            tempo_qpm=tempo,
+            resolution=TICKS_PER_QUARTER,
+            name=name,
         )
     except (ValueError, TypeError) as err:
         raise PipelineError(f"notes must be integers ({err})", notes_path) from err
@@ -248,7 +263,8 @@ def _select(info: pd.DataFrame, config: DataConfig, info_path: Path) -> pd.DataF
         if unknown:
             raise PipelineError(
                 f"data.bach_violin.collections: unknown collection(s) {', '.join(unknown)} "
-                f"(info.csv has {', '.join(known)})", info_path,
+                f"(info.csv has {', '.join(known)})",
+                info_path,
             )
         info = info[info["collection"].isin(wanted)]
     return info
@@ -289,7 +305,8 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
     if not plan:
         raise PipelineError(
             f"no movement to read: none of the {len(skipped)} selected movement(s) has its audio "
-            f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})", root
+            f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})",
+            root,
         )
 
     # Read every note table first: a broken file fails before the long audio work starts
@@ -317,11 +334,17 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
             baroque = False
         recordings.append(
             Recording(
-                id=name, piece=row["score_filename"], performer=row["violinist"],
+                id=name,
+                piece=row["score_filename"],
+                performer=row["violinist"],
                 performer_id=violinists.index(row["violinist"]),
-                audio=f"audio/{name}.flac", notes=f"notes/{name}.csv", reference=f"reference/{name}.csv",
-                tempo_qpm=round(notes.tempo_qpm, 3), polyphonic=notes.is_polyphonic,
-                tuning_cents=-100.0 if baroque else 0.0, source=SOURCE,
+                audio=f"audio/{name}.flac",
+                notes=f"notes/{name}.csv",
+                reference=f"reference/{name}.csv",
+                tempo_qpm=round(notes.tempo_qpm, 3),
+                polyphonic=notes.is_polyphonic,
+                tuning_cents=-100.0 if baroque else 0.0,
+                source=SOURCE,
             )
         )
     write_manifest(out, recordings)

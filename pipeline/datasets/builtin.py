@@ -104,11 +104,16 @@ def prepare_builtin(config: BuiltinConfig, out: Path, seed: int = 0) -> list[Rec
                 beats = (notes.onset.max() - notes.onset.min()) / notes.resolution
                 recordings.append(
                     Recording(
-                        id=rec_id, piece=piece, performer=performer.name, performer_id=performer_id,
-                        audio=f"audio/{rec_id}.flac", notes=f"notes/{rec_id}.csv",
+                        id=rec_id,
+                        piece=piece,
+                        performer=performer.name,
+                        performer_id=performer_id,
+                        audio=f"audio/{rec_id}.flac",
+                        notes=f"notes/{rec_id}.csv",
                         reference=f"reference/{rec_id}.csv",
                         tempo_qpm=round(60.0 * beats / span, 3) if beats > 0 else notes.tempo_qpm,
-                        polyphonic=notes.is_polyphonic, source="builtin",
+                        polyphonic=notes.is_polyphonic,
+                        source="builtin",
                     )
                 )
                 bar.update()

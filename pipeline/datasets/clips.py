@@ -72,9 +72,17 @@ def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = 
 class ClipDataset(Dataset):
     """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
 
-    def __init__(self, features_dir: str | Path, recordings: list[str] | None = None, *, clip_frames: int,
-                 hop_length: int, notes: str = "sounding", cache: bool = True,
-                 audio_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        features_dir: str | Path,
+        recordings: list[str] | None = None,
+        *,
+        clip_frames: int,
+        hop_length: int,
+        notes: str = "sounding",
+        cache: bool = True,
+        audio_dir: str | Path | None = None,
+    ) -> None:
         """``clip_frames`` and ``hop_length``: the ``mel`` params group's. ``audio_dir`` (the resample stage's folder, e.g. data/audio16k): clips also carry the
         waveform under ``audio``: ``frames * hop_length`` samples starting at ``start * hop_length``
         (zero-padded at the end of a recording), what the waveform baselines train on."""
@@ -128,7 +136,7 @@ class ClipDataset(Dataset):
             audio = self.audio(ref.recording)
             first, n = ref.start * self.hop_length, ref.frames * self.hop_length
             segment = np.zeros(n, np.float32)
-            piece = audio[first:first + n]
+            piece = audio[first : first + n]
             segment[: len(piece)] = piece
             clip["audio"] = segment
             clip["tuning_cents"] = np.float32(self._tuning.get(ref.recording, 0.0))
@@ -146,8 +154,16 @@ class ClipDataset(Dataset):
         return signal
 
 
-NOTE_KEYS = ("pitch", "velocity", "score_onset", "score_duration", "onset_frame", "offset_frame", "target_onset",
-             "target_duration")
+NOTE_KEYS = (
+    "pitch",
+    "velocity",
+    "score_onset",
+    "score_duration",
+    "onset_frame",
+    "offset_frame",
+    "target_onset",
+    "target_duration",
+)
 
 
 def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -120,9 +120,12 @@ def _fetch(url: str, part: Path, chunk: int, desc: str) -> None:
         if total is None and expected is not None:
             total = offset + expected
         received = 0
-        with open(part, mode) as fh, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False
-        ) as bar:
+        with (
+            open(part, mode) as fh,
+            tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False
+            ) as bar,
+        ):
             while True:
                 block = response.read(chunk)
                 if not block:

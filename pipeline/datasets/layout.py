@@ -1,10 +1,10 @@
 """The normalised dataset layout every source writes and every later stage reads.
 
-    <root>/manifest.csv          one row per recording (columns: MANIFEST_COLUMNS)
-    <root>/performers.json       performer name -> integer id (embedding index)
-    <root>/audio/<id>.<ext>      the recording
-    <root>/notes/<id>.csv        its score as a NoteTable (ticks, 24 per quarter)
-    <root>/reference/<id>.csv    reference onset,offset in seconds per note (same order), if known
+<root>/manifest.csv          one row per recording (columns: MANIFEST_COLUMNS)
+<root>/performers.json       performer name -> integer id (embedding index)
+<root>/audio/<id>.<ext>      the recording
+<root>/notes/<id>.csv        its score as a NoteTable (ticks, 24 per quarter)
+<root>/reference/<id>.csv    reference onset,offset in seconds per note (same order), if known
 """
 
 from __future__ import annotations

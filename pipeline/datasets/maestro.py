@@ -135,7 +135,8 @@ def prepare_maestro(config: DataConfig, out: Path) -> list[Recording]:
         if not row["audio_path"].is_file():
             raise PipelineError(
                 "audio file not found (named by the MAESTRO table; the MIDI-only release has no audio, "
-                "and this pipeline needs it)", row["audio_path"],
+                "and this pipeline needs it)",
+                row["audio_path"],
             )
     ids = [row["id"] for row in rows]
     if len(set(ids)) != len(ids):
@@ -156,11 +157,16 @@ def prepare_maestro(config: DataConfig, out: Path) -> list[Recording]:
         beats = float(notes.onset.max() - notes.onset.min()) / notes.resolution
         recordings.append(
             Recording(
-                id=rec_id, piece=f"{row['canonical_title']}/{rec_id}", performer=row["year"],
+                id=rec_id,
+                piece=f"{row['canonical_title']}/{rec_id}",
+                performer=row["year"],
                 performer_id=years.index(row["year"]),
-                audio=f"audio/{rec_id}.flac", notes=f"notes/{rec_id}.csv", reference=f"reference/{rec_id}.csv",
+                audio=f"audio/{rec_id}.flac",
+                notes=f"notes/{rec_id}.csv",
+                reference=f"reference/{rec_id}.csv",
                 tempo_qpm=round(60.0 * beats / span, 3) if beats > 0 and span > 0 else notes.tempo_qpm,
-                polyphonic=notes.is_polyphonic, source=SOURCE,
+                polyphonic=notes.is_polyphonic,
+                source=SOURCE,
             )
         )
     write_manifest(out, recordings)

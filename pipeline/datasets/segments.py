@@ -26,18 +26,29 @@ class AudioSegments(Dataset):
     ``hop`` < segment gives overlapping windows (more, correlated examples from a small corpus).
     """
 
-    def __init__(self, audio_dir: str | Path, recordings: list[str], segment_samples: int = SEGMENT_SAMPLES,
-                 hop: int | None = None, excitation: Callable[[str, int], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        audio_dir: str | Path,
+        recordings: list[str],
+        segment_samples: int = SEGMENT_SAMPLES,
+        hop: int | None = None,
+        excitation: Callable[[str, int], np.ndarray] | None = None,
+    ) -> None:
         """``excitation(recording, samples)``: the source-filter vocoder's excitation of a whole
         recording (``samples`` long); segments then also carry the matching ``source``."""
         root = Path(audio_dir)
         manifest = {r.id: r for r in read_manifest(root)}
         self.segment = segment_samples
         self.audio = [load_audio(root / manifest[rec].audio)[0] for rec in recordings]
-        self.sources = None if excitation is None else [excitation(rec, len(a)) for rec, a in zip(recordings, self.audio)]
+        self.sources = (
+            None if excitation is None else [excitation(rec, len(a)) for rec, a in zip(recordings, self.audio)]
+        )
         hop = hop or segment_samples
-        self.refs = [(i, start) for i, a in enumerate(self.audio)
-                     for start in range(0, max(1, len(a) - segment_samples + 1), hop)]
+        self.refs = [
+            (i, start)
+            for i, a in enumerate(self.audio)
+            for start in range(0, max(1, len(a) - segment_samples + 1), hop)
+        ]
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -51,7 +62,7 @@ class AudioSegments(Dataset):
 
     def _cut(self, signal: np.ndarray, start: int) -> np.ndarray:
         """``signal[..., start:start + segment]``, zero-padded at the end (a source may have channels)."""
-        piece = signal[..., start:start + self.segment]
+        piece = signal[..., start : start + self.segment]
         short = self.segment - piece.shape[-1]
         return np.pad(piece, [(0, 0)] * (piece.ndim - 1) + [(0, short)]) if short > 0 else piece
 

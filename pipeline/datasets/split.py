@@ -66,8 +66,9 @@ def _assign(units: list[str], config: SplitConfig) -> dict[str, str]:
     room = max(0, n - 1)  # one unit at least stays in train
     n_test = min(n_test, room)
     n_val = min(n_val, room - n_test)
-    return {unit: "test" if i < n_test else "validation" if i < n_test + n_val else "train"
-            for i, unit in enumerate(ranked)}
+    return {
+        unit: "test" if i < n_test else "validation" if i < n_test + n_val else "train" for i, unit in enumerate(ranked)
+    }
 
 
 def split_corpus(index: pd.DataFrame, config: SplitConfig) -> Split:
@@ -98,10 +99,12 @@ def split_corpus(index: pd.DataFrame, config: SplitConfig) -> Split:
                 trained.add(performer[i])
             else:
                 excluded.append(i)
-    return Split(train=sorted(i for i in ids if part[i] == "train" and i not in excluded),
-                 validation=sorted(i for i in ids if part[i] == "validation" and i not in excluded),
-                 test=sorted(i for i in ids if part[i] == "test" and i not in excluded),
-                 excluded=sorted(excluded))
+    return Split(
+        train=sorted(i for i in ids if part[i] == "train" and i not in excluded),
+        validation=sorted(i for i in ids if part[i] == "validation" and i not in excluded),
+        test=sorted(i for i in ids if part[i] == "test" and i not in excluded),
+        excluded=sorted(excluded),
+    )
 
 
 def read_split(features_dir, config: SplitConfig) -> Split:

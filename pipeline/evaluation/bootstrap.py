@@ -45,8 +45,9 @@ def _pooled(values: np.ndarray, weights: np.ndarray, idx: np.ndarray) -> np.ndar
     return values[idx].sum(axis=-1) / weights[idx].sum(axis=-1)
 
 
-def bootstrap_mean(values, weights=None, resamples: int = 1000, confidence: float = 0.95,
-                   rng: np.random.Generator | None = None) -> Interval:
+def bootstrap_mean(
+    values, weights=None, resamples: int = 1000, confidence: float = 0.95, rng: np.random.Generator | None = None
+) -> Interval:
     """Mean of ``values`` (or pooled sum/count with ``weights``) and its percentile bootstrap interval."""
     v = np.asarray(values, np.float64)
     w = np.ones_like(v) if weights is None else np.asarray(weights, np.float64)
@@ -68,9 +69,15 @@ def bootstrap_mean(values, weights=None, resamples: int = 1000, confidence: floa
     return Interval(mean, float(min(low, mean)), float(max(high, mean)), n)
 
 
-def paired_difference(a: dict[str, float], b: dict[str, float], a_weights: dict[str, float] | None = None,
-                      b_weights: dict[str, float] | None = None, resamples: int = 1000, confidence: float = 0.95,
-                      rng: np.random.Generator | None = None) -> Interval:
+def paired_difference(
+    a: dict[str, float],
+    b: dict[str, float],
+    a_weights: dict[str, float] | None = None,
+    b_weights: dict[str, float] | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> Interval:
     """Statistic of ``a`` minus statistic of ``b`` on the clips both have, with a paired bootstrap
     interval (each draw resamples one set of clips and scores both systems on it).
 

@@ -39,8 +39,18 @@ from pipeline.evaluation.pitch import f0_metrics
 from pipeline.evaluation.systems import ClipOutput
 from pipeline.evaluation.transcription import decode_notes, multipitch_accuracy, note_metrics
 
-COLUMNS = ["mel_mse", "audio_mel_mse", "mr_stft", "note_onset_f1", "note_f1", "multipitch_accuracy",
-           "raw_pitch_accuracy", "voicing_recall", "onset_error_ms", "duration_error_ms"]
+COLUMNS = [
+    "mel_mse",
+    "audio_mel_mse",
+    "mr_stft",
+    "note_onset_f1",
+    "note_f1",
+    "multipitch_accuracy",
+    "raw_pitch_accuracy",
+    "voicing_recall",
+    "onset_error_ms",
+    "duration_error_ms",
+]
 HIGHER_IS_BETTER = {"note_onset_f1", "note_f1", "multipitch_accuracy", "raw_pitch_accuracy", "voicing_recall"}
 SILENCE_RMS = 1e-5  # -100 dBFS: an output this quiet over a whole clip is silence, not a quiet performance
 
@@ -62,9 +72,11 @@ class Scores:
     """Per-system, per-metric values keyed by clip id (plus a weight for pooled metrics)."""
 
     values: dict[str, dict[str, dict[str, float]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
     weights: dict[str, dict[str, dict[str, float]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
 
     def add(self, system: str, metric: str, clip: str, value: float | None, weight: float = 1.0) -> None:
         """Record a clip's value; ``value`` is a per-clip *sum* over ``weight`` observations when weight != 1."""
@@ -79,8 +91,15 @@ class Scores:
         return bootstrap_mean(values, weights, resamples, confidence, cell_rng(seed, system, metric))
 
     def difference(self, a: str, b: str, metric: str, resamples: int, confidence: float, seed: int) -> Interval:
-        return paired_difference(self.values[a][metric], self.values[b][metric], self.weights[a][metric],
-                                 self.weights[b][metric], resamples, confidence, cell_rng(seed, a, b, metric))
+        return paired_difference(
+            self.values[a][metric],
+            self.values[b][metric],
+            self.weights[a][metric],
+            self.weights[b][metric],
+            resamples,
+            confidence,
+            cell_rng(seed, a, b, metric),
+        )
 
 
 @dataclass
@@ -93,8 +112,12 @@ class Table:
     clips: pd.DataFrame
 
     def cell(self, system: str, metric: str) -> Interval:
-        return Interval(float(self.mean.loc[system, metric]), float(self.low.loc[system, metric]),
-                        float(self.high.loc[system, metric]), int(self.clips.loc[system, metric]))
+        return Interval(
+            float(self.mean.loc[system, metric]),
+            float(self.low.loc[system, metric]),
+            float(self.high.loc[system, metric]),
+            int(self.clips.loc[system, metric]),
+        )
 
 
 def summarise(scores: Scores, systems: list[str], resamples: int, confidence: float, seed: int) -> Table:
@@ -128,8 +151,9 @@ class Comparison:
         return (self.difference.mean > 0) == (self.metric in HIGHER_IS_BETTER)
 
 
-def compare(scores: Scores, pairs: list[tuple[str, str]], resamples: int, confidence: float,
-            seed: int) -> list[Comparison]:
+def compare(
+    scores: Scores, pairs: list[tuple[str, str]], resamples: int, confidence: float, seed: int
+) -> list[Comparison]:
     """Paired differences for every metric both systems of each pair have on common clips."""
     out = []
     for a, b in pairs:
@@ -184,8 +208,15 @@ class ClipScorer:
         intervals = np.stack([clip.onset_frame, clip.offset_frame], axis=1).astype(np.float64) * self.seconds
         return intervals.reshape(-1, 2), np.asarray(clip.pitch, np.float64)
 
-    def __call__(self, scores: Scores, system: str, out: ClipOutput, clip: ClipInfo, reference_audio: np.ndarray,
-                 reference_mel: np.ndarray) -> None:
+    def __call__(
+        self,
+        scores: Scores,
+        system: str,
+        out: ClipOutput,
+        clip: ClipInfo,
+        reference_audio: np.ndarray,
+        reference_mel: np.ndarray,
+    ) -> None:
 
         c, cid = self.mel_config, clip.id
         check_output(system, out, clip, c.hop_length, c.n_mels)
@@ -198,18 +229,35 @@ class ClipScorer:
         posteriors = self.transcriber.posteriors(out.audio, c.sample_rate)  # the network runs once per output
         for latency in self.latencies:  # decoding is cheap (< 1 ms); the network is not re-run
             transcription = decode_notes(posteriors, replace(self.transcriber.decoding, latency_seconds=latency))
-            scores.add(system, f"multipitch_accuracy@{latency:g}", cid,
-                       multipitch_accuracy(transcription, intervals, pitches, clip.tuning_cents))
+            scores.add(
+                system,
+                f"multipitch_accuracy@{latency:g}",
+                cid,
+                multipitch_accuracy(transcription, intervals, pitches, clip.tuning_cents),
+            )
             # a note cut by the clip start has no onset in this clip: note_metrics leaves it (and what
             # the transcriber makes of its ringing on) out
             if np.any(clip.starts_in_clip):
-                notes = note_metrics(transcription, intervals, pitches, clip.tuning_cents,
-                                     ref_onset_heard=np.asarray(clip.starts_in_clip, bool))
+                notes = note_metrics(
+                    transcription,
+                    intervals,
+                    pitches,
+                    clip.tuning_cents,
+                    ref_onset_heard=np.asarray(clip.starts_in_clip, bool),
+                )
                 scores.add(system, f"note_onset_f1@{latency:g}", cid, notes["note_onset_f1"])
                 scores.add(system, f"note_f1@{latency:g}", cid, notes["note_f1"])
         if not clip.polyphonic and len(pitches):
-            f0 = f0_metrics(out.audio, c.sample_rate, c.hop_length, intervals, pitches, clip.tuning_cents,
-                            transcriber=self.transcriber, posteriors=posteriors)
+            f0 = f0_metrics(
+                out.audio,
+                c.sample_rate,
+                c.hop_length,
+                intervals,
+                pitches,
+                clip.tuning_cents,
+                transcriber=self.transcriber,
+                posteriors=posteriors,
+            )
             scores.add(system, "raw_pitch_accuracy", cid, f0["raw_pitch_accuracy"])
             scores.add(system, "voicing_recall", cid, f0["voicing_recall"])
 
@@ -219,8 +267,11 @@ def settle_latency(scores: Scores, systems: list[str], latencies: tuple[float, .
     (ties: the first in ``latencies``); returns the latency (s) chosen for each system scored."""
     chosen = {}
     for system in systems:
-        means = {lat: np.mean(list(scores.values[system][f"note_onset_f1@{lat:g}"].values()))
-                 for lat in latencies if scores.values[system].get(f"note_onset_f1@{lat:g}")}
+        means = {
+            lat: np.mean(list(scores.values[system][f"note_onset_f1@{lat:g}"].values()))
+            for lat in latencies
+            if scores.values[system].get(f"note_onset_f1@{lat:g}")
+        }
         if not means:
             continue
         best = max(means, key=lambda lat: (means[lat], -latencies.index(lat)))
@@ -242,17 +293,25 @@ def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]
     for i, ref in enumerate(refs):
         mask = batch["note_mask"][i]
         on = batch["onset_frame"][i][mask].numpy()
-        infos.append(ClipInfo(
-            id=f"{ref.recording}@{ref.start}", polyphonic=bool(polyphonic[ref.recording]), frames=ref.frames,
-            pitch=batch["pitch"][i][mask].numpy(), onset_frame=on, offset_frame=batch["offset_frame"][i][mask].numpy(),
-            # a note cut by the clip start sits at frame 0 but did not start there (its onset is not heard)
-            starts_in_clip=(on > 0) | (ref.start == 0),
-            tuning_cents=float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0))
+        infos.append(
+            ClipInfo(
+                id=f"{ref.recording}@{ref.start}",
+                polyphonic=bool(polyphonic[ref.recording]),
+                frames=ref.frames,
+                pitch=batch["pitch"][i][mask].numpy(),
+                onset_frame=on,
+                offset_frame=batch["offset_frame"][i][mask].numpy(),
+                # a note cut by the clip start sits at frame 0 but did not start there (its onset is not heard)
+                starts_in_clip=(on > 0) | (ref.start == 0),
+                tuning_cents=float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0,
+            )
+        )
     return infos
 
 
-def add_timing(scores: Scores, system: str, clip: str, onset_errors: np.ndarray, duration_errors: np.ndarray,
-               frame_seconds: float) -> None:
+def add_timing(
+    scores: Scores, system: str, clip: str, onset_errors: np.ndarray, duration_errors: np.ndarray, frame_seconds: float
+) -> None:
     """A timing system's errors (frames) on one clip, kept as per-clip sums in ms over its notes."""
     n = len(onset_errors)
     if n:
@@ -277,8 +336,14 @@ def timing_table(errors: dict[str, dict[str, list[np.ndarray]]], frame_seconds: 
     return out
 
 
-def run_systems(systems: dict[str, Callable], batches, scores: Scores, scorer: ClipScorer,
-                keep: Callable[[str, ClipInfo, ClipOutput], None] | None = None, progress=None) -> int:
+def run_systems(
+    systems: dict[str, Callable],
+    batches,
+    scores: Scores,
+    scorer: ClipScorer,
+    keep: Callable[[str, ClipInfo, ClipOutput], None] | None = None,
+    progress=None,
+) -> int:
     """Run every system on every batch of ``batches`` ((batch, infos) pairs) and score its clips."""
     seen = 0
     hop = scorer.mel_config.hop_length
@@ -287,8 +352,9 @@ def run_systems(systems: dict[str, Callable], batches, scores: Scores, scorer: C
         for name, system in systems.items():
             outputs = system(batch)
             if len(outputs) != len(infos):
-                raise PipelineError(f"system {name!r} returned {len(outputs)} outputs for {len(infos)} clips",
-                                    "evaluate")
+                raise PipelineError(
+                    f"system {name!r} returned {len(outputs)} outputs for {len(infos)} clips", "evaluate"
+                )
             for j, (out, clip) in enumerate(zip(outputs, infos)):
                 ref_audio = reference[j, : clip.frames * hop]
                 ref_mel = batch["mel"][j, :, : clip.frames].numpy()

@@ -33,12 +33,16 @@ def audio_mel_mse(audio: np.ndarray, reference_audio: np.ndarray, config: MelCon
     """Log-mel MSE between the mels of two waveforms (the end-to-end Table 2 score of a system)."""
     from pipeline.mel import log_mel
 
-    return mel_mse(log_mel(np.asarray(audio, np.float32), config), log_mel(np.asarray(reference_audio, np.float32), config))
+    return mel_mse(
+        log_mel(np.asarray(audio, np.float32), config), log_mel(np.asarray(reference_audio, np.float32), config)
+    )
 
 
-def multi_resolution_stft_distance(audio: np.ndarray, reference: np.ndarray,
-                                   resolutions: tuple[tuple[int, int, int], ...] = ((512, 128, 512), (1024, 256, 1024),
-                                                                                    (2048, 512, 2048))) -> float:
+def multi_resolution_stft_distance(
+    audio: np.ndarray,
+    reference: np.ndarray,
+    resolutions: tuple[tuple[int, int, int], ...] = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048)),
+) -> float:
     """Mean over (n_fft, hop, win) resolutions of spectral convergence + mean |log |X| - log |Y||.
 
     0 for identical signals; grows with any difference in magnitude spectra (shifts, noise, timbre).

@@ -65,8 +65,14 @@ class F0Track:
     voiced: np.ndarray  # (F,) bool
 
 
-def pyin_track(audio: np.ndarray, sample_rate: int, hop_length: int, fmin: float = PYIN_FMIN,
-               fmax: float = PYIN_FMAX, frame_seconds: float = PYIN_FRAME_SECONDS) -> F0Track:
+def pyin_track(
+    audio: np.ndarray,
+    sample_rate: int,
+    hop_length: int,
+    fmin: float = PYIN_FMIN,
+    fmax: float = PYIN_FMAX,
+    frame_seconds: float = PYIN_FRAME_SECONDS,
+) -> F0Track:
     """librosa.pyin on centred frames (frame ``k`` at ``k * hop_length`` samples)."""
     import librosa
 
@@ -74,8 +80,16 @@ def pyin_track(audio: np.ndarray, sample_rate: int, hop_length: int, fmin: float
     frame_length = int(2 ** np.ceil(np.log2(frame_seconds * sample_rate)))
     if len(audio) == 0:
         return F0Track(np.zeros(0), np.zeros(0), np.zeros(0, bool))
-    f0, voiced, _ = librosa.pyin(audio, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=frame_length,
-                                 hop_length=hop_length, center=True, fill_na=None)
+    f0, voiced, _ = librosa.pyin(
+        audio,
+        fmin=fmin,
+        fmax=fmax,
+        sr=sample_rate,
+        frame_length=frame_length,
+        hop_length=hop_length,
+        center=True,
+        fill_na=None,
+    )
     times = np.arange(len(f0)) * hop_length / sample_rate
     with np.errstate(invalid="ignore", divide="ignore"):
         midi = 69.0 + 12.0 * np.log2(np.asarray(f0, np.float64) / 440.0)
@@ -107,8 +121,14 @@ def _nearest(track: F0Track, times: np.ndarray) -> F0Track:
     return F0Track(times, track.midi[idx], track.voiced[idx])
 
 
-def f0_track(audio: np.ndarray, sample_rate: int, hop_length: int, tracker: str = DEFAULT_TRACKER,
-             transcriber: Transcriber | None = None, posteriors: Posteriors | None = None) -> F0Track:
+def f0_track(
+    audio: np.ndarray,
+    sample_rate: int,
+    hop_length: int,
+    tracker: str = DEFAULT_TRACKER,
+    transcriber: Transcriber | None = None,
+    posteriors: Posteriors | None = None,
+) -> F0Track:
     """The chosen tracker's f0 on the grid ``k * hop_length / sample_rate`` (frame centres).
 
     For ``"contour"``, pass ``posteriors`` if the network has already run on this audio.
@@ -126,8 +146,14 @@ def f0_track(audio: np.ndarray, sample_rate: int, hop_length: int, tracker: str 
     return _nearest(contour_track(posteriors), times)
 
 
-def score_f0(track: F0Track, ref_intervals: np.ndarray, ref_pitches: np.ndarray, tuning_cents: float = 0.0,
-             tolerance_cents: float = 50.0, transition_seconds: float = TRANSITION_SECONDS) -> dict[str, float]:
+def score_f0(
+    track: F0Track,
+    ref_intervals: np.ndarray,
+    ref_pitches: np.ndarray,
+    tuning_cents: float = 0.0,
+    tolerance_cents: float = 50.0,
+    transition_seconds: float = TRANSITION_SECONDS,
+) -> dict[str, float]:
     """Raw pitch accuracy and voicing recall of ``track`` over the frames where a score note sounds
     (NaN when none does; a frame with several sounding notes matches any of them).
 
@@ -144,15 +170,28 @@ def score_f0(track: F0Track, ref_intervals: np.ndarray, ref_pitches: np.ndarray,
         return {"raw_pitch_accuracy": float("nan"), "voicing_recall": float("nan")}
     widened = intervals + np.array([-transition_seconds, transition_seconds])
     accepted = sounding_pitches(times, widened, pitches) if transition_seconds > 0 else sounding
-    right = np.array([len(s) > 0 and np.isfinite(m) and bool(np.any(np.abs(a - m) * 100.0 <= tolerance_cents))
-                      for s, a, m in zip(sounding, accepted, track.midi)], bool)
+    right = np.array(
+        [
+            len(s) > 0 and np.isfinite(m) and bool(np.any(np.abs(a - m) * 100.0 <= tolerance_cents))
+            for s, a, m in zip(sounding, accepted, track.midi)
+        ],
+        bool,
+    )
     return {"raw_pitch_accuracy": float(right[scored].mean()), "voicing_recall": float(track.voiced[scored].mean())}
 
 
-def f0_metrics(audio: np.ndarray, sample_rate: int, hop_length: int, ref_intervals: np.ndarray,
-               ref_pitches: np.ndarray, tuning_cents: float = 0.0, tracker: str = DEFAULT_TRACKER,
-               transcriber: Transcriber | None = None, posteriors: Posteriors | None = None,
-               transition_seconds: float = TRANSITION_SECONDS) -> dict[str, float]:
+def f0_metrics(
+    audio: np.ndarray,
+    sample_rate: int,
+    hop_length: int,
+    ref_intervals: np.ndarray,
+    ref_pitches: np.ndarray,
+    tuning_cents: float = 0.0,
+    tracker: str = DEFAULT_TRACKER,
+    transcriber: Transcriber | None = None,
+    posteriors: Posteriors | None = None,
+    transition_seconds: float = TRANSITION_SECONDS,
+) -> dict[str, float]:
     """``{"raw_pitch_accuracy", "voicing_recall"}`` of monophonic ``audio`` against score
     notes (``ref_intervals`` seconds, ``ref_pitches`` MIDI), scored every ``hop_length`` samples."""
     track = f0_track(audio, sample_rate, hop_length, tracker, transcriber, posteriors)

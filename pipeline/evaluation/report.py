@@ -305,7 +305,7 @@ def _page_html(title: str, notes: str, table: pd.DataFrame, sections: list[str],
         f"<header><h1>{_e(title)}</h1>{notes_html}</header>\n"
         f"<section><h2>Metrics</h2>{_table_html(table)}</section>\n"
         + "\n".join(sections)
-        + f'\n<footer>{n_clips} clip{"" if n_clips == 1 else "s"} &middot; listening report by deep-performer</footer>'
+        + f"\n<footer>{n_clips} clip{'' if n_clips == 1 else 's'} &middot; listening report by deep-performer</footer>"
         f'<pre id="{CHECK_RESULT_ID}"></pre>'
         f"</main><script>{_CHECK_JS}</script></body></html>\n"
     )

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from pipeline.evaluation.report import ReportClip
 
 
-
 def _figure(width: float, height: float, dpi: int = 100):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -87,8 +86,9 @@ def _note_mel_bins(pitch: np.ndarray, n_mels: int, mel: MelConfig) -> np.ndarray
     return np.interp(librosa.midi_to_hz(np.asarray(pitch, dtype=np.float64)), mel_hz, np.arange(n_mels))
 
 
-def plot_mel(path: Path, mel: np.ndarray, clip: ReportClip, seconds: float, vmin: float, vmax: float,
-             recipe: MelConfig) -> None:
+def plot_mel(
+    path: Path, mel: np.ndarray, clip: ReportClip, seconds: float, vmin: float, vmax: float, recipe: MelConfig
+) -> None:
     """A log-mel ``(n_mels, T)`` on the colour scale ``vmin..vmax`` (shared by a clip's systems), the notes'
     fundamentals drawn over it."""
     n_mels, frames = mel.shape

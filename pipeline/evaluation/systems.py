@@ -71,8 +71,14 @@ def clip_source(vocoder: Vocoder, batch: Batch, i: int, frames: int, sample_rate
     """The excitation of clip ``i`` of a batch from its (aligned) notes; None for a mel-only vocoder."""
     mask = batch["note_mask"][i]
     tuning = float(batch["tuning_cents"][i]) if "tuning_cents" in batch else 0.0
-    return vocoder.make_source(batch["pitch"][i][mask].numpy(), batch["onset_frame"][i][mask].numpy(),
-                               batch["offset_frame"][i][mask].numpy(), frames, sample_rate, tuning)
+    return vocoder.make_source(
+        batch["pitch"][i][mask].numpy(),
+        batch["onset_frame"][i][mask].numpy(),
+        batch["offset_frame"][i][mask].numpy(),
+        frames,
+        sample_rate,
+        tuning,
+    )
 
 
 def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sample_rate: int) -> System:
@@ -84,8 +90,12 @@ def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sam
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = model(**synthesis_inputs(model, batch)).float().numpy()
-        return [ClipOutput(vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)),
-                           mel[i, :, :n]) for i, n in enumerate(_frames(batch))]
+        return [
+            ClipOutput(
+                vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)), mel[i, :, :n]
+            )
+            for i, n in enumerate(_frames(batch))
+        ]
 
     return run
 
@@ -110,8 +120,9 @@ def pianoroll_hifigan_system(models: Path, mel_config: MelConfig, name: str = "H
     return run
 
 
-def performancenet_system(models: Path, mel_config: MelConfig, iterations: int = 32,
-                          name: str = "PerformanceNet") -> System:
+def performancenet_system(
+    models: Path, mel_config: MelConfig, iterations: int = 32, name: str = "PerformanceNet"
+) -> System:
     """PerformanceNet (``models/performancenet``): piano roll -> power spectrogram -> Griffin-Lim."""
     from pipeline.models.persistence import load_model
 
@@ -122,8 +133,10 @@ def performancenet_system(models: Path, mel_config: MelConfig, iterations: int =
     def run(batch: Batch) -> list[ClipOutput]:
         power = torch.expm1(model(*model.rolls(batch)).float()).clamp(min=0)  # (B, bins, T)
         mels = log_mel_of_power(power, config)
-        return [ClipOutput(griffin_lim(power[i, :, :n].numpy(), config, iterations), mels[i, :, :n].numpy())
-                for i, n in enumerate(_frames(batch))]
+        return [
+            ClipOutput(griffin_lim(power[i, :, :n].numpy(), config, iterations), mels[i, :, :n].numpy())
+            for i, n in enumerate(_frames(batch))
+        ]
 
     return run
 
@@ -132,8 +145,10 @@ def vocoder_reconstruction(vocoder: Vocoder, sample_rate: int) -> System:
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = batch["mel"].numpy()
-        return [ClipOutput(vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)))
-                for i, n in enumerate(_frames(batch))]
+        return [
+            ClipOutput(vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)))
+            for i, n in enumerate(_frames(batch))
+        ]
 
     return run
 
@@ -143,8 +158,10 @@ def griffin_lim_reconstruction(mel_config: MelConfig, iterations: int = 32) -> S
 
     def run(batch: Batch) -> list[ClipOutput]:
         mel = batch["mel"].numpy()
-        return [ClipOutput(griffin_lim_from_mel(mel[i, :, :n], mel_config, iterations))
-                for i, n in enumerate(_frames(batch))]
+        return [
+            ClipOutput(griffin_lim_from_mel(mel[i, :, :n], mel_config, iterations))
+            for i, n in enumerate(_frames(batch))
+        ]
 
     return run
 

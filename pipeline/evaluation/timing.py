@@ -23,8 +23,9 @@ from pipeline.models.alignment import AlignmentModel, alignment_inputs, note_err
 Batch = dict[str, torch.Tensor]
 
 
-def constant_tempo(batch: Batch, frame_rate: float, ticks_per_quarter: int = 24,
-                   qpm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def constant_tempo(
+    batch: Batch, frame_rate: float, ticks_per_quarter: int = 24, qpm: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(onset, duration) in frames, (B, N) float: score ticks at ``qpm`` (B,) (default: the
     recording's exact average tempo)."""
     qpm = batch["tempo_qpm"] if qpm is None else qpm

@@ -177,7 +177,7 @@ def _windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
     hop = KEPT_FRAMES * MODEL_HOP
     padded = np.zeros((n_windows - 1) * hop + WINDOW_SAMPLES, np.float32)
     start = CONTEXT_FRAMES * MODEL_HOP
-    padded[start:start + len(audio)] = audio
+    padded[start : start + len(audio)] = audio
     index = np.arange(n_windows)[:, None] * hop + np.arange(WINDOW_SAMPLES)[None, :]
     return padded[index][..., None], frames
 
@@ -258,7 +258,7 @@ def decode_notes(post: Posteriors, decoding: Decoding | None = None) -> Transcri
         end = walked - quiet  # exclusive
         if end - start <= min_frames:
             continue
-        energy[start:end, max(key - 1, 0):key + 2] = 0.0
+        energy[start:end, max(key - 1, 0) : key + 2] = 0.0
         found.append((start, end, key))
     if d.melodia_trick:
         found += _energy_notes(energy, d.frame_threshold, tolerance, min_frames)
@@ -284,8 +284,8 @@ def _energy_notes(energy: np.ndarray, threshold: float, tolerance: int, min_fram
         column, keys = energy[:, key], slice(max(key - 1, 0), key + 2)
         after, quiet_after = _walk(column, mid + 1, frames - 1, 1, threshold, tolerance)
         before, quiet_before = _walk(column, mid - 1, 0, -1, threshold, tolerance)
-        energy[mid + 1:after, keys] = 0.0
-        energy[before + 1:mid, keys] = 0.0
+        energy[mid + 1 : after, keys] = 0.0
+        energy[before + 1 : mid, keys] = 0.0
         start, end = before + 1 + quiet_before, after - quiet_after  # first loud frame, one past the last
         if end - start > min_frames:
             found.append((start, end, key))
@@ -303,9 +303,14 @@ class Transcriber:
     fixed count keeps the output bytes reproducible.
     """
 
-    def __init__(self, onset_threshold: float = Decoding.onset_threshold,
-                 frame_threshold: float = Decoding.frame_threshold,
-                 min_note_seconds: float = Decoding.min_note_seconds, threads: int = 1, **decoding) -> None:
+    def __init__(
+        self,
+        onset_threshold: float = Decoding.onset_threshold,
+        frame_threshold: float = Decoding.frame_threshold,
+        min_note_seconds: float = Decoding.min_note_seconds,
+        threads: int = 1,
+        **decoding,
+    ) -> None:
         """``decoding``: the other fields of :class:`Decoding` (defaults: the tuned ones)."""
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -320,15 +325,19 @@ class Transcriber:
         """Run the network (the expensive part, independent of the thresholds)."""
         signal = _to_model_rate(audio, sample_rate)
         if len(signal) == 0:
-            return Posteriors(_frame_times(0), np.zeros((0, N_KEYS), np.float32), np.zeros((0, N_KEYS), np.float32),
-                              np.zeros((0, N_KEYS * CONTOUR_BINS_PER_SEMITONE), np.float32))
+            return Posteriors(
+                _frame_times(0),
+                np.zeros((0, N_KEYS), np.float32),
+                np.zeros((0, N_KEYS), np.float32),
+                np.zeros((0, N_KEYS * CONTOUR_BINS_PER_SEMITONE), np.float32),
+            )
         windows, frames = _windows(signal)
         session = self._session()
         parts: list[list[np.ndarray]] = [[], [], []]
         for first in range(0, len(windows), BATCH_WINDOWS):
-            batch = windows[first:first + BATCH_WINDOWS]
+            batch = windows[first : first + BATCH_WINDOWS]
             for part, out in zip(parts, session.run(list(_OUTPUTS), {_INPUT: batch})):
-                part.append(out[:, CONTEXT_FRAMES:CONTEXT_FRAMES + KEPT_FRAMES])
+                part.append(out[:, CONTEXT_FRAMES : CONTEXT_FRAMES + KEPT_FRAMES])
         note, onset, contour = (np.concatenate(p).reshape(-1, p[0].shape[-1])[:frames] for p in parts)
         return Posteriors(_frame_times(frames), note, onset, contour)
 
@@ -347,9 +356,15 @@ def _hz(midi: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(midi, np.float64) - 69.0) / 12.0)
 
 
-def note_metrics(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.ndarray, tuning_cents: float = 0.0,
-                 onset_tolerance: float = 0.05, pitch_tolerance_cents: float = 50.0,
-                 ref_onset_heard: np.ndarray | None = None) -> dict[str, float]:
+def note_metrics(
+    est: Transcription,
+    ref_intervals: np.ndarray,
+    ref_pitches: np.ndarray,
+    tuning_cents: float = 0.0,
+    onset_tolerance: float = 0.05,
+    pitch_tolerance_cents: float = 50.0,
+    ref_onset_heard: np.ndarray | None = None,
+) -> dict[str, float]:
     """Note-level scores (mir_eval.transcription) of ``est`` against score notes.
 
     ``tuning_cents`` shifts the reference (e.g. -100 for baroque pitch with untransposed notes).
@@ -368,8 +383,9 @@ def note_metrics(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.
     if ref_onset_heard is not None:
         heard = np.asarray(ref_onset_heard, bool)
         for offset, pitch in zip(ref_intervals[~heard, 1], ref_pitches[~heard]):
-            drop = (np.abs(est_pitches - pitch) * 100.0 <= pitch_tolerance_cents) & \
-                   (est_intervals[:, 0] < max(offset, onset_tolerance))
+            drop = (np.abs(est_pitches - pitch) * 100.0 <= pitch_tolerance_cents) & (
+                est_intervals[:, 0] < max(offset, onset_tolerance)
+            )
             est_intervals, est_pitches = est_intervals[~drop], est_pitches[~drop]
         ref_intervals, ref_pitches = ref_intervals[heard], ref_pitches[heard]
     if len(ref_pitches) == 0:
@@ -383,8 +399,12 @@ def note_metrics(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.
         score = mir_eval.transcription.precision_recall_f1_overlap
         precision, recall, f1, _ = score(*args, offset_ratio=None, **common)
         _, _, f1_offset, _ = score(*args, **common)
-    return {"note_onset_f1": float(f1), "note_onset_precision": float(precision), "note_onset_recall": float(recall),
-            "note_f1": float(f1_offset)}
+    return {
+        "note_onset_f1": float(f1),
+        "note_onset_precision": float(precision),
+        "note_onset_recall": float(recall),
+        "note_f1": float(f1_offset),
+    }
 
 
 def reference_notes(intervals, pitches, tuning_cents: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -403,8 +423,9 @@ def sounding_pitches(times: np.ndarray, intervals: np.ndarray, pitches: np.ndarr
     return [np.unique(pitches[row]) for row in on]
 
 
-def multipitch_accuracy(est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.ndarray,
-                        tuning_cents: float = 0.0) -> float:
+def multipitch_accuracy(
+    est: Transcription, ref_intervals: np.ndarray, ref_pitches: np.ndarray, tuning_cents: float = 0.0
+) -> float:
     """Frame-level multi-pitch Accuracy TP / (TP + FP + FN) (mir_eval.multipitch, 50-cent match)
     on the transcriber's frame grid; NaN when no reference note sounds on the grid."""
     import mir_eval
@@ -439,8 +460,12 @@ class TuningItem:
 DEFAULT_GRID = {"onset_threshold": (0.3, 0.4, 0.5, 0.6, 0.7), "frame_threshold": (0.2, 0.3, 0.4, 0.5)}
 
 
-def tune_thresholds(items, grid: dict[str, tuple] | None = None, transcriber: Transcriber | None = None,
-                    posteriors: list[Posteriors] | None = None) -> tuple[dict, list[dict]]:
+def tune_thresholds(
+    items,
+    grid: dict[str, tuple] | None = None,
+    transcriber: Transcriber | None = None,
+    posteriors: list[Posteriors] | None = None,
+) -> tuple[dict, list[dict]]:
     """Grid search of the decoding settings by mean note-onset F1 over ``items``.
 
     ``items``: TuningItem or (audio, sample_rate, ref_intervals, ref_pitches) tuples. ``grid``:
@@ -468,19 +493,30 @@ def tune_thresholds(items, grid: dict[str, tuple] | None = None, transcriber: Tr
         roll_key = (decoding.frame_threshold, decoding.latency_seconds)
         if roll_key not in multipitch:
             multipitch[roll_key] = [
-                multipitch_accuracy(Transcription(np.zeros((0, 2)), np.zeros(0), post.frame_times,
-                                                  post.note >= roll_key[0], roll_key[1]),
-                                    it.ref_intervals, it.ref_pitches, it.tuning_cents)
-                for it, post in zip(items, posteriors)]
+                multipitch_accuracy(
+                    Transcription(
+                        np.zeros((0, 2)), np.zeros(0), post.frame_times, post.note >= roll_key[0], roll_key[1]
+                    ),
+                    it.ref_intervals,
+                    it.ref_pitches,
+                    it.tuning_cents,
+                )
+                for it, post in zip(items, posteriors)
+            ]
         scores: dict[str, list[float]] = {"note_onset_f1": [], "note_f1": []}
         for it, post in zip(items, posteriors):
-            notes = note_metrics(decode_notes(post, decoding), it.ref_intervals, it.ref_pitches, it.tuning_cents,
-                                 ref_onset_heard=it.ref_onset_heard)
+            notes = note_metrics(
+                decode_notes(post, decoding),
+                it.ref_intervals,
+                it.ref_pitches,
+                it.tuning_cents,
+                ref_onset_heard=it.ref_onset_heard,
+            )
             scores["note_onset_f1"].append(notes["note_onset_f1"])
             scores["note_f1"].append(notes["note_f1"])
         scores["multipitch_accuracy"] = multipitch[roll_key]
         rows.append(asdict(decoding) | {k: _nanmean(v) for k, v in scores.items()})
-    best = max(rows, key=lambda r: (-np.inf if np.isnan(r["note_onset_f1"]) else r["note_onset_f1"]))
+    best = max(rows, key=lambda r: -np.inf if np.isnan(r["note_onset_f1"]) else r["note_onset_f1"])
     return best, rows
 
 

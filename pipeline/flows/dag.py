@@ -11,12 +11,12 @@ from pipeline.errors import PipelineError
 
 @dataclass(frozen=True)
 class StageNode:
-    name: str                      # DVC's address of the stage: "mel", "train_ablation@no_encoder", "sub/dvc.yaml:x"
-    cmd: tuple[str, ...]           # the stage's command(s), run in order
-    wdir: Path                     # where DVC runs the command
-    upstream: tuple[str, ...]      # stages whose outputs this stage depends on
-    outs: tuple[str, ...]          # output paths, relative to the repository root
-    target: str = ""               # an unambiguous DVC target for it: "/abs/path/dvc.yaml:name"
+    name: str  # DVC's address of the stage: "mel", "train_ablation@no_encoder", "sub/dvc.yaml:x"
+    cmd: tuple[str, ...]  # the stage's command(s), run in order
+    wdir: Path  # where DVC runs the command
+    upstream: tuple[str, ...]  # stages whose outputs this stage depends on
+    outs: tuple[str, ...]  # output paths, relative to the repository root
+    target: str = ""  # an unambiguous DVC target for it: "/abs/path/dvc.yaml:name"
     frozen: bool = False
 
 
@@ -80,8 +80,9 @@ def read_dag(root: Path | str = ".") -> Dag:
             cmd = s.cmd if isinstance(s.cmd, list) else [s.cmd]
             outs = tuple(str(Path(o.fs_path).relative_to(root)) for o in s.outs)
             upstream = tuple(sorted(names[d] for d in graph.successors(s) if d in names))
-            nodes[names[s]] = StageNode(names[s], tuple(cmd), Path(s.wdir), upstream, outs,
-                                        f"{Path(s.path).resolve()}:{s.name}", bool(s.frozen))
+            nodes[names[s]] = StageNode(
+                names[s], tuple(cmd), Path(s.wdir), upstream, outs, f"{Path(s.path).resolve()}:{s.name}", bool(s.frozen)
+            )
     # topological order, keeping dvc.yaml's order among stages that are ready together
     ordered: dict[str, StageNode] = {}
     while len(ordered) < len(nodes):

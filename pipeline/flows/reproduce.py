@@ -35,9 +35,9 @@ from pipeline.errors import PipelineError
 from pipeline.flows.dag import Dag, StageNode, read_dag
 
 DVC_LOCK = threading.Lock()  # one DVC call at a time in this process (DVC's own repo lock is not re-entrant)
-DOWNLOAD_RETRIES = 3         # retries of a stage that downloads (prepare with a non-builtin data.source)
-TAIL_LINES = 20              # lines of a failing stage's output kept in its error message
-PROGRESS_EVERY = 15.0        # seconds between the progress-bar redraws that go into a task's log
+DOWNLOAD_RETRIES = 3  # retries of a stage that downloads (prepare with a non-builtin data.source)
+TAIL_LINES = 20  # lines of a failing stage's output kept in its error message
+PROGRESS_EVERY = 15.0  # seconds between the progress-bar redraws that go into a task's log
 
 
 def default_jobs() -> int:
@@ -51,6 +51,7 @@ class StageFailed(PipelineError):
 
 
 # ------------------------------------------------------------------ DVC calls (serialised)
+
 
 @contextlib.contextmanager
 def _repo(root: Path):
@@ -90,6 +91,7 @@ def commit(root: Path, node: StageNode) -> None:
 
 # ------------------------------------------------------------------ one stage
 
+
 def run_command(node: StageNode, root: Path, log, threads: int | None = None) -> None:
     """Run the stage's command(s) the way DVC does (in its wdir, DVC_ROOT/DVC_STAGE set), streaming the output
     line by line into `log`; raises StageFailed with the stage's last error line on top.
@@ -106,8 +108,9 @@ def run_command(node: StageNode, root: Path, log, threads: int | None = None) ->
     for cmd in node.cmd:
         log.info("> %s", cmd)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        proc = subprocess.Popen(cmd, shell=True, cwd=node.wdir, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, shell=True, cwd=node.wdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         assert proc.stdout is not None
         # newline="": a line ending in a bare "\r" is a progress bar redrawing itself (tqdm); those go to the
         # log at most every PROGRESS_EVERY seconds, not thousands of times per stage
@@ -126,8 +129,10 @@ def run_command(node: StageNode, root: Path, log, threads: int | None = None) ->
         if code != 0:
             lines = [line for line in tail if line.strip()]
             headline = error_headline(lines)
-            raise StageFailed(f"stage {node.name!r} failed: {headline}\n"
-                              f"(command {cmd!r} exited with {code}; last lines of its output:)\n" + "\n".join(lines))
+            raise StageFailed(
+                f"stage {node.name!r} failed: {headline}\n"
+                f"(command {cmd!r} exited with {code}; last lines of its output:)\n" + "\n".join(lines)
+            )
 
 
 # the last line of a Python traceback: "sqlalchemy.exc.OperationalError: ...", "KeyboardInterrupt"
@@ -188,6 +193,7 @@ def default_retries(root: Path, dag: Dag) -> dict[str, int]:
 
 # ------------------------------------------------------------------ the flow
 
+
 # prefect types flow(task_runner=) as TaskRunner[PrefectFuture[Any]], which its own ThreadPoolTaskRunner is not
 @flow(name="reproduce", task_runner=ThreadPoolTaskRunner(max_workers=64), log_prints=True)  # type: ignore[arg-type]
 def reproduce(
@@ -233,11 +239,19 @@ def reproduce(
                 waiting.remove(node)
                 n = retry.get(node.name, 0)
                 runner = run_stage.with_options(
-                    task_run_name=node.name, retries=n,
+                    task_run_name=node.name,
+                    retries=n,
                     retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay)(n) if n else 0,
-                    retry_jitter_factor=0.2 if n else NotSet)
-                future = runner.submit(str(path), node, node.name in forced, threads, return_state=False,
-                                       wait_for=[futures[up] for up in node.upstream if up in futures])
+                    retry_jitter_factor=0.2 if n else NotSet,
+                )
+                future = runner.submit(
+                    str(path),
+                    node,
+                    node.name in forced,
+                    threads,
+                    return_state=False,
+                    wait_for=[futures[up] for up in node.upstream if up in futures],
+                )
                 futures[node.name] = future
                 running[future] = node.name
         if not running:

@@ -21,9 +21,9 @@ from pipeline.errors import PipelineError
 from pipeline.flows.dag import read_dag
 from pipeline.flows.reproduce import reproduce
 
-DEFAULT_CRON = "0 3 * * 1"        # Mondays at 03:00
+DEFAULT_CRON = "0 3 * * 1"  # Mondays at 03:00
 DEFAULT_METRIC = "deep_performer.audio_mel_mse"
-DEFAULT_REFRESH = ("prepare",)    # the stage that fetches (or renders) the raw corpus
+DEFAULT_REFRESH = ("prepare",)  # the stage that fetches (or renders) the raw corpus
 DEPLOYMENT_NAME = "retrain"
 
 
@@ -84,8 +84,7 @@ def retrain(
     refresh = [s for s in DEFAULT_REFRESH if s in dag.stages] if refresh is None else list(refresh)
     stages: dict[str, Any] = {}
     if refresh:
-        stages.update(reproduce.with_options(name="refresh-data")(str(path), targets=refresh, force=refresh,
-                                                                   jobs=jobs))
+        stages.update(reproduce.with_options(name="refresh-data")(str(path), targets=refresh, force=refresh, jobs=jobs))
     evaluation = set(dag.downstream(evaluate_stage))
     before = [n for n in dag.stages if n not in evaluation]
     stages.update(reproduce(str(path), targets=before, jobs=jobs))
@@ -109,8 +108,10 @@ def serve_retrain(
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        raise PipelineError("PREFECT_API_URL is not set: start a server (`prefect server start --host 127.0.0.1`) "
-                            "and export PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise PipelineError(
+            "PREFECT_API_URL is not set: start a server (`prefect server start --host 127.0.0.1`) "
+            "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     try:
         schedule = CronSchedule(cron=cron, timezone=timezone or "UTC")
     except ValueError as err:

@@ -32,16 +32,24 @@ class PerformerModels:
     def __post_init__(self) -> None:
         a, s = self.alignment.hparams, self.synthesis.hparams
         if tuple(a["performer_names"]) != tuple(s["performer_names"]):
-            raise PipelineError("the alignment and synthesis models know different performers "
-                                f"({list(a['performer_names'])} vs {list(s['performer_names'])})", self.source)
+            raise PipelineError(
+                "the alignment and synthesis models know different performers "
+                f"({list(a['performer_names'])} vs {list(s['performer_names'])})",
+                self.source,
+            )
         if s["n_mels"] != self.vocoder.generator_hparams()["in_channels"] or s["n_mels"] != self.mel.n_mels:
-            raise PipelineError(f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
-                                f"({self.vocoder.generator_hparams()['in_channels']}) and the mel recipe's "
-                                f"({self.mel.n_mels}) differ", self.source)
+            raise PipelineError(
+                f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
+                f"({self.vocoder.generator_hparams()['in_channels']}) and the mel recipe's "
+                f"({self.mel.n_mels}) differ",
+                self.source,
+            )
         frame_rate = self.mel.sample_rate / self.mel.hop_length
         if abs(a["frame_rate"] - frame_rate) > 1e-6 or self.vocoder.hop_length != self.mel.hop_length:
-            raise PipelineError(f"the models were trained at another frame rate than the mel recipe's "
-                                f"{frame_rate:g} frames/s", self.source)
+            raise PipelineError(
+                f"the models were trained at another frame rate than the mel recipe's {frame_rate:g} frames/s",
+                self.source,
+            )
 
     @property
     def performers(self) -> tuple[str, ...]:

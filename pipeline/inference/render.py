@@ -58,8 +58,14 @@ def _chord_windows(group_ticks: np.ndarray, span: float) -> list[tuple[int, int]
 
 
 @torch.inference_mode()
-def predict_timing(model: AlignmentModel, notes: NoteTable, performer: int, tempo_qpm: float,
-                   window_seconds: float = 5.0, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def predict_timing(
+    model: AlignmentModel,
+    notes: NoteTable,
+    performer: int,
+    tempo_qpm: float,
+    window_seconds: float = 5.0,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """Performed ``(onset_frame, offset_frame)`` of every note of ``notes`` (int arrays, notes'
     order), onsets monotone in score time and chords together, first onset at frame 0."""
     if len(notes) == 0:
@@ -77,7 +83,7 @@ def predict_timing(model: AlignmentModel, notes: NoteTable, performer: int, temp
         items.append(_note_item(notes, idx, performer, tempo_qpm))
     preds: list[np.ndarray] = []
     for i in range(0, len(items), batch_size):
-        batch = {k: v.to(device) for k, v in collate_clips(items[i:i + batch_size]).items()}
+        batch = {k: v.to(device) for k, v in collate_clips(items[i : i + batch_size]).items()}
         pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
         preds.extend(pred[j, : len(members[i + j])] for j in range(len(pred)))
 
@@ -97,7 +103,9 @@ def predict_timing(model: AlignmentModel, notes: NoteTable, performer: int, temp
         duration[idx[own]] = pred[own, 1]
     chord_time = np.cumsum(np.maximum(interval, 0.0))
     pred = torch.from_numpy(np.stack([chord_time[group], duration], axis=-1)).float()[None]
-    onset_frame, offset_frame = to_timeline(pred, torch.from_numpy(ticks)[None], torch.ones(1, len(notes), dtype=torch.bool))
+    onset_frame, offset_frame = to_timeline(
+        pred, torch.from_numpy(ticks)[None], torch.ones(1, len(notes), dtype=torch.bool)
+    )
     return onset_frame[0].numpy(), offset_frame[0].numpy()
 
 
@@ -105,11 +113,19 @@ def _note_item(notes: NoteTable, idx: np.ndarray, performer: int, tempo_qpm: flo
     """One window of notes in the form of a training clip (``cut_clip``'s keys; no mel)."""
     zeros = np.zeros(len(idx), dtype=np.int64)
     onset = notes.onset[idx].astype(np.int64)
-    return {"mel": np.zeros((1, 1), np.float32), "pitch": notes.pitch[idx].astype(np.int64),
-            "velocity": notes.velocity[idx].astype(np.int64), "score_onset": onset - onset.min(),
-            "score_duration": notes.duration[idx].astype(np.int64), "onset_frame": zeros, "offset_frame": zeros + 1,
-            "target_onset": zeros.astype(np.float32), "target_duration": zeros.astype(np.float32),
-            "performer_id": np.int64(performer), "tempo_qpm": np.float32(tempo_qpm)}
+    return {
+        "mel": np.zeros((1, 1), np.float32),
+        "pitch": notes.pitch[idx].astype(np.int64),
+        "velocity": notes.velocity[idx].astype(np.int64),
+        "score_onset": onset - onset.min(),
+        "score_duration": notes.duration[idx].astype(np.int64),
+        "onset_frame": zeros,
+        "offset_frame": zeros + 1,
+        "target_onset": zeros.astype(np.float32),
+        "target_duration": zeros.astype(np.float32),
+        "performer_id": np.int64(performer),
+        "tempo_qpm": np.float32(tempo_qpm),
+    }
 
 
 # ------------------------------------------------------------------------------------------ mel
@@ -124,6 +140,7 @@ def _window_starts(n_frames: int, window: int, overlap: int) -> list[int]:
 def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
     """(length,) weights: raised-cosine ramps of ``fade_in``/``fade_out`` frames at the ends, 1
     between. A fade-out and the next window's fade-in over the same frames sum to exactly 1."""
+
     def ramp(n: int) -> np.ndarray:
         return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
 
@@ -131,29 +148,43 @@ def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
     if fade_in:
         w[:fade_in] *= ramp(fade_in)
     if fade_out:
-        w[length - fade_out:] *= ramp(fade_out)[::-1]
+        w[length - fade_out :] *= ramp(fade_out)[::-1]
     return w
 
 
 @torch.inference_mode()
-def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndarray, offset_frame: np.ndarray,
-                   performer: int, n_frames: int, window: int, overlap: int = 64,
-                   batch_size: int = 16) -> np.ndarray:
+def synthesize_mel(
+    model: SynthesisModel,
+    notes: NoteTable,
+    onset_frame: np.ndarray,
+    offset_frame: np.ndarray,
+    performer: int,
+    n_frames: int,
+    window: int,
+    overlap: int = 64,
+    batch_size: int = 16,
+) -> np.ndarray:
     """Log-mel ``(n_mels, n_frames)`` of the notes played at the given frames, predicted in ``window``
     frames at a time (the training clips' length, ``mel.clip_frames``)."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
     n_mels = model.hparams["n_mels"]
-    data: dict[str, Any] = {"mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
-            "pitch": notes.pitch, "velocity": notes.velocity, "score_onset": notes.onset,
-            "score_duration": notes.duration, "onset_frame": onset_frame, "offset_frame": offset_frame,
-            "performer_id": np.int64(performer)}
+    data: dict[str, Any] = {
+        "mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
+        "pitch": notes.pitch,
+        "velocity": notes.velocity,
+        "score_onset": notes.onset,
+        "score_duration": notes.duration,
+        "onset_frame": onset_frame,
+        "offset_frame": offset_frame,
+        "performer_id": np.int64(performer),
+    }
     starts = _window_starts(n_frames, window, overlap)
     total = np.zeros((n_mels, n_frames))
     weight = np.zeros(n_frames)
     for i in range(0, len(starts), batch_size):
-        chunk = starts[i:i + batch_size]
+        chunk = starts[i : i + batch_size]
         clips = [cut_clip(data, s, min(window, n_frames - s)) for s in chunk]
         batch = {k: v.to(device) for k, v in collate_clips(clips).items()}
         mel = model(**synthesis_inputs(model, batch)).float().cpu().numpy()
@@ -161,8 +192,8 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
             length = clips[j]["mel"].shape[1]
             first, last = s == 0, s + length >= n_frames
             w = crossfade_weights(length, 0 if first else overlap, 0 if last else overlap)
-            total[:, s:s + length] += mel[j, :, :length] * w
-            weight[s:s + length] += w
+            total[:, s : s + length] += mel[j, :, :length] * w
+            weight[s : s + length] += w
     return (total / np.maximum(weight, 1e-8)).astype(np.float32)
 
 
@@ -170,8 +201,9 @@ def synthesize_mel(model: SynthesisModel, notes: NoteTable, onset_frame: np.ndar
 
 
 @torch.inference_mode()
-def vocode(vocoder: Vocoder, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32,
-           source: np.ndarray | None = None) -> np.ndarray:
+def vocode(
+    vocoder: Vocoder, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32, source: np.ndarray | None = None
+) -> np.ndarray:
     """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context (the
     chunks' joins are exact: ``context`` frames exceed every vocoder's receptive field).
 
@@ -197,9 +229,9 @@ def vocode(vocoder: Vocoder, mel: np.ndarray, chunk_frames: int = 1024, context:
     for start in range(0, n_frames, chunk_frames):
         stop = min(n_frames, start + chunk_frames)
         lo, hi = max(0, start - context), min(n_frames, stop + context)
-        chunk_source = None if source_t is None else source_t[..., lo * hop:hi * hop][None]
+        chunk_source = None if source_t is None else source_t[..., lo * hop : hi * hop][None]
         audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
-        out[start * hop: stop * hop] = audio[(start - lo) * hop: (stop - lo) * hop]
+        out[start * hop : stop * hop] = audio[(start - lo) * hop : (stop - lo) * hop]
     return out
 
 
@@ -220,8 +252,9 @@ class Rendering:
         return len(self.audio) / self.sample_rate
 
 
-def render_score(models: PerformerModels, notes: NoteTable, performer: str, tempo_qpm: float | None = None,
-                 tail_seconds: float = 0.5) -> Rendering:
+def render_score(
+    models: PerformerModels, notes: NoteTable, performer: str, tempo_qpm: float | None = None, tail_seconds: float = 0.5
+) -> Rendering:
     """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default)."""
     mel = models.mel
     if len(notes) == 0:
@@ -235,8 +268,9 @@ def render_score(models: PerformerModels, notes: NoteTable, performer: str, temp
     played = notes.subset(order)
     onset_sorted, offset_sorted = predict_timing(models.alignment, played, performer_id, qpm)
     n_frames = int(offset_sorted.max()) + int(round(tail_seconds * frame_rate))
-    spec = synthesize_mel(models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames,
-                          window=mel.clip_frames)
+    spec = synthesize_mel(
+        models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames, window=mel.clip_frames
+    )
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
     source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)

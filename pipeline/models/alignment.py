@@ -52,22 +52,52 @@ class AlignmentModel(nn.Module):
 
     frames_per_tick: torch.Tensor  # buffer (register_buffer in __init__)
 
-    def __init__(self, *, frame_rate: float, n_performers: int = 32, n_tempo_classes: int = N_TEMPO_CLASSES,
-                 tempo_range: tuple[float, float] = TEMPO_RANGE, d_model: int = 128, layers: int = 3, heads: int = 2,
-                 attention_dim: int = 64, ffn_dim: int = 256, kernels: tuple[int, int] = (9, 1), dropout: float = 0.2,
-                 max_time: int = 96, max_duration: int = 96, use_velocity: bool = False, max_notes: int = 1000,
-                 tempo_prior: bool = True, ticks_per_quarter: int = 24,
-                 performer_names: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        frame_rate: float,
+        n_performers: int = 32,
+        n_tempo_classes: int = N_TEMPO_CLASSES,
+        tempo_range: tuple[float, float] = TEMPO_RANGE,
+        d_model: int = 128,
+        layers: int = 3,
+        heads: int = 2,
+        attention_dim: int = 64,
+        ffn_dim: int = 256,
+        kernels: tuple[int, int] = (9, 1),
+        dropout: float = 0.2,
+        max_time: int = 96,
+        max_duration: int = 96,
+        use_velocity: bool = False,
+        max_notes: int = 1000,
+        tempo_prior: bool = True,
+        ticks_per_quarter: int = 24,
+        performer_names: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers, n_tempo_classes=n_tempo_classes, tempo_range=tuple(tempo_range),
-            d_model=d_model, layers=layers, heads=heads, attention_dim=attention_dim, ffn_dim=ffn_dim,
-            kernels=tuple(kernels), dropout=dropout, max_time=max_time, max_duration=max_duration,
-            use_velocity=use_velocity, max_notes=max_notes, tempo_prior=tempo_prior,
-            ticks_per_quarter=ticks_per_quarter, frame_rate=frame_rate, performer_names=performer_names)
+            n_performers=n_performers,
+            n_tempo_classes=n_tempo_classes,
+            tempo_range=tuple(tempo_range),
+            d_model=d_model,
+            layers=layers,
+            heads=heads,
+            attention_dim=attention_dim,
+            ffn_dim=ffn_dim,
+            kernels=tuple(kernels),
+            dropout=dropout,
+            max_time=max_time,
+            max_duration=max_duration,
+            use_velocity=use_velocity,
+            max_notes=max_notes,
+            tempo_prior=tempo_prior,
+            ticks_per_quarter=ticks_per_quarter,
+            frame_rate=frame_rate,
+            performer_names=performer_names,
+        )
         self.tempo_prior = tempo_prior
         self.notes = NoteEmbedding(d_model, max_time, max_duration, use_velocity)
         self.positions = SinusoidalPositions(d_model, max_notes)
@@ -85,8 +115,16 @@ class AlignmentModel(nn.Module):
         """Constructor keyword arguments: ``AlignmentModel(**model.config())`` rebuilds it."""
         return dict(self.hparams)
 
-    def forward(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, mask: torch.Tensor,
-                performer: torch.Tensor, tempo: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        pitch: torch.Tensor,
+        onset: torch.Tensor,
+        duration: torch.Tensor,
+        mask: torch.Tensor,
+        performer: torch.Tensor,
+        tempo: torch.Tensor,
+        velocity: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Predicted (onset frame, duration in frames) of every note.
 
         pitch, onset, duration (ticks), velocity: (B, N) long; mask: (B, N) bool, True = real note;
@@ -109,20 +147,23 @@ class AlignmentModel(nn.Module):
         return pred.masked_fill(~mask[..., None], 0.0)
 
     @staticmethod
-    def loss(pred: torch.Tensor, target_onset_frames: torch.Tensor, target_duration_frames: torch.Tensor,
-             mask: torch.Tensor) -> torch.Tensor:
+    def loss(
+        pred: torch.Tensor, target_onset_frames: torch.Tensor, target_duration_frames: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         """See :func:`alignment_loss`."""
         return alignment_loss(pred, target_onset_frames, target_duration_frames, mask)
 
     @staticmethod
-    def to_timeline(pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tensor,
-                    n_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def to_timeline(
+        pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tensor, n_frames: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """See :func:`to_timeline`."""
         return to_timeline(pred, score_onset, mask, n_frames)
 
 
-def alignment_loss(pred: torch.Tensor, target_onset_frames: torch.Tensor, target_duration_frames: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
+def alignment_loss(
+    pred: torch.Tensor, target_onset_frames: torch.Tensor, target_duration_frames: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """MSE in frames over the onsets and durations of valid notes (both count equally).
 
     pred: (B, N, 2); targets: (B, N) float frames; mask: (B, N) bool.
@@ -131,8 +172,9 @@ def alignment_loss(pred: torch.Tensor, target_onset_frames: torch.Tensor, target
     return masked_mse(pred, target, mask[..., None])
 
 
-def to_timeline(pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tensor,
-                n_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def to_timeline(
+    pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tensor, n_frames: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Valid integer timeline ``(onset_frame, offset_frame)``, each (B, N) long, from predictions.
 
     pred: (B, N, 2) (onset, duration) in frames; score_onset: (B, N) ticks; mask: (B, N) bool.
@@ -179,9 +221,15 @@ def to_timeline(pred: torch.Tensor, score_onset: torch.Tensor, mask: torch.Tenso
 def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
-                mask=batch["note_mask"], performer=batch["performer"],
-                tempo=model_tempo_classes(model, batch["tempo_qpm"]).to(batch["pitch"].device), velocity=velocity)
+    return dict(
+        pitch=batch["pitch"],
+        onset=batch["score_onset"],
+        duration=batch["score_duration"],
+        mask=batch["note_mask"],
+        performer=batch["performer"],
+        tempo=model_tempo_classes(model, batch["tempo_qpm"]).to(batch["pitch"].device),
+        velocity=velocity,
+    )
 
 
 def model_tempo_classes(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:
@@ -191,12 +239,15 @@ def model_tempo_classes(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tenso
 
 def model_class_tempo(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:
     """(B,) qpm -> the centre (qpm) of its class among ``model``'s tempo classes: what the model is told."""
-    centers = torch.as_tensor(tempo_centers(model.hparams["n_tempo_classes"], tuple(model.hparams["tempo_range"])),
-                              dtype=torch.float32)
+    centers = torch.as_tensor(
+        tempo_centers(model.hparams["n_tempo_classes"], tuple(model.hparams["tempo_range"])), dtype=torch.float32
+    )
     return centers[model_tempo_classes(model, qpm).cpu()]
 
 
-def note_errors(onset: torch.Tensor, duration: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def note_errors(
+    onset: torch.Tensor, duration: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Absolute onset and duration errors (frames) of a timing prediction ``(B, N)`` against the batch's
     ``target_onset`` / ``target_duration``: the valid notes only, clip after clip. The one definition of the
     timing error: the evaluate stage scores with it and the alignment model's validation reports its mean."""

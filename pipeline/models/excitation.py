@@ -26,9 +26,18 @@ def midi_to_hz(pitch: np.ndarray, tuning_cents: float = 0.0) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) + tuning_cents / 100.0 - 69.0) / 12.0)
 
 
-def harmonic_excitation(pitch: np.ndarray, onset_frame: np.ndarray, offset_frame: np.ndarray, frames: int,
-                        hop_length: int, sample_rate: int, harmonics: int = 8, amplitude: float = 0.1,
-                        tuning_cents: float = 0.0, decay: float = 1.0) -> np.ndarray:
+def harmonic_excitation(
+    pitch: np.ndarray,
+    onset_frame: np.ndarray,
+    offset_frame: np.ndarray,
+    frames: int,
+    hop_length: int,
+    sample_rate: int,
+    harmonics: int = 8,
+    amplitude: float = 0.1,
+    tuning_cents: float = 0.0,
+    decay: float = 1.0,
+) -> np.ndarray:
     """Excitation ``(frames * hop_length,)`` float32: the sum of one harmonic tone per note.
 
     ``pitch`` (notes,) MIDI numbers 0-127; ``onset_frame`` / ``offset_frame`` (notes,) the frames each
@@ -57,7 +66,7 @@ def harmonic_excitation(pitch: np.ndarray, onset_frame: np.ndarray, offset_frame
         tone = _partials(phase, count, decay)
         n = min(fade, len(tone) // 2)
         tone[:n] *= ramp[:n]
-        tone[len(tone) - n:] *= ramp[:n][::-1]
+        tone[len(tone) - n :] *= ramp[:n][::-1]
         out[start:stop] += amplitude * tone
     return out.astype(np.float32)
 
@@ -70,9 +79,10 @@ def _partials(phase: np.ndarray, count: int, decay: float) -> np.ndarray:
         # closed form of the flat sum (Dirichlet kernel): three sines instead of ``count``
         half = np.sin(phase / 2.0)
         safe = np.where(np.abs(half) < 1e-9, 1.0, half)
-        return np.where(np.abs(half) < 1e-9, 0.0,
-                        np.sin(count * phase / 2.0) * np.sin((count + 1) * phase / 2.0) / safe)
+        return np.where(
+            np.abs(half) < 1e-9, 0.0, np.sin(count * phase / 2.0) * np.sin((count + 1) * phase / 2.0) / safe
+        )
     tone = np.zeros_like(phase)
     for k in range(1, count + 1):
-        tone += np.sin(k * phase) / k ** decay
+        tone += np.sin(k * phase) / k**decay
     return tone

@@ -129,9 +129,7 @@ class MultiReceptiveField(nn.Module):
         super().__init__()
         if len(kernel_sizes) != len(dilation_sizes):
             raise ValueError("one dilation tuple per resblock kernel size is required")
-        self.blocks = nn.ModuleList(
-            ResBlock(channels, k, d, leaky_slope) for k, d in zip(kernel_sizes, dilation_sizes)
-        )
+        self.blocks = nn.ModuleList(ResBlock(channels, k, d, leaky_slope) for k, d in zip(kernel_sizes, dilation_sizes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = self.blocks[0](x)
@@ -217,8 +215,10 @@ class Generator(nn.Module):
                 rate_so_far *= rate
                 down = self.hop_length // rate_so_far  # from the waveform rate to this stage's rate
                 self.source_convs.append(
-                    nn.Conv1d(1, channels, 2 * down, stride=down, padding=down // 2) if down > 1
-                    else nn.Conv1d(1, channels, 1))
+                    nn.Conv1d(1, channels, 2 * down, stride=down, padding=down // 2)
+                    if down > 1
+                    else nn.Conv1d(1, channels, 1)
+                )
 
         # Small N(0, 0.01) init of the upsampling and residual convolutions (as in HiFi-GAN),
         # applied before weight norm so that g = ||v|| starts from it.
@@ -247,17 +247,24 @@ class Generator(nn.Module):
         x = self.conv_post(F.leaky_relu(x, self.leaky_slope))
         return torch.tanh(x)
 
-    def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int,
-                    tuning_cents: float = 0.0):
+    def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0):
         """The excitation this vocoder was trained with, for notes sounding in ``frames`` mel frames
         (a numpy array ``(frames * hop_length,)``); None for the plain (mel-only) vocoder."""
         if not self.excitation:
             return None
         from pipeline.models.excitation import harmonic_excitation
 
-        return harmonic_excitation(pitch, onset_frame, offset_frame, frames, self.hop_length, sample_rate,
-                                   self._hparams["excitation_harmonics"], self._hparams["excitation_amplitude"],
-                                   tuning_cents)
+        return harmonic_excitation(
+            pitch,
+            onset_frame,
+            offset_frame,
+            frames,
+            self.hop_length,
+            sample_rate,
+            self._hparams["excitation_harmonics"],
+            self._hparams["excitation_amplitude"],
+            tuning_cents,
+        )
 
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
@@ -307,7 +314,9 @@ class Generator(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor, slope: float) -> tuple[torch.Tensor, FeatureMaps]:
+def _conv_stack(
+    convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor, slope: float
+) -> tuple[torch.Tensor, FeatureMaps]:
     """Shared body of both sub-discriminators: conv + leaky ReLU layers, then ``conv_post``.
 
     Returns the flattened logits ``(B, L)`` and every layer's output (the feature maps)."""
@@ -464,9 +473,7 @@ def generator_adversarial_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Ten
     return total
 
 
-def feature_matching_loss(
-    real_features: Sequence[FeatureMaps], fake_features: Sequence[FeatureMaps]
-) -> torch.Tensor:
+def feature_matching_loss(real_features: Sequence[FeatureMaps], fake_features: Sequence[FeatureMaps]) -> torch.Tensor:
     """Feature-matching loss: ``sum_k sum_l mean|F_kl(real) - F_kl(fake)|`` over every feature
     map of every sub-discriminator. Unweighted: the caller multiplies by
     ``HifiganLossWeights.feature_matching`` (2). Real maps are treated as constants (detached)."""

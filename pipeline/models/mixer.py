@@ -31,8 +31,13 @@ class Mixed(NamedTuple):
     position: torch.Tensor  # (B, T, N) float in [0, 1], relative position of frame t in note n (0 elsewhere)
 
 
-def sounding_and_position(onset_frame: torch.Tensor, offset_frame: torch.Tensor, note_mask: torch.Tensor,
-                          n_frames: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def sounding_and_position(
+    onset_frame: torch.Tensor,
+    offset_frame: torch.Tensor,
+    note_mask: torch.Tensor,
+    n_frames: int,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sounding, position), each (B, T, N) of ``dtype``, from (B, N) note frames and mask."""
     t = torch.arange(n_frames, device=onset_frame.device)[None, :, None]
     onset = onset_frame.long()[:, None, :]
@@ -46,7 +51,13 @@ def sounding_and_position(onset_frame: torch.Tensor, offset_frame: torch.Tensor,
 class PolyphonicMixer(nn.Module):
     """(B, N, D) note embeddings + (B, N) onset/offset frames + (B, N) mask -> :class:`Mixed` over T frames."""
 
-    def forward(self, notes: torch.Tensor, onset_frame: torch.Tensor, offset_frame: torch.Tensor,
-                note_mask: torch.Tensor, n_frames: int) -> Mixed:
+    def forward(
+        self,
+        notes: torch.Tensor,
+        onset_frame: torch.Tensor,
+        offset_frame: torch.Tensor,
+        note_mask: torch.Tensor,
+        n_frames: int,
+    ) -> Mixed:
         sounding, position = sounding_and_position(onset_frame, offset_frame, note_mask, n_frames, notes.dtype)
         return Mixed(torch.bmm(sounding, notes), sounding, position)

@@ -43,8 +43,9 @@ def inter_onset_ticks(onset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, ioi.clamp(min=0), torch.zeros_like(ioi))
 
 
-def metric_tokens(onset: torch.Tensor, duration: torch.Tensor, mask: torch.Tensor, max_time: int = 96,
-                  max_duration: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+def metric_tokens(
+    onset: torch.Tensor, duration: torch.Tensor, mask: torch.Tensor, max_time: int = 96, max_duration: int = 96
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(time tokens, duration tokens), each (B, N) long in ``0 .. max_time`` / ``0 .. max_duration``."""
     time = inter_onset_ticks(onset.long(), mask).clamp(0, max_time)
     dur = torch.where(mask, duration.long(), torch.zeros_like(duration, dtype=torch.long)).clamp(0, max_duration)
@@ -63,8 +64,14 @@ class NoteEmbedding(nn.Module):
         self.duration = nn.Embedding(max_duration + 1, dim)
         self.velocity = nn.Embedding(128, dim) if use_velocity else None
 
-    def forward(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, mask: torch.Tensor,
-                velocity: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        pitch: torch.Tensor,
+        onset: torch.Tensor,
+        duration: torch.Tensor,
+        mask: torch.Tensor,
+        velocity: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, N) pitch, onset/duration ticks, mask[, velocity] -> (B, N, dim); padding is zero."""
         time, dur = metric_tokens(onset, duration, mask, self.max_time, self.max_duration)
         x = self.pitch(pitch.long().clamp(0, 127)) + self.time(time) + self.duration(dur)

@@ -33,14 +33,26 @@ from torch import nn
 from pipeline.models.losses import masked_mse
 from pipeline.models.rolls import piano_and_position_rolls
 
-__all__ = ["PerformanceNet", "ContourNet", "TextureNet", "MultiBandResidualBlock", "onset_offset_roll",
-           "performancenet_loss"]
+__all__ = [
+    "PerformanceNet",
+    "ContourNet",
+    "TextureNet",
+    "MultiBandResidualBlock",
+    "onset_offset_roll",
+    "performancenet_loss",
+]
 
 PAPER_CHANNELS = (256, 512, 1024, 2048, 4096)
 
 
-def onset_offset_roll(pitch: torch.Tensor, onset_frame: torch.Tensor, offset_frame: torch.Tensor,
-                      note_mask: torch.Tensor, n_frames: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def onset_offset_roll(
+    pitch: torch.Tensor,
+    onset_frame: torch.Tensor,
+    offset_frame: torch.Tensor,
+    note_mask: torch.Tensor,
+    n_frames: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """(B, T, 128): +1 on each note's onset frame, -1 on its (exclusive) offset frame, from (B, N) notes.
 
     An offset at or past the clip end leaves no mark; notes of one pitch that meet sum (+1 - 1 = 0).
@@ -54,9 +66,13 @@ def onset_offset_roll(pitch: torch.Tensor, onset_frame: torch.Tensor, offset_fra
     return torch.bmm((onsets - offsets).transpose(1, 2), one_hot)[:, :n_frames]
 
 
-def _conv_norm_act(in_channels: int, out_channels: int, slope: float, groups: int = 1, act: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv1d(in_channels, out_channels, 3, padding=1, groups=groups),
-                               nn.InstanceNorm1d(out_channels, affine=True)]
+def _conv_norm_act(
+    in_channels: int, out_channels: int, slope: float, groups: int = 1, act: bool = True
+) -> list[nn.Module]:
+    layers: list[nn.Module] = [
+        nn.Conv1d(in_channels, out_channels, 3, padding=1, groups=groups),
+        nn.InstanceNorm1d(out_channels, affine=True),
+    ]
     if act:
         layers.append(nn.LeakyReLU(slope))
     return layers
@@ -66,14 +82,17 @@ class ConvBlock(nn.Sequential):
     """Two (conv k3 -> InstanceNorm -> leaky ReLU); (B, C_in, T) -> (B, C_out, T)."""
 
     def __init__(self, in_channels: int, out_channels: int, slope: float = 0.2) -> None:
-        super().__init__(*_conv_norm_act(in_channels, out_channels, slope), *_conv_norm_act(out_channels, out_channels, slope))
+        super().__init__(
+            *_conv_norm_act(in_channels, out_channels, slope), *_conv_norm_act(out_channels, out_channels, slope)
+        )
 
 
 class ContourNet(nn.Module):
     """U-Net along time with the onset/offset encoder: rolls (B, 128, T) -> (B, bins, T), T % 2^(L-1) == 0."""
 
-    def __init__(self, bins: int = 513, channels: Sequence[int] = PAPER_CHANNELS, onoff_channels: int = 128,
-                 slope: float = 0.2) -> None:
+    def __init__(
+        self, bins: int = 513, channels: Sequence[int] = PAPER_CHANNELS, onoff_channels: int = 128, slope: float = 0.2
+    ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if len(channels) < 3:
@@ -120,8 +139,10 @@ class MultiBandResidualBlock(nn.Module):
         super().__init__()
         self.bins, self.bands = bins, bands
         self.padded = -(-bins // bands) * bands  # grouped convs need equal bands
-        self.body = nn.Sequential(*_conv_norm_act(self.padded, self.padded, slope, groups=bands),
-                                  *_conv_norm_act(self.padded, self.padded, slope, groups=bands, act=False))
+        self.body = nn.Sequential(
+            *_conv_norm_act(self.padded, self.padded, slope, groups=bands),
+            *_conv_norm_act(self.padded, self.padded, slope, groups=bands, act=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(F.pad(x, (0, 0, 0, self.padded - self.bins)))
@@ -136,12 +157,22 @@ class TextureNet(nn.Sequential):
 class PerformanceNet(nn.Module):
     """Aligned notes -> ``log1p(|STFT|^2)`` ``(B, bins, T)``."""
 
-    def __init__(self, bins: int = 513, channels: Sequence[int] = PAPER_CHANNELS, onoff_channels: int = 128,
-                 bands: Sequence[int] = (2, 4, 8, 16), leaky_slope: float = 0.2) -> None:
+    def __init__(
+        self,
+        bins: int = 513,
+        channels: Sequence[int] = PAPER_CHANNELS,
+        onoff_channels: int = 128,
+        bands: Sequence[int] = (2, 4, 8, 16),
+        leaky_slope: float = 0.2,
+    ) -> None:
         super().__init__()
-        self.hparams: dict[str, Any] = dict(bins=int(bins), channels=[int(c) for c in channels],
-                                            onoff_channels=int(onoff_channels), bands=[int(b) for b in bands],
-                                            leaky_slope=float(leaky_slope))
+        self.hparams: dict[str, Any] = dict(
+            bins=int(bins),
+            channels=[int(c) for c in channels],
+            onoff_channels=int(onoff_channels),
+            bands=[int(b) for b in bands],
+            leaky_slope=float(leaky_slope),
+        )
         self.contour = ContourNet(bins, channels, onoff_channels, leaky_slope)
         self.texture = TextureNet(bins, bands, leaky_slope)
         self.multiple = 2 ** (len(channels) - 1)
@@ -162,9 +193,12 @@ class PerformanceNet(nn.Module):
     def rolls(batch: dict[str, torch.Tensor], n_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(piano roll, onset/offset roll), each (B, T, 128), of a ``collate_clips`` batch."""
         frames = n_frames or batch["frame_mask"].shape[1]
-        piano, _ = piano_and_position_rolls(batch["pitch"], batch["onset_frame"], batch["offset_frame"],
-                                            batch["note_mask"], frames)
-        onoff = onset_offset_roll(batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames)
+        piano, _ = piano_and_position_rolls(
+            batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames
+        )
+        onoff = onset_offset_roll(
+            batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames
+        )
         return piano, onoff
 
 

@@ -22,16 +22,18 @@ __all__ = ["PianoRollHifigan"]
 
 
 class PianoRollHifigan(nn.Module):
-    def __init__(self, n_performers: int = 32, generator: dict | None = None,
-                 performer_names: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, n_performers: int = 32, generator: dict | None = None, performer_names: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.generator = Generator(**(generator or {}))
         width = self.generator.generator_hparams()["in_channels"]
-        self.hparams: dict[str, Any] = dict(n_performers=n_performers, generator=self.generator.generator_hparams(),
-                                            performer_names=performer_names)
+        self.hparams: dict[str, Any] = dict(
+            n_performers=n_performers, generator=self.generator.generator_hparams(), performer_names=performer_names
+        )
         self.roll_projection = nn.Linear(2 * 128, width)
         self.performer = nn.Embedding(n_performers, width)
         self.hop_length = self.generator.hop_length
@@ -49,8 +51,9 @@ class PianoRollHifigan(nn.Module):
     def rolls(batch: dict[str, torch.Tensor], n_frames: int | None = None) -> torch.Tensor:
         """(B, T, 256) piano and position rolls of a ``collate_clips`` batch."""
         frames = n_frames or batch["frame_mask"].shape[1]
-        piano, position = piano_and_position_rolls(batch["pitch"], batch["onset_frame"], batch["offset_frame"],
-                                                   batch["note_mask"], frames)
+        piano, position = piano_and_position_rolls(
+            batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames
+        )
         return torch.cat([piano, position], dim=-1)
 
     def remove_weight_norm(self) -> PianoRollHifigan:

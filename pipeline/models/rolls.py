@@ -17,9 +17,15 @@ import torch.nn.functional as F
 from pipeline.models.mixer import sounding_and_position
 
 
-def piano_and_position_rolls(pitch: torch.Tensor, onset_frame: torch.Tensor, offset_frame: torch.Tensor,
-                             note_mask: torch.Tensor, n_frames: int, velocity: torch.Tensor | None = None,
-                             dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def piano_and_position_rolls(
+    pitch: torch.Tensor,
+    onset_frame: torch.Tensor,
+    offset_frame: torch.Tensor,
+    note_mask: torch.Tensor,
+    n_frames: int,
+    velocity: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(piano roll, position roll), each (B, T, 128), from (B, N) notes in frames."""
     sounding, position = sounding_and_position(onset_frame, offset_frame, note_mask, n_frames, dtype)
     one_hot = F.one_hot(pitch.long().clamp(0, 127), 128).to(dtype)  # (B, N, 128)

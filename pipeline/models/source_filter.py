@@ -63,19 +63,41 @@ class SourceFilterVocoder(nn.Module):
     envelope: torch.Tensor
     pass_band: torch.Tensor
 
-    def __init__(self, *, in_channels: int, sample_rate: int, n_fft: int, hop_length: int, fmin: float, fmax: float,
-                 channels: int = 256, layers: int = 6, kernel_size: int = 7, excitation_amplitude: float = 0.1,
-                 noise_amplitude: float = 0.1, phase_iterations: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        fmin: float,
+        fmax: float,
+        channels: int = 256,
+        layers: int = 6,
+        kernel_size: int = 7,
+        excitation_amplitude: float = 0.1,
+        noise_amplitude: float = 0.1,
+        phase_iterations: int = 0,
+    ) -> None:
         """``phase_iterations``: Griffin-Lim-style consistency steps after the filter (0: none), part
         of the model (trained through)."""
         super().__init__()
         if n_fft < hop_length or (n_fft - hop_length) % 2:
             raise ValueError(f"n_fft {n_fft} / hop {hop_length}: n_fft - hop must be even and >= 0")
-        self._hparams = dict(in_channels=int(in_channels), channels=int(channels), layers=int(layers),
-                             kernel_size=int(kernel_size), sample_rate=int(sample_rate), n_fft=int(n_fft),
-                             hop_length=int(hop_length), fmin=float(fmin), fmax=float(fmax),
-                             excitation_amplitude=float(excitation_amplitude), noise_amplitude=float(noise_amplitude),
-                             phase_iterations=int(phase_iterations))
+        self._hparams = dict(
+            in_channels=int(in_channels),
+            channels=int(channels),
+            layers=int(layers),
+            kernel_size=int(kernel_size),
+            sample_rate=int(sample_rate),
+            n_fft=int(n_fft),
+            hop_length=int(hop_length),
+            fmin=float(fmin),
+            fmax=float(fmax),
+            excitation_amplitude=float(excitation_amplitude),
+            noise_amplitude=float(noise_amplitude),
+            phase_iterations=int(phase_iterations),
+        )
         self.n_fft, self.hop_length, self.phase_iterations = int(n_fft), int(hop_length), int(phase_iterations)
         self.bins = self.n_fft // 2 + 1
         self.mel_in = nn.Conv1d(in_channels, channels, kernel_size, padding=kernel_size // 2)
@@ -99,8 +121,7 @@ class SourceFilterVocoder(nn.Module):
         """``(N, samples)`` -> complex ``(N, bins, samples // hop)``, framed like the mel (zero padding)."""
         pad = (self.n_fft - self.hop_length) // 2
         x = F.pad(x.float(), (pad, pad))
-        return torch.stft(x, self.n_fft, self.hop_length, self.n_fft, self.window, center=False,
-                          return_complex=True)
+        return torch.stft(x, self.n_fft, self.hop_length, self.n_fft, self.window, center=False, return_complex=True)
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`_stft`: complex ``(B, bins, T)`` -> ``(B, T * hop)`` by weighted overlap-add."""
@@ -111,7 +132,7 @@ class SourceFilterVocoder(nn.Module):
         audio = F.fold(frames, **fold).reshape(b, length)
         norm = F.fold(self.window.square()[None, :, None].expand(1, -1, t), **fold).reshape(1, length)
         pad = (self.n_fft - self.hop_length) // 2
-        return (audio / norm.clamp(min=1e-3))[:, pad:pad + t * self.hop_length]
+        return (audio / norm.clamp(min=1e-3))[:, pad : pad + t * self.hop_length]
 
     # ------------------------------------------------------------------------------ model
 
@@ -138,15 +159,25 @@ class SourceFilterVocoder(nn.Module):
             spectrum = magnitude * _unit(self._stft(self._istft(spectrum)))
         return self._istft(spectrum).unsqueeze(1)
 
-    def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int,
-                    tuning_cents: float = 0.0) -> np.ndarray:
+    def make_source(
+        self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
+    ) -> np.ndarray:
         """The source ``(2, frames * hop_length)`` float32 of notes sounding in ``frames`` mel frames:
         their harmonic tones (every partial below Nyquist, flat) and a fixed white noise."""
         from pipeline.models.excitation import harmonic_excitation
 
-        harmonic = harmonic_excitation(pitch, onset_frame, offset_frame, frames, self.hop_length, sample_rate,
-                                       harmonics=0, amplitude=self._hparams["excitation_amplitude"],
-                                       tuning_cents=tuning_cents, decay=0.0)
+        harmonic = harmonic_excitation(
+            pitch,
+            onset_frame,
+            offset_frame,
+            frames,
+            self.hop_length,
+            sample_rate,
+            harmonics=0,
+            amplitude=self._hparams["excitation_amplitude"],
+            tuning_cents=tuning_cents,
+            decay=0.0,
+        )
         noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
         return np.stack([harmonic, (self._hparams["noise_amplitude"] * noise).astype(np.float32)])
 

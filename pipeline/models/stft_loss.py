@@ -7,8 +7,9 @@ import torch
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop), Hann window of n_fft
 
 
-def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor,
-                               resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS) -> torch.Tensor:
+def multi_resolution_stft_loss(
+    real: torch.Tensor, fake: torch.Tensor, resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS
+) -> torch.Tensor:
     """Mean over resolutions of spectral convergence + mean |log |X| - log |Y||, for ``(B, samples)``
     signals (Parallel WaveGAN's auxiliary loss; the evaluate stage's MR-STFT distance is the same
     quantity, so a vocoder trained on it is trained on what it is scored by)."""

@@ -38,23 +38,53 @@ __all__ = ["SynthesisModel", "synthesis_loss"]
 class SynthesisModel(nn.Module):
     """Notes (B, N) with performed frames + performer (B,) -> (B, n_mels, T) log-mel."""
 
-    def __init__(self, n_performers: int = 32, d_model: int = 128, encoder_layers: int = 3, decoder_layers: int = 6,
-                 heads: int = 2, attention_dim: int = 128, ffn_dim: int = 512, kernels: tuple[int, int] = (9, 1),
-                 dropout: float = 0.2, n_mels: int = 80, max_time: int = 96, max_duration: int = 96,
-                 use_velocity: bool = False, note_wise_pe: bool = True, performer_embedding: bool = True,
-                 use_encoder: bool = True, max_notes: int = 1000, max_frames: int = 1000,
-                 performer_names: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        n_performers: int = 32,
+        d_model: int = 128,
+        encoder_layers: int = 3,
+        decoder_layers: int = 6,
+        heads: int = 2,
+        attention_dim: int = 128,
+        ffn_dim: int = 512,
+        kernels: tuple[int, int] = (9, 1),
+        dropout: float = 0.2,
+        n_mels: int = 80,
+        max_time: int = 96,
+        max_duration: int = 96,
+        use_velocity: bool = False,
+        note_wise_pe: bool = True,
+        performer_embedding: bool = True,
+        use_encoder: bool = True,
+        max_notes: int = 1000,
+        max_frames: int = 1000,
+        performer_names: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers, d_model=d_model, encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers, heads=heads, attention_dim=attention_dim, ffn_dim=ffn_dim,
-            kernels=tuple(kernels), dropout=dropout, n_mels=n_mels, max_time=max_time, max_duration=max_duration,
-            use_velocity=use_velocity, note_wise_pe=note_wise_pe, performer_embedding=performer_embedding,
-            use_encoder=use_encoder, max_notes=max_notes, max_frames=max_frames,
-            performer_names=performer_names)
+            n_performers=n_performers,
+            d_model=d_model,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            heads=heads,
+            attention_dim=attention_dim,
+            ffn_dim=ffn_dim,
+            kernels=tuple(kernels),
+            dropout=dropout,
+            n_mels=n_mels,
+            max_time=max_time,
+            max_duration=max_duration,
+            use_velocity=use_velocity,
+            note_wise_pe=note_wise_pe,
+            performer_embedding=performer_embedding,
+            use_encoder=use_encoder,
+            max_notes=max_notes,
+            max_frames=max_frames,
+            performer_names=performer_names,
+        )
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity
         if use_encoder:
@@ -74,22 +104,45 @@ class SynthesisModel(nn.Module):
         """Constructor keyword arguments: ``SynthesisModel(**model.config())`` rebuilds it."""
         return dict(self.hparams)
 
-    def frame_inputs(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, onset_frame: torch.Tensor,
-                     offset_frame: torch.Tensor, note_mask: torch.Tensor, n_frames: int,
-                     velocity: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_inputs(
+        self,
+        pitch: torch.Tensor,
+        onset: torch.Tensor,
+        duration: torch.Tensor,
+        onset_frame: torch.Tensor,
+        offset_frame: torch.Tensor,
+        note_mask: torch.Tensor,
+        n_frames: int,
+        velocity: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, T, D) frame embeddings fed to the decoder, before frame positions and performer."""
         if not self.use_encoder:
-            piano, position = piano_and_position_rolls(pitch, onset_frame, offset_frame, note_mask, n_frames,
-                                                       velocity if self.use_velocity else None,
-                                                       self.roll_projection.weight.dtype)
+            piano, position = piano_and_position_rolls(
+                pitch,
+                onset_frame,
+                offset_frame,
+                note_mask,
+                n_frames,
+                velocity if self.use_velocity else None,
+                self.roll_projection.weight.dtype,
+            )
             return self.roll_projection(torch.cat([piano, position], dim=-1))
         notes = self.encoder(self.note_positions(self.notes(pitch, onset, duration, note_mask, velocity)), note_mask)
         mixed = self.mixer(notes, onset_frame, offset_frame, note_mask, n_frames)
         return mixed.frames if self.notewise_pe is None else self.notewise_pe(notes, mixed)
 
-    def forward(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor, onset_frame: torch.Tensor,
-                offset_frame: torch.Tensor, note_mask: torch.Tensor, performer: torch.Tensor,
-                frame_mask: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        pitch: torch.Tensor,
+        onset: torch.Tensor,
+        duration: torch.Tensor,
+        onset_frame: torch.Tensor,
+        offset_frame: torch.Tensor,
+        note_mask: torch.Tensor,
+        performer: torch.Tensor,
+        frame_mask: torch.Tensor,
+        velocity: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Log-mel of the aligned notes.
 
         pitch, onset, duration (ticks), velocity: (B, N) long; onset_frame/offset_frame: (B, N) long
@@ -98,8 +151,9 @@ class SynthesisModel(nn.Module):
         Returns (B, n_mels, T) float.
         """
         n_frames = frame_mask.shape[1]
-        x = self.frame_positions(self.frame_inputs(pitch, onset, duration, onset_frame, offset_frame, note_mask,
-                                                   n_frames, velocity))
+        x = self.frame_positions(
+            self.frame_inputs(pitch, onset, duration, onset_frame, offset_frame, note_mask, n_frames, velocity)
+        )
         if self.performer is not None:
             x = x + self.performer(performer)[:, None, :]
         return self.out(self.decoder(x, frame_mask)).transpose(1, 2)
@@ -121,6 +175,14 @@ def synthesis_loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: tor
 def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(pitch=batch["pitch"], onset=batch["score_onset"], duration=batch["score_duration"],
-                onset_frame=batch["onset_frame"], offset_frame=batch["offset_frame"], note_mask=batch["note_mask"],
-                performer=batch["performer"], frame_mask=batch["frame_mask"], velocity=velocity)
+    return dict(
+        pitch=batch["pitch"],
+        onset=batch["score_onset"],
+        duration=batch["score_duration"],
+        onset_frame=batch["onset_frame"],
+        offset_frame=batch["offset_frame"],
+        note_mask=batch["note_mask"],
+        performer=batch["performer"],
+        frame_mask=batch["frame_mask"],
+        velocity=velocity,
+    )

@@ -39,8 +39,9 @@ def tempo_centers(n_classes: int = N_TEMPO_CLASSES, tempo_range: tuple[float, fl
     return np.sqrt(edges[:-1] * edges[1:])
 
 
-def tempo_classes(qpm: torch.Tensor | np.ndarray, n_classes: int = N_TEMPO_CLASSES,
-                  tempo_range: tuple[float, float] = TEMPO_RANGE) -> torch.Tensor:
+def tempo_classes(
+    qpm: torch.Tensor | np.ndarray, n_classes: int = N_TEMPO_CLASSES, tempo_range: tuple[float, float] = TEMPO_RANGE
+) -> torch.Tensor:
     """Vectorised :func:`tempo_class`: any shape of qpm -> long tensor of the same shape."""
     low, high = _check(n_classes, tempo_range)
     qpm = torch.as_tensor(qpm, dtype=torch.float64)

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def sinusoidal_encoding(length: int, dim: int, device: torch.device | None = None,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sinusoidal_encoding(
+    length: int, dim: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """(length, dim) table of the transformer's sine/cosine positional encoding.
 
     Even channels ``2i`` hold ``sin(pos / 10000^(2i/dim))``, odd channels the cosine.
@@ -104,8 +105,15 @@ class ConvFeedForward(nn.Module):
 class FFTBlock(nn.Module):
     """One feed-forward transformer block (post-norm, as in FastSpeech): (B, L, D) -> (B, L, D)."""
 
-    def __init__(self, dim: int = 128, heads: int = 2, attention_dim: int = 64, ffn_dim: int = 256,
-                 kernels: tuple[int, int] = (9, 1), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        dim: int = 128,
+        heads: int = 2,
+        attention_dim: int = 64,
+        ffn_dim: int = 256,
+        kernels: tuple[int, int] = (9, 1),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.attention = MultiHeadSelfAttention(dim, heads, attention_dim)
         self.norm1 = nn.LayerNorm(dim)
@@ -122,11 +130,20 @@ class FFTBlock(nn.Module):
 class FFTStack(nn.Module):
     """``layers`` FFT blocks; padding is zeroed on the way in. (B, L, D), (B, L) -> (B, L, D)."""
 
-    def __init__(self, layers: int = 3, dim: int = 128, heads: int = 2, attention_dim: int = 64,
-                 ffn_dim: int = 256, kernels: tuple[int, int] = (9, 1), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        layers: int = 3,
+        dim: int = 128,
+        heads: int = 2,
+        attention_dim: int = 64,
+        ffn_dim: int = 256,
+        kernels: tuple[int, int] = (9, 1),
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            FFTBlock(dim, heads, attention_dim, ffn_dim, kernels, dropout) for _ in range(layers))
+            FFTBlock(dim, heads, attention_dim, ffn_dim, kernels, dropout) for _ in range(layers)
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x.masked_fill(~mask[..., None], 0.0)

@@ -47,14 +47,24 @@ def vocoder_for_mel(kind: str, kwargs: dict[str, Any], mel: MelConfig) -> Vocode
     from ``mel`` (params.yaml's one place for it); HiFi-GAN's upsampling must multiply to its hop."""
     if kind == "source_filter":
         if mel.win_length != mel.n_fft:
-            raise PipelineError(f"the source-filter vocoder needs mel.win_length == mel.n_fft ({mel.win_length} vs {mel.n_fft})")
-        recipe = {"in_channels": mel.n_mels, "sample_rate": mel.sample_rate, "n_fft": mel.n_fft,
-                  "hop_length": mel.hop_length, "fmin": mel.fmin, "fmax": mel.fmax}
+            raise PipelineError(
+                f"the source-filter vocoder needs mel.win_length == mel.n_fft ({mel.win_length} vs {mel.n_fft})"
+            )
+        recipe = {
+            "in_channels": mel.n_mels,
+            "sample_rate": mel.sample_rate,
+            "n_fft": mel.n_fft,
+            "hop_length": mel.hop_length,
+            "fmin": mel.fmin,
+            "fmax": mel.fmax,
+        }
         clash = sorted(k for k in recipe if k in kwargs)
         if clash:
             raise PipelineError(f"set {', '.join(clash)} in the mel params group, not in the vocoder's")
         return build_vocoder(kind, **recipe, **kwargs)
     vocoder = build_vocoder(kind, **{"in_channels": mel.n_mels, **kwargs})
     if vocoder.hop_length != mel.hop_length:
-        raise PipelineError(f"the vocoder's upsampling makes hop {vocoder.hop_length}, the mel's hop is {mel.hop_length}")
+        raise PipelineError(
+            f"the vocoder's upsampling makes hop {vocoder.hop_length}, the mel's hop is {mel.hop_length}"
+        )
     return vocoder

@@ -36,10 +36,24 @@ from typing import Any
 # (seconds), which rendering from a folder never needs. Registered composite versions pickle
 # DeepPerformerModel by the path pipeline.registry.DeepPerformerModel, so it must stay reachable here.
 _PUBLIC = {
-    **dict.fromkeys(("CANDIDATE", "CHAMPION", "COMPOSITE", "DEFAULT_METRIC", "EXPERIMENT", "PREVIOUS",
-                     "REGISTERED_PREFIX", "SHOWN_METRICS", "all_names", "component_names"), "common"),
-    **dict.fromkeys(("evaluation_tags", "format_versions", "list_versions", "promote_if_better",
-                     "register_candidate"), "promotion"),
+    **dict.fromkeys(
+        (
+            "CANDIDATE",
+            "CHAMPION",
+            "COMPOSITE",
+            "DEFAULT_METRIC",
+            "EXPERIMENT",
+            "PREVIOUS",
+            "REGISTERED_PREFIX",
+            "SHOWN_METRICS",
+            "all_names",
+            "component_names",
+        ),
+        "common",
+    ),
+    **dict.fromkeys(
+        ("evaluation_tags", "format_versions", "list_versions", "promote_if_better", "register_candidate"), "promotion"
+    ),
     **dict.fromkeys(("DeepPerformerModel", "decode_audio", "encode_audio", "load_composite"), "serving"),
     "load_models": "loading",
 }

@@ -41,7 +41,7 @@ def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.d
     if "{name}" in text:
         uris = [text.format(name=name) for name in MODEL_NAMES]
     elif text.startswith("models:/@"):
-        uris = [f"models:/{REGISTERED_PREFIX}{name}@{text[len('models:/@'):]}" for name in MODEL_NAMES]
+        uris = [f"models:/{REGISTERED_PREFIX}{name}@{text[len('models:/@') :]}" for name in MODEL_NAMES]
     elif "," in text:
         uris = [u.strip() for u in text.split(",")]
         if len(uris) != 3:
@@ -51,9 +51,12 @@ def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.d
 
         return load_composite(text, device)
     elif ":/" in text:
-        raise PipelineError("an MLflow URI for the three models needs {name} in it "
-                            "(e.g. models:/deep-performer-{name}@champion), or is the composite "
-                            "models:/deep-performer@ALIAS", text)
+        raise PipelineError(
+            "an MLflow URI for the three models needs {name} in it "
+            "(e.g. models:/deep-performer-{name}@champion), or is the composite "
+            "models:/deep-performer@ALIAS",
+            text,
+        )
     elif mel is None:
         raise PipelineError("parameter file not found: the mel recipe of these models is its mel group", text)
     else:
@@ -66,8 +69,9 @@ def load_models(source: str | Path, mel: MelConfig | None, device: str | torch.d
             expected = " or ".join(c.__name__ for c in classes)
             raise PipelineError(f"expected a {expected}, the URI holds a {type(model).__name__}", text)
     alignment, synthesis, vocoder = models  # their classes checked just above
-    return PerformerModels(cast(AlignmentModel, alignment), cast(SynthesisModel, synthesis), cast(Vocoder, vocoder),
-                           mel=mel, source=text)
+    return PerformerModels(
+        cast(AlignmentModel, alignment), cast(SynthesisModel, synthesis), cast(Vocoder, vocoder), mel=mel, source=text
+    )
 
 
 def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:

@@ -108,17 +108,18 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     for name, (uri, run_id) in sources.items():
         registered = REGISTERED_PREFIX + name
         try:
-            mv = mlflow.register_model(uri, registered, tags={**common, "source_run_id": run_id},
-                                       await_registration_for=60)
+            mv = mlflow.register_model(
+                uri, registered, tags={**common, "source_run_id": run_id}, await_registration_for=60
+            )
         except Exception as err:  # noqa: BLE001
-            raise PipelineError(f"cannot register the {name} model {uri}: {_first_line(err)}",
-                                root / "models" / name / "mlflow.json") from None
+            raise PipelineError(
+                f"cannot register the {name} model {uri}: {_first_line(err)}", root / "models" / name / "mlflow.json"
+            ) from None
         versions[registered] = int(mv.version)
 
     open_experiment(EXPERIMENT, client.tracking_uri)  # the training runs' experiment (safe if it races)
     component_tags = {f"component.{name}": str(v) for name, v in versions.items()}
-    with tempfile.TemporaryDirectory() as tmp, \
-            mlflow.start_run(run_name="register_candidate") as run:
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="register_candidate") as run:
         mel_file = Path(tmp) / "mel.json"  # the recipe the models were trained on, for rendering anywhere
         mel_file.write_text(json.dumps(dataclasses.asdict(mel)))
         artifacts = {"mel": str(mel_file)}
@@ -127,19 +128,27 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
             target = Path(tmp) / name
             target.mkdir()
             artifacts[name] = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{registered}/{versions[registered]}", dst_path=str(target))
+                artifact_uri=f"models:/{registered}/{versions[registered]}", dst_path=str(target)
+            )
         mlflow.set_tags({"git_commit": commit, "stage": "register_candidate", **component_tags})
         mlflow.log_metrics({key: float(value) for key, value in tags.items()})
         mlflow.log_artifact(str(root / "metrics" / "evaluate.json"))
         with warnings.catch_warnings():  # no input example: checking one would render a score at logging time
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
-                name=COMPOSITE, python_model=DeepPerformerModel(), artifacts=artifacts, signature=_signature(),
+                name=COMPOSITE,
+                python_model=DeepPerformerModel(),
+                artifacts=artifacts,
+                signature=_signature(),
                 pip_requirements=["torch==2.13.0", "numpy", "librosa", "soundfile", "pandas", "mido", "music21"],
                 metadata={"sample_rate": mel.sample_rate, "components": component_tags},
             )
-        mv = mlflow.register_model(info.model_uri, COMPOSITE, await_registration_for=60,
-                                   tags={**common, **component_tags, "source_run_id": run.info.run_id})
+        mv = mlflow.register_model(
+            info.model_uri,
+            COMPOSITE,
+            await_registration_for=60,
+            tags={**common, **component_tags, "source_run_id": run.info.run_id},
+        )
     versions = {COMPOSITE: int(mv.version), **versions}
     for name, version in versions.items():  # aliases last: a failure above leaves the old candidate in place
         client.set_registered_model_alias(name, CANDIDATE, str(version))
@@ -219,12 +228,19 @@ def list_versions(tracking_uri: str | None = None, names: list[str] | None = Non
                 if "." in key and not key.startswith("component."):
                     with contextlib.suppress(ValueError):
                         metrics[key] = float(text)
-            rows.append({"name": name, "version": int(mv.version), "aliases": sorted(by_version.get(str(mv.version), [])),
-                         "metrics": metrics, "git_commit": mv.tags.get("git_commit", ""),
-                         "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
-                         .strftime("%Y-%m-%d %H:%M"),
-                         "components": {k[len("component."):]: v for k, v in mv.tags.items()
-                                        if k.startswith("component.")}})
+            rows.append(
+                {
+                    "name": name,
+                    "version": int(mv.version),
+                    "aliases": sorted(by_version.get(str(mv.version), [])),
+                    "metrics": metrics,
+                    "git_commit": mv.tags.get("git_commit", ""),
+                    "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).strftime(
+                        "%Y-%m-%d %H:%M"
+                    ),
+                    "components": {k[len("component.") :]: v for k, v in mv.tags.items() if k.startswith("component.")},
+                }
+            )
     return rows
 
 
@@ -236,7 +252,15 @@ def format_versions(rows: list[dict[str, Any]], metrics: tuple[str, ...] = SHOWN
     table = [header]
     for row in rows:
         values = [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else "-" for m in metrics]
-        table.append([row["name"], str(row["version"]), ",".join(row["aliases"]) or "-", *values,
-                      (row["git_commit"] or "-")[:10], row["created"]])
+        table.append(
+            [
+                row["name"],
+                str(row["version"]),
+                ",".join(row["aliases"]) or "-",
+                *values,
+                (row["git_commit"] or "-")[:10],
+                row["created"],
+            ]
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)

@@ -84,11 +84,15 @@ class DeepPerformerModel(PythonModel):
         from pipeline.device import select_device
 
         device = select_device(os.environ.get("DEEP_PERFORMER_DEVICE", "auto"))
-        modules = [mlflow.pytorch.load_model(context.artifacts[name], map_location=torch.device(device)).eval()
-                   for name in MODEL_NAMES]
+        modules = [
+            mlflow.pytorch.load_model(context.artifacts[name], map_location=torch.device(device)).eval()
+            for name in MODEL_NAMES
+        ]
         if "mel" not in context.artifacts:
-            raise PipelineError(f"this {COMPOSITE} version carries no mel recipe (registered by an older version): "
-                                "register the models again")
+            raise PipelineError(
+                f"this {COMPOSITE} version carries no mel recipe (registered by an older version): "
+                "register the models again"
+            )
         mel = from_dict(MelConfig, json.loads(Path(context.artifacts["mel"]).read_text()), "mel")
         alignment, synthesis, vocoder = modules
         self.models = PerformerModels(alignment, synthesis, vocoder, mel=mel, source=COMPOSITE).to(device)
@@ -120,8 +124,13 @@ class DeepPerformerModel(PythonModel):
                 tempo = row.get("tempo")
                 tempo = None if tempo is None or (isinstance(tempo, float) and math.isnan(tempo)) else float(tempo)
                 result = render_score(self.models, notes, str(performer), tempo)
-                rows.append({"audio": encode_audio(result.audio, result.sample_rate),
-                             "sample_rate": int(result.sample_rate), "samples": len(result.audio)})
+                rows.append(
+                    {
+                        "audio": encode_audio(result.audio, result.sample_rate),
+                        "sample_rate": int(result.sample_rate),
+                        "samples": len(result.audio),
+                    }
+                )
         return rows
 
 
@@ -139,8 +148,13 @@ def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = Schema([ColSpec("string", "score"), ColSpec("string", "performer", required=False),
-                     ColSpec("double", "tempo", required=False)])
+    inputs = Schema(
+        [
+            ColSpec("string", "score"),
+            ColSpec("string", "performer", required=False),
+            ColSpec("double", "tempo", required=False),
+        ]
+    )
     outputs = Schema([ColSpec("string", "audio"), ColSpec("long", "sample_rate"), ColSpec("long", "samples")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 

@@ -34,8 +34,11 @@ class AlignmentTask:
     def validation_step(self, batch) -> dict[str, float]:
         loss, pred = self._loss(batch)
         onset_error, duration_error = note_errors(pred[..., 0], pred[..., 1], batch)
-        return {"loss": loss.item(), "onset_mae_frames": onset_error.mean().item(),
-                "duration_mae_frames": duration_error.mean().item()}
+        return {
+            "loss": loss.item(),
+            "onset_mae_frames": onset_error.mean().item(),
+            "duration_mae_frames": duration_error.mean().item(),
+        }
 
     def examples(self, batch) -> dict[str, Any]:
         return {}

@@ -42,8 +42,13 @@ class HifiganTask:
     # stft_weight > 0, else 0 in training); the piano-roll baseline keeps its recorded metrics
     log_stft = True
 
-    def __init__(self, generator: Vocoder | PianoRollHifigan, config: TrainHifiganConfig | TrainHifiganBaselineConfig,
-                 mel: MelConfig, steps_per_epoch: int) -> None:
+    def __init__(
+        self,
+        generator: Vocoder | PianoRollHifigan,
+        config: TrainHifiganConfig | TrainHifiganBaselineConfig,
+        mel: MelConfig,
+        steps_per_epoch: int,
+    ) -> None:
         self.generator = generator
         self.mel = LogMelSpectrogram(mel)
         # the discriminators (71 M parameters) only where a GAN step will run: a mel-only schedule
@@ -64,8 +69,9 @@ class HifiganTask:
         g = torch.optim.AdamW(self.generator.parameters(), lr=c.learning_rate, betas=adam_betas(c.betas))
         if not self.adversarial:
             return {"generator": (g, rule)}
-        d = torch.optim.AdamW([*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate,
-                              betas=adam_betas(c.betas))
+        d = torch.optim.AdamW(
+            [*self.mpd.parameters(), *self.msd.parameters()], lr=c.learning_rate, betas=adam_betas(c.betas)
+        )
         return {"generator": (g, rule), "discriminator": (d, rule)}
 
     def generator_io(self, batch, training: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -94,8 +100,12 @@ class HifiganTask:
         if step.trainer.step < self.config.discriminator_start:
             loss = mel_l1_loss(audio, fake, self.mel)
             step.optimize("generator", self.weights.mel * loss + extra)
-            return {"loss": self.weights.mel * loss.item(), "mel_l1": loss.item(), "dc": dc.item(),
-                    **({"mr_stft": stft.item()} if self.log_stft else {})}
+            return {
+                "loss": self.weights.mel * loss.item(),
+                "mel_l1": loss.item(),
+                "dc": dc.item(),
+                **({"mr_stft": stft.item()} if self.log_stft else {}),
+            }
         with step.autocast():
             d_loss = discriminators_loss([self.modules["mpd"], self.modules["msd"]], audio, fake)
         step.optimize("discriminator", d_loss)
@@ -103,9 +113,15 @@ class HifiganTask:
         with step.autocast():
             losses = generator_losses([self.mpd, self.msd], audio, fake, self.mel, self.weights)
         step.optimize("generator", losses["total"] + extra)
-        return {"loss": losses["total"].item(), "mel_l1": losses["mel"].item(), "dc": dc.item(),
-                **({"mr_stft": stft.item()} if self.log_stft else {}), "adversarial": losses["adversarial"].item(),
-                "feature_matching": losses["feature_matching"].item(), "discriminator": d_loss.item()}
+        return {
+            "loss": losses["total"].item(),
+            "mel_l1": losses["mel"].item(),
+            "dc": dc.item(),
+            **({"mr_stft": stft.item()} if self.log_stft else {}),
+            "adversarial": losses["adversarial"].item(),
+            "feature_matching": losses["feature_matching"].item(),
+            "discriminator": d_loss.item(),
+        }
 
     def validation_step(self, batch) -> dict[str, float]:
         inputs, audio = self.generator_io(batch, training=False)
@@ -119,8 +135,12 @@ class HifiganTask:
     def examples(self, batch) -> dict[str, Any]:
         inputs, audio = self.generator_io({k: v[:1] for k, v in batch.items()}, training=False)
         fake = self.generator(*inputs).float()[0, 0]
-        return {"audio/reconstructed": fake.cpu().numpy(), "audio/recording": audio[0].cpu().numpy(),
-                "mel/reconstructed": self.mel(fake[None])[0].cpu().numpy(), "mel/recording": self.mel(audio)[0].cpu().numpy()}
+        return {
+            "audio/reconstructed": fake.cpu().numpy(),
+            "audio/recording": audio[0].cpu().numpy(),
+            "mel/reconstructed": self.mel(fake[None])[0].cpu().numpy(),
+            "mel/recording": self.mel(audio)[0].cpu().numpy(),
+        }
 
     def export_model(self) -> torch.nn.Module:
         """The inference generator: a copy with weight norm folded into the weights."""
@@ -141,8 +161,9 @@ def recording_excitation(features_dir: Path, audio_dir: Path, generator, sample_
 
         data = load_features(Path(features_dir) / f"{recording}.npz")
         frames = min(data["mel"].shape[1], samples // generator.hop_length)
-        source = generator.make_source(data["pitch"], data["onset_frame"], data["offset_frame"], frames, sample_rate,
-                                       tuning.get(recording, 0.0))
+        source = generator.make_source(
+            data["pitch"], data["onset_frame"], data["offset_frame"], frames, sample_rate, tuning.get(recording, 0.0)
+        )
         return np.pad(source, [(0, 0)] * (source.ndim - 1) + [(0, samples - source.shape[-1])])
 
     return excitation

@@ -89,9 +89,9 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator).tolist()
     per_rank = len(order) // world
-    mine = order[rank * per_rank:(rank + 1) * per_rank]
+    mine = order[rank * per_rank : (rank + 1) * per_rank]
     size = min(batch_size, len(mine)) or 1
-    return [mine[i:i + size] for i in range(0, len(mine) - size + 1, size)]
+    return [mine[i : i + size] for i in range(0, len(mine) - size + 1, size)]
 
 
 class Trainer:
@@ -140,7 +140,9 @@ class Trainer:
 
     def state(self) -> dict[str, Any]:
         state = {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
             "modules": {n: m.state_dict() for n, m in self.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
@@ -186,15 +188,25 @@ class Trainer:
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """Batches from the current data position on, across epochs, forever."""
         while True:
-            plan = epoch_batches(len(cast(Sized, self.train_set)), self.config.batch_size, self.config.seed,
-                                 self.epoch, self.rank, self.world)
+            plan = epoch_batches(
+                len(cast(Sized, self.train_set)),
+                self.config.batch_size,
+                self.config.seed,
+                self.epoch,
+                self.rank,
+                self.world,
+            )
             if not plan:
                 raise ValueError("the training set is empty")
             # a private generator: building a loader must not draw from the global RNG (dropout's),
             # or a resumed run would diverge from an uninterrupted one
-            loader = DataLoader(self.train_set, batch_sampler=plan[self.batch_in_epoch:], collate_fn=self.collate,
-                                num_workers=self.config.num_workers,
-                                generator=torch.Generator().manual_seed(self.config.seed + self.epoch))
+            loader = DataLoader(
+                self.train_set,
+                batch_sampler=plan[self.batch_in_epoch :],
+                collate_fn=self.collate,
+                num_workers=self.config.num_workers,
+                generator=torch.Generator().manual_seed(self.config.seed + self.epoch),
+            )
             for batch in loader:
                 self.batch_in_epoch += 1
                 yield {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -216,8 +228,13 @@ class Trainer:
         if self.val_set is None or len(cast(Sized, self.val_set)) == 0:
             return {}
         self._set_mode(False)
-        loader = DataLoader(self.val_set, batch_size=self.config.batch_size, shuffle=False, collate_fn=self.collate,
-                            generator=torch.Generator())
+        loader = DataLoader(
+            self.val_set,
+            batch_size=self.config.batch_size,
+            shuffle=False,
+            collate_fn=self.collate,
+            generator=torch.Generator(),
+        )
         totals: dict[str, float] = {}
         count = 0
         first = None
@@ -245,8 +262,13 @@ class Trainer:
         config = self.config
         self._set_mode(True)
         context = StepContext(self)
-        bar = tqdm(total=config.max_steps, initial=self.step, desc=f"train {', '.join(self.modules)}",
-                   unit="step", disable=not self.is_main)
+        bar = tqdm(
+            total=config.max_steps,
+            initial=self.step,
+            desc=f"train {', '.join(self.modules)}",
+            unit="step",
+            disable=not self.is_main,
+        )
         running: dict[str, float] = {}
         batches = self._batches()
         last_val: dict[str, float] = {}

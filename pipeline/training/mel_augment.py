@@ -19,8 +19,13 @@ def _gaussian(sigma: float, device: torch.device) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def vague_mel(mel: torch.Tensor, probability: float, max_band_sigma: float = 2.5, max_frame_sigma: float = 2.0,
-              max_noise: float = 0.4) -> torch.Tensor:
+def vague_mel(
+    mel: torch.Tensor,
+    probability: float,
+    max_band_sigma: float = 2.5,
+    max_frame_sigma: float = 2.0,
+    max_noise: float = 0.4,
+) -> torch.Tensor:
     """``(B, n_mels, T)`` log-mels, each with ``probability`` blurred across bands (Gaussian, sigma
     0.5 to ``max_band_sigma`` bands) and frames (0.3 to ``max_frame_sigma`` frames) plus Gaussian noise
     (sd up to ``max_noise`` nats); the others unchanged."""
@@ -32,7 +37,11 @@ def vague_mel(mel: torch.Tensor, probability: float, max_band_sigma: float = 2.5
         frame_sigma = 0.3 + (max_frame_sigma - 0.3) * torch.rand(()).item()
         noise = max_noise * torch.rand(()).item()
         x = mel[i][None, None].float()  # (1, 1, n_mels, T)
-        x = F.conv2d(F.pad(x, (0, 0, RADIUS, RADIUS), mode="replicate"), _gaussian(band_sigma, mel.device).view(1, 1, -1, 1))
-        x = F.conv2d(F.pad(x, (RADIUS, RADIUS, 0, 0), mode="replicate"), _gaussian(frame_sigma, mel.device).view(1, 1, 1, -1))
+        x = F.conv2d(
+            F.pad(x, (0, 0, RADIUS, RADIUS), mode="replicate"), _gaussian(band_sigma, mel.device).view(1, 1, -1, 1)
+        )
+        x = F.conv2d(
+            F.pad(x, (RADIUS, RADIUS, 0, 0), mode="replicate"), _gaussian(frame_sigma, mel.device).view(1, 1, 1, -1)
+        )
         out[i] = (x[0, 0] + noise * torch.randn(mel.shape[1:], device=mel.device)).to(mel.dtype)
     return out

@@ -60,7 +60,10 @@ class PerformanceNetTask:
         frames = int(mask[0].sum())
         pred = torch.expm1(self.model(piano[:1], onoff[:1]).float()[0, :, :frames]).clamp(min=0)
         power = torch.expm1(target[0, :, :frames])
-        return {"mel/predicted": log_mel_of_power(pred, self.mel_config).cpu().numpy(),
-                "mel/target": log_mel_of_power(power, self.mel_config).cpu().numpy(),
-                "audio/predicted_griffin_lim": griffin_lim(pred.cpu().numpy(), self.mel_config,
-                                                           self.config.griffin_lim_iterations)}
+        return {
+            "mel/predicted": log_mel_of_power(pred, self.mel_config).cpu().numpy(),
+            "mel/target": log_mel_of_power(power, self.mel_config).cpu().numpy(),
+            "audio/predicted_griffin_lim": griffin_lim(
+                pred.cpu().numpy(), self.mel_config, self.config.griffin_lim_iterations
+            ),
+        }

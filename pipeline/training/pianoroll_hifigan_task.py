@@ -19,8 +19,9 @@ from pipeline.training.windows import random_windows, take_frames, take_samples
 class PianoRollHifiganTask(HifiganTask):
     log_stft = False
 
-    def __init__(self, model: PianoRollHifigan, config: TrainHifiganBaselineConfig, mel: MelConfig,
-                 steps_per_epoch: int) -> None:
+    def __init__(
+        self, model: PianoRollHifigan, config: TrainHifiganBaselineConfig, mel: MelConfig, steps_per_epoch: int
+    ) -> None:
         super().__init__(model, config, mel, steps_per_epoch)
         self.segment_frames = config.segment_frames
         self.hop = model.hop_length

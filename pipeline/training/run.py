@@ -89,9 +89,21 @@ def resume_settings(logged_params: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any], train_set, val_set, collate,
-                 config: TrainConfig, logged_params: dict[str, Any], mel: MelConfig, root: str | Path = ".",
-                 data_id: str = "", dvc_stage: str | None = None) -> dict[str, float]:
+def run_training(
+    name: str,
+    task,
+    model: torch.nn.Module,
+    hparams: dict[str, Any],
+    train_set,
+    val_set,
+    collate,
+    config: TrainConfig,
+    logged_params: dict[str, Any],
+    mel: MelConfig,
+    root: str | Path = ".",
+    data_id: str = "",
+    dvc_stage: str | None = None,
+) -> dict[str, float]:
     """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
 
     ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
@@ -106,16 +118,26 @@ def run_training(name: str, task, model: torch.nn.Module, hparams: dict[str, Any
     out_dir = root / "models" / name
     stage = f"train_{name}"
     rank, _, world = distributed_env()
-    trainer = Trainer(task, train_set, val_set, collate, config, out_dir,
-                      hparams={"model": hparams, "data": data_id, "settings": resume_settings(logged_params)})
+    trainer = Trainer(
+        task,
+        train_set,
+        val_set,
+        collate,
+        config,
+        out_dir,
+        hparams={"model": hparams, "data": data_id, "settings": resume_settings(logged_params)},
+    )
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
 
         if not trainer.resumed:  # a fresh start is a new MLflow run; a resumed one continues its run
             (out_dir / "mlflow_run_id").unlink(missing_ok=True)
-        tags = {"stage": stage, "world_size": str(world),
-                **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(dvc_stage or stage, root).items()}}
+        tags = {
+            "stage": stage,
+            "world_size": str(world),
+            **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(dvc_stage or stage, root).items()},
+        }
         tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root, mel=mel)
         trainer.tracker = tracker
     start_step, started = trainer.step, time.perf_counter()

@@ -8,7 +8,9 @@ from typing import Any, cast
 import torch
 
 
-def transformer_schedule(d_model: int, warmup: int, anneal_steps: Sequence[int] = (), anneal_rate: float = 0.5) -> Callable[[int], float]:
+def transformer_schedule(
+    d_model: int, warmup: int, anneal_steps: Sequence[int] = (), anneal_rate: float = 0.5
+) -> Callable[[int], float]:
     """``d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)``, halved at each of ``anneal_steps``.
 
     Returned as a multiplier of the optimiser's base lr (use base lr 1.0 for the paper's rule).

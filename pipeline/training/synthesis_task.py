@@ -38,5 +38,8 @@ class SynthesisTask:
         pred = self._predict(batch)[0, :, :frames].float().cpu().numpy()
         target = batch["mel"][0, :, :frames].cpu().numpy()
         # a rough waveform of the predicted mel, to listen to the model before any vocoder exists
-        return {"mel/predicted": pred, "mel/target": target,
-                "audio/predicted_griffin_lim": griffin_lim_from_mel(pred, self.mel)}
+        return {
+            "mel/predicted": pred,
+            "mel/target": target,
+            "audio/predicted_griffin_lim": griffin_lim_from_mel(pred, self.mel),
+        }
