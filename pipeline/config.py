@@ -93,7 +93,8 @@ class AlignConfig:
 
 @dataclass(frozen=True)
 class MelConfig:
-    """The vocoder's mel recipe (REFERENCE.md §2); shared by every later stage."""
+    """The vocoder's mel recipe (docs/data-formats.md); shared by every later stage, which also cuts its
+    training and evaluation clips ``clip_frames`` long."""
 
     sample_rate: int
     n_fft: int
@@ -292,7 +293,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return tuple(_convert(item, v, where) for v in value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if tp in (int, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+    if (tp in (int, str, bool) and not isinstance(value, tp)) or (tp is int and isinstance(value, bool)):
         raise PipelineError(f"{where} must be {tp.__name__}, not {value!r}")
     return value
 
