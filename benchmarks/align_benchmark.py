@@ -22,7 +22,8 @@ time; their memory is in the peak and is also reported alone (``RSS before``).
     python benchmarks/align_benchmark.py --corpus /tmp/raw2   # accuracy of ours on a prepared corpus
 
 A corpus is a folder in the normalised layout with reference alignments, e.g. the built-in one:
-``prepare_builtin(BuiltinConfig(violin_pieces=4, chorale_pieces=2, max_seconds=40), Path("/tmp/raw2"))``.
+``prepare_builtin(replace(load_params().data.builtin, violin_pieces=4, chorale_pieces=2, max_seconds=40),
+Path("/tmp/raw2"))``.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def test_the_source_filter_generator_is_length_exact_and_needs_its_source(frames
         g(mel)
     with pytest.raises(ValueError, match="samples"):
         g(mel, source[:, :-1])
-    assert Generator(**g.generator_hparams()).excitation  # the flag travels with the hparams
+    assert Generator(**g.config()).excitation  # the flag travels with the hparams
 
 
 def test_chunked_vocoding_with_a_source_equals_one_pass():

@@ -248,7 +248,7 @@ def write_models(folder, models: PerformerModels) -> None:
     save_model(folder / "alignment" / "model.pt", models.alignment, models.alignment.config())
     save_model(folder / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
     vocoder = Generator(**SMALL_VOCODER)  # saved with weight norm, like the stage does
-    save_model(folder / "hifigan" / "model.pt", vocoder, vocoder.generator_hparams())
+    save_model(folder / "hifigan" / "model.pt", vocoder, vocoder.config())
 
 
 def performer_cli(*args, cwd=None):

@@ -106,7 +106,7 @@ def test_infer_is_gradient_free_and_handles_unbatched_input(generator):
 
 
 def test_hparams_rebuild_the_same_architecture(generator):
-    hparams = generator.generator_hparams()
+    hparams = generator.config()
     rebuilt = Generator(**hparams)
     rebuilt.load_state_dict(generator.state_dict())
     mel = torch.randn(1, 80, 3)

@@ -146,7 +146,7 @@ def test_every_vocoder_kind_round_trips_through_a_checkpoint(tmp_path):
         torch.testing.assert_close(loaded(mel, source), model.eval()(mel, source), atol=1e-5, rtol=1e-4)
     # a checkpoint written before there was a choice (no kind) is HiFi-GAN
     old = Generator(upsample_initial_channel=16)
-    save_model(tmp_path / "old.pt", old, old.generator_hparams())
+    save_model(tmp_path / "old.pt", old, old.config())
     assert isinstance(load_model(tmp_path / "old.pt", build_vocoder), Generator)
     with pytest.raises(ValueError, match="unknown vocoder"):
         build_vocoder("wavenet")
@@ -155,7 +155,7 @@ def test_every_vocoder_kind_round_trips_through_a_checkpoint(tmp_path):
 def test_the_vocoder_takes_the_mel_recipe_from_the_mel_params():
     mel = replace(MEL, n_mels=64, hop_length=200, n_fft=800, win_length=800)
     v = vocoder_for_mel("source_filter", dict(SMALL_ARCH), mel)
-    assert (v.hop_length, v.n_fft, v.generator_hparams()["in_channels"]) == (200, 800, 64)
+    assert (v.hop_length, v.n_fft, v.config()["in_channels"]) == (200, 800, 64)
     with pytest.raises(PipelineError, match="mel params group"):
         vocoder_for_mel("source_filter", {"hop_length": 256}, mel)
     with pytest.raises(PipelineError, match="hop 256, the mel's hop is 200"):

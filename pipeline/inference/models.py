@@ -37,10 +37,10 @@ class PerformerModels:
                 f"({list(a['performer_names'])} vs {list(s['performer_names'])})",
                 self.source,
             )
-        if s["n_mels"] != self.vocoder.generator_hparams()["in_channels"] or s["n_mels"] != self.mel.n_mels:
+        if s["n_mels"] != self.vocoder.config()["in_channels"] or s["n_mels"] != self.mel.n_mels:
             raise PipelineError(
                 f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
-                f"({self.vocoder.generator_hparams()['in_channels']}) and the mel recipe's "
+                f"({self.vocoder.config()['in_channels']}) and the mel recipe's "
                 f"({self.mel.n_mels}) differ",
                 self.source,
             )

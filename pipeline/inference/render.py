@@ -211,7 +211,7 @@ def vocode(
     (``vocoder.make_source``); required by such a vocoder, ignored by the plain one."""
     device = next(vocoder.parameters()).device
     hop = vocoder.hop_length
-    bins = vocoder.generator_hparams()["in_channels"]
+    bins = vocoder.config()["in_channels"]
     if mel.ndim != 2 or mel.shape[0] != bins:
         raise PipelineError(f"the vocoder takes a mel of shape ({bins}, frames), got {tuple(mel.shape)}")
     if not np.isfinite(mel).all():

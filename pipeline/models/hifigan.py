@@ -145,7 +145,7 @@ class Generator(nn.Module):
     Each transposed convolution uses ``padding = (kernel - stride) // 2``; ``kernel - stride``
     must be even so that every stage multiplies the length exactly by its stride.
 
-    Checkpoints: save ``state_dict()`` plus :meth:`generator_hparams` (a weight-normed module
+    Checkpoints: save ``state_dict()`` plus :meth:`config` (a weight-normed module
     cannot be pickled whole); to vocode, rebuild with ``Generator(**hparams)``, load the state
     dict, then call :meth:`remove_weight_norm`.
     """
@@ -303,8 +303,8 @@ class Generator(nn.Module):
                 del hooks[key]
         return self
 
-    def generator_hparams(self) -> dict:
-        """Constructor keyword arguments (JSON-friendly): ``Generator(**g.generator_hparams())``
+    def config(self) -> dict:
+        """Constructor keyword arguments (JSON-friendly): ``Generator(**g.config())``
         rebuilds the same architecture, e.g. from a checkpoint."""
         return copy.deepcopy(self._hparams)
 

@@ -30,9 +30,9 @@ class PianoRollHifigan(nn.Module):
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.generator = Generator(**(generator or {}))
-        width = self.generator.generator_hparams()["in_channels"]
+        width = self.generator.config()["in_channels"]
         self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers, generator=self.generator.generator_hparams(), performer_names=performer_names
+            n_performers=n_performers, generator=self.generator.config(), performer_names=performer_names
         )
         self.roll_projection = nn.Linear(2 * 128, width)
         self.performer = nn.Embedding(n_performers, width)

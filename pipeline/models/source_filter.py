@@ -192,5 +192,5 @@ class SourceFilterVocoder(nn.Module):
         """No weight norm here (the interface of :class:`pipeline.models.hifigan.Generator`)."""
         return self
 
-    def generator_hparams(self) -> dict:
+    def config(self) -> dict:
         return copy.deepcopy(self._hparams)

@@ -39,7 +39,7 @@ def vocoder_kind(model: Vocoder) -> str:
 
 def vocoder_hparams(model: Vocoder) -> dict[str, Any]:
     """What :func:`build_vocoder` needs to rebuild ``model``: its kind and constructor arguments."""
-    return {"kind": vocoder_kind(model), **model.generator_hparams()}
+    return {"kind": vocoder_kind(model), **model.config()}
 
 
 def vocoder_for_mel(kind: str, kwargs: dict[str, Any], mel: MelConfig) -> Vocoder:
