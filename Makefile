@@ -4,7 +4,8 @@
 #               whole test suite
 # `make test-fast`: the quick lane for the edit loop: every test but the slow, server and browser ones
 #               (markers in pyproject.toml), under 3 minutes on 2 cores
-# `make lint` : set up everything, then ruff (lint + format check), mypy and lint-imports (the layers)
+# `make lint` : set up everything, then ruff (lint + format check), mypy, lint-imports (the layers) and
+#               the check that dvc.yaml's code deps are each stage's imports (scripts/stage_deps.py)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export MPLBACKEND := Agg
 
@@ -32,6 +33,7 @@ lint: setup
 	ruff format --check .
 	mypy
 	lint-imports
+	python scripts/stage_deps.py
 
 bench: setup
 	python benchmarks/align_benchmark.py
