@@ -343,17 +343,37 @@ def _merge_shared_train(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read ``params.yaml`` into typed config objects (every setting must be there: the dataclasses
-    carry types and validation, never a competing default)."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise PipelineError("parameter file not found", path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise PipelineError(f"not valid YAML ({str(err).splitlines()[0]})", path) from err
+    if not isinstance(raw, dict):
+        raise PipelineError("must be a mapping of settings", path)
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read ``params.yaml`` into typed config objects (every setting must be there: the dataclasses
+    carry types and validation, never a competing default)."""
+    path = Path(path)
+    raw = _read_yaml(path)
     try:
         return from_dict(Params, _merge_shared_train(raw))
+    except PipelineError as err:
+        raise PipelineError(str(err), path) from err
+
+
+def load_mel(path: str | Path = "params.yaml") -> MelConfig:
+    """Only the ``mel`` group of a parameter file (checked like :func:`load_params`): what a consumer of
+    trained models needs, e.g. the registry storing the recipe with the models it registers."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    if "mel" not in raw:
+        raise PipelineError("missing setting(s) params.mel", path)
+    try:
+        return from_dict(MelConfig, raw["mel"], "params.mel")
     except PipelineError as err:
         raise PipelineError(str(err), path) from err

@@ -24,6 +24,8 @@ from tests.test_registry import ALL, trained  # noqa: F401  (trained: three tiny
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
+# the registry stores the mel recipe of params.yaml with the models it registers
+MEL_GROUP = yaml.safe_load((REPO / "params.yaml").read_text())["mel"]
 
 
 def sh(cmd, cwd, env=None):
@@ -314,7 +316,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (root / "train.py").write_text(TRAIN)
     (root / "evaluate.py").write_text(EVALUATE)
-    (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.5, "lr": 1}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.5, "lr": 1, "mel": MEL_GROUP}))
     (root / "dvc.yaml").write_text(
         yaml.safe_dump(
             {
@@ -432,11 +434,11 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
                 retrain_once()
                 assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "2"))
                 # ... a worse one too ...
-                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1}))
+                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.75, "lr": 1, "mel": MEL_GROUP}))
                 retrain_once()
                 assert champion_and_candidate() == dict.fromkeys(ALL, ("1", "3"))
                 # ... and a strictly better candidate takes over, the old champion kept as previous-champion
-                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1}))
+                (root / "params.yaml").write_text(yaml.safe_dump({"mse": 0.25, "lr": 1, "mel": MEL_GROUP}))
                 fourth = retrain_once()
                 assert champion_and_candidate() == dict.fromkeys(ALL, ("4", "4"))
                 assert registry.get_registered_model("deep-performer").aliases["previous-champion"] in (1, "1")

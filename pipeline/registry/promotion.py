@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_params
+from pipeline.config import load_mel
 from pipeline.errors import PipelineError
 from pipeline.inference import MODEL_NAMES
 from pipeline.registry.common import (
@@ -96,7 +96,7 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     from pipeline.tracking import git_commit, open_experiment
 
     root = Path(root)
-    mel = load_params(root / "params.yaml").mel
+    mel = load_mel(root / "params.yaml")
     tags = evaluation_tags(root / "metrics" / "evaluate.json")
     sources = {name: _trained_model_uri(root, name) for name in MODEL_NAMES}
     client = _client(tracking_uri, root)
