@@ -145,13 +145,13 @@ def mel(
     import numpy as np
 
     from pipeline.audio import load_audio
-    from pipeline.config import load_params
+    from pipeline.config import load_mel
     from pipeline.io import atomic_path
     from pipeline.mel import log_mel
     from pipeline.plots import plot_mel_with_notes
 
     try:
-        config = load_params(params).mel
+        config = load_mel(params)
         signal, _ = load_audio(audio, sample_rate=config.sample_rate)
         spec = log_mel(signal, config)
         with atomic_path(output) as tmp:
@@ -202,7 +202,7 @@ def render(
     import torch
 
     from pipeline.audio import write_audio
-    from pipeline.config import load_params
+    from pipeline.config import load_mel
     from pipeline.device import select_device
     from pipeline.inference import render_score
     from pipeline.registry.loading import load_models
@@ -213,7 +213,7 @@ def render(
         notes = read_score(score)
         if len(notes) == 0:
             raise PipelineError("the score has no notes", score)
-        mel = load_params(params).mel if params.is_file() else None  # a composite model carries its own
+        mel = load_mel(params) if params.is_file() else None  # a composite model carries its own
         bundle = load_models(models, mel, select_device(device))
         if performer is None:
             performer = bundle.performers[0] if bundle.performers else "0"

@@ -125,3 +125,18 @@ def test_paper_parameter_files_load_with_the_papers_step_counts(repo_root, name)
     assert params.train_performancenet.model["channels"] == [256, 512, 1024, 2048, 4096]
     assert params.train_performancenet.segment_frames == 0  # whole 5-second clips, as the paper
     assert params.train_hifigan_baseline.train.max_steps == params.train_hifigan_v2.train.max_steps
+
+
+def test_the_mel_group_alone_loads_for_consumers_of_trained_models(tmp_path):
+    from pipeline.config import load_mel
+
+    mel = yaml.safe_load((REPO / "params.yaml").read_text())["mel"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"mel": mel, "something": "else"}))  # other groups are not its business
+    assert load_mel(path) == load_params(REPO / "params.yaml").mel
+    path.write_text(yaml.safe_dump({"mel": {**mel, "hop": 256}}))
+    with pytest.raises(PipelineError, match="unknown setting.*params.mel.hop"):
+        load_mel(path)
+    path.write_text(yaml.safe_dump({"lr": 1}))
+    with pytest.raises(PipelineError, match=r"missing setting\(s\) params.mel"):
+        load_mel(path)

@@ -134,6 +134,15 @@ SYSTEMS = [
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
 TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
 ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder")
+# the training stages with a params group of their own (the ablations train with train_synthesis's)
+TRAINING_GROUPS = (
+    "train_alignment",
+    "train_synthesis",
+    "train_hifigan",
+    "train_hifigan_v2",
+    "train_hifigan_baseline",
+    "train_performancenet",
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +159,7 @@ def evaluated(project):
     for stage in ("train_hifigan", "train_hifigan_v2", "train_hifigan_baseline"):
         params[stage]["discriminator_start"] = 2  # and one GAN step each
     params["train_performancenet"]["model"] = {"channels": [8, 16, 16], "onoff_channels": 4, "bands": [2]}
-    for stage in (
-        "train_alignment",
-        "train_synthesis",
-        "train_hifigan",
-        "train_hifigan_v2",
-        "train_hifigan_baseline",
-        "train_performancenet",
-    ):
+    for stage in TRAINING_GROUPS:
         params[stage]["train"].update(TINY_TRAIN)
     params["train"]["log_every"] = 1  # the loop settings every training stage shares
     params["evaluate"].update(report_clips=1, bootstrap_resamples=200)
@@ -176,16 +178,7 @@ def evaluated(project):
 
 def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
     root, log = evaluated
-    for stage in (
-        "train_alignment",
-        "train_synthesis",
-        "train_hifigan",
-        "train_hifigan_v2",
-        "train_hifigan_baseline",
-        "train_performancenet",
-        "train_ablation@no_encoder",
-        "evaluate",
-    ):
+    for stage in (*TRAINING_GROUPS, "train_ablation@no_encoder", "evaluate"):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
     assert metrics["clips"] >= 1 and metrics["test_recordings"] == 1
@@ -302,15 +295,7 @@ def _newly_changed(root, before: dict[str, set[str]]) -> dict[str, set[str]]:
     return {stage: what - before.get(stage, set()) for stage, what in now.items() if what - before.get(stage, set())}
 
 
-READERS_OF_CLIPS = {
-    "train_alignment",
-    "train_synthesis",
-    "train_hifigan",
-    "train_hifigan_v2",
-    "train_hifigan_baseline",
-    "train_performancenet",
-    "evaluate",
-} | {f"train_ablation@{n}" for n in ABLATIONS}
+READERS_OF_CLIPS = {*TRAINING_GROUPS, "evaluate"} | {f"train_ablation@{n}" for n in ABLATIONS}
 
 
 @pytest.mark.parametrize(
