@@ -22,8 +22,6 @@ app = typer.Typer(
 app.add_typer(__import__("pipeline.flows.cli", fromlist=["flow_app"]).flow_app, name="flow")  # Prefect flows
 app.add_typer(__import__("pipeline.registry_cli", fromlist=["models_app"]).models_app, name="models")  # MLflow registry
 
-STAGES = ("prepare", "resample", "align", "mel")
-
 
 def _fail(err: Exception) -> None:
     typer.echo(f"error: {err}", err=True)
@@ -32,20 +30,42 @@ def _fail(err: Exception) -> None:
 
 @app.command()
 def stage(
-    name: str = typer.Argument(..., help=f"one of: {', '.join(STAGES)}"),
+    name: str = typer.Argument(..., help="a stage of dvc.yaml, e.g. align or train_ablation@no_encoder"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file"),
+    nproc: str = typer.Option(
+        "", help="run a training stage under torchrun with this many processes per node (N or gpu)"
+    ),
 ) -> None:
-    """Run one pipeline stage directly (what `dvc repro` runs, without DVC's bookkeeping)."""
-    import importlib
+    """Run one pipeline stage's dvc.yaml command directly (what `dvc repro` runs, without DVC's bookkeeping:
+    afterwards `dvc commit -f NAME` records its outputs)."""
+    import shlex
+    import subprocess
 
-    from pipeline.config import load_params
+    from pipeline.flows.dag import read_dag
 
-    if name not in STAGES:
-        _fail(PipelineError(f"unknown stage {name!r} (known: {', '.join(STAGES)})"))
     try:
-        importlib.import_module(f"stages.{name}").run(load_params(params))
+        dag = read_dag(".")
+        if name not in dag.stages:
+            raise PipelineError(f"unknown stage {name!r} (known: {', '.join(dag.stages)})", "dvc.yaml")
+        node = dag.stages[name]
     except PipelineError as err:
         _fail(err)
+    for cmd in node.cmd:
+        words = shlex.split(cmd)
+        if nproc:
+            if words[:2] != ["python", "-m"]:
+                _fail(PipelineError(f"stage {name} does not run `python -m MODULE`, so not under torchrun", "dvc.yaml"))
+            words = [
+                str(Path(sys.executable).parent / "torchrun"),
+                "--standalone",
+                f"--nproc_per_node={nproc}",
+                *words[1:],
+            ]
+        elif words[0] == "python":
+            words[0] = sys.executable  # the project's interpreter, whatever `python` is on PATH
+        code = subprocess.call([*words, "--params", str(params)], cwd=node.wdir)
+        if code:
+            raise typer.Exit(code)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Stage `resample`: every recording of data/raw to mono at resample.sample_rate (16 kHz) in data/audio16k."""
+"""Stage `resample`: every recording of the raw corpus to mono at ``resample.sample_rate`` (16 kHz)."""
 
 from __future__ import annotations
 
@@ -13,24 +13,25 @@ from pipeline.datasets.layout import read_manifest, write_manifest
 from pipeline.io import atomic_dir
 from stages._common import stage_main
 
-RAW = Path("data/raw")
-OUT = Path("data/audio16k")
 
-
-def run(params: Params) -> None:
+def run(params: Params, raw: Path, out: Path) -> None:
     rate = params.resample.sample_rate
-    recordings = read_manifest(RAW)
-    with atomic_dir(OUT) as tmp:
+    recordings = read_manifest(raw)
+    with atomic_dir(out) as tmp:
         (tmp / "audio").mkdir()
-        out = []
+        resampled = []
         for rec in tqdm(recordings, desc="resample", unit="rec"):
-            audio, _ = load_audio(RAW / rec.audio, sample_rate=rate)
+            audio, _ = load_audio(raw / rec.audio, sample_rate=rate)
             name = f"audio/{rec.id}.wav"
             write_audio(tmp / name, audio, rate, subtype="FLOAT")
-            out.append(dataclasses.replace(rec, audio=name))
-        write_manifest(tmp, out)
-    print(f"resample: {len(recordings)} recordings at {rate} Hz in {OUT}")
+            resampled.append(dataclasses.replace(rec, audio=name))
+        write_manifest(tmp, resampled)
+    print(f"resample: {len(recordings)} recordings at {rate} Hz in {out}")
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__)
+    stage_main(
+        run,
+        __doc__,
+        {"raw": "input: the prepare stage's raw corpus", "out": "output: the 16 kHz audio folder (+ manifest)"},
+    )

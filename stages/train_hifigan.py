@@ -1,7 +1,7 @@
-"""Stage `train_hifigan`: the vocoder (params ``train_hifigan.vocoder``) on waveform segments (models/hifigan).
+"""Stage `train_hifigan`: the vocoder (params ``train_hifigan.vocoder``) on waveform segments.
 
 With ``--variant v2`` (stage ``train_hifigan_v2``), the same training with params ``train_hifigan_v2``
-(the paper's HiFi-GAN V2, for the evaluate table's paper row) into models/hifigan_v2.
+(the paper's HiFi-GAN V2, for the evaluate table's paper row).
 """
 
 from __future__ import annotations
@@ -16,23 +16,23 @@ from pipeline.models.vocoders import vocoder_for_mel, vocoder_hparams
 from pipeline.training.hifigan_task import HifiganTask, recording_excitation
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
-from stages._training import FEATURES, training_recordings
+from stages._training import AUDIO_PATH, OUTPUT_PATHS, training_outputs, training_recordings
 
-AUDIO = Path("data/audio16k")
 VARIANTS = {"v2": "train_hifigan_v2"}  # variant -> its params group
+FEATURES_PATH = {"features": "input: the mel stage's folder (the split's index.csv; the notes of each recording)"}
 
 
-def run(params: Params, variant: str | None = None) -> None:
+def run(params: Params, features: Path, audio: Path, variant: str | None = None, **outputs: Path) -> None:
     if variant is not None and variant not in VARIANTS:
         raise PipelineError(f"unknown vocoder variant {variant!r} (known: {', '.join(VARIANTS)})")
     config = getattr(params, VARIANTS[variant]) if variant else params.train_hifigan
-    train_ids, val_ids = training_recordings(params.split)
+    train_ids, val_ids = training_recordings(features, params.split)
     seed_everything(config.train.seed)
     vocoder = vocoder_for_mel(config.vocoder, config.generator, params.mel)
     # a source-filter vocoder also learns from each segment's notes (their excitation)
-    excitation = recording_excitation(FEATURES, AUDIO, vocoder, params.mel.sample_rate) if vocoder.excitation else None
-    train_set = AudioSegments(AUDIO, train_ids, config.segment_samples, config.segment_hop, excitation)
-    val_set = AudioSegments(AUDIO, val_ids, config.segment_samples, excitation=excitation)
+    excitation = recording_excitation(features, audio, vocoder, params.mel.sample_rate) if vocoder.excitation else None
+    train_set = AudioSegments(audio, train_ids, config.segment_samples, config.segment_hop, excitation)
+    val_set = AudioSegments(audio, val_ids, config.segment_samples, excitation=excitation)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
     task = HifiganTask(vocoder, config, params.mel, steps_per_epoch)
     run_training(
@@ -46,9 +46,15 @@ def run(params: Params, variant: str | None = None) -> None:
         config.train,
         asdict(config),
         params.mel,
-        data_id=data_fingerprint(AUDIO, *([FEATURES] if excitation else []), extra=(train_ids, val_ids)),
+        training_outputs(**outputs),
+        data_id=data_fingerprint(audio, *([features] if excitation else []), extra=(train_ids, val_ids)),
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__, {"variant": "v2: the paper's HiFi-GAN V2 (params train_hifigan_v2)"})
+    stage_main(
+        run,
+        __doc__,
+        {**FEATURES_PATH, **AUDIO_PATH, **OUTPUT_PATHS},
+        {"variant": "v2: the paper's HiFi-GAN V2 (params train_hifigan_v2)"},
+    )

@@ -1,33 +1,32 @@
-"""Stage `train_hifigan_baseline`: the HiFi-GAN piano-roll baseline on the 5-second clips (models/hifigan_baseline).
+"""Stage `train_hifigan_baseline`: the HiFi-GAN piano-roll baseline on the 5-second clips.
 
-The same clips and split as the synthesis model (params.yaml ``split``), each
-carrying its 16 kHz audio; trained with the vocoder's GAN losses on random ``segment_frames`` windows.
+The same clips and split as the synthesis model (params.yaml ``split``), each carrying its 16 kHz
+audio; trained with the vocoder's GAN losses on random ``segment_frames`` windows.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.training.pianoroll_hifigan_task import PianoRollHifiganTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
-from stages._baselines import AUDIO, audio_clip_datasets
 from stages._common import stage_main
-from stages._training import FEATURES
+from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
-def run(params: Params) -> None:
+def run(params: Params, features: Path, performers: Path, audio: Path, **outputs: Path) -> None:
     config = params.train_hifigan_baseline
-    train_set, val_set, performers = audio_clip_datasets(params.split, params.mel)
+    train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)
-    model = PianoRollHifigan(n_performers=len(performers), generator=config.generator, performer_names=performers)
+    model = PianoRollHifigan(n_performers=len(names), generator=config.generator, performer_names=names)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
-    task = PianoRollHifiganTask(model, config, params.mel, steps_per_epoch)
     run_training(
         "hifigan_baseline",
-        task,
+        PianoRollHifiganTask(model, config, params.mel, steps_per_epoch),
         model,
         model.config(),
         train_set,
@@ -36,9 +35,10 @@ def run(params: Params) -> None:
         config.train,
         asdict(config),
         params.mel,
-        data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)),
+        training_outputs(**outputs),
+        data_id=data_fingerprint(features, audio, extra=(train_set.recordings, val_set.recordings)),
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__)
+    stage_main(run, __doc__, {**CLIP_PATHS, **AUDIO_PATH, **OUTPUT_PATHS})

@@ -1,4 +1,4 @@
-"""Stage `train_performancenet`: the PerformanceNet baseline on the 5-second clips (models/performancenet).
+"""Stage `train_performancenet`: the PerformanceNet baseline on the 5-second clips.
 
 The same clips and split as the synthesis model, each carrying its 16 kHz audio; the target is the
 log1p power spectrogram on the mel recipe's frames (so it is scored on the same frames).
@@ -7,20 +7,20 @@ log1p power spectrogram on the mel recipe's frames (so it is scored on the same 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.training.performancenet_task import PerformanceNetTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
-from stages._baselines import AUDIO, audio_clip_datasets
 from stages._common import stage_main
-from stages._training import FEATURES
+from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
-def run(params: Params) -> None:
+def run(params: Params, features: Path, performers: Path, audio: Path, **outputs: Path) -> None:
     config = params.train_performancenet
-    train_set, val_set, _ = audio_clip_datasets(params.split, params.mel)
+    train_set, val_set, _ = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)
     model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
     run_training(
@@ -34,9 +34,10 @@ def run(params: Params) -> None:
         config.train,
         asdict(config),
         params.mel,
-        data_id=data_fingerprint(FEATURES, AUDIO, extra=(train_set.recordings, val_set.recordings)),
+        training_outputs(**outputs),
+        data_id=data_fingerprint(features, audio, extra=(train_set.recordings, val_set.recordings)),
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__)
+    stage_main(run, __doc__, {**CLIP_PATHS, **AUDIO_PATH, **OUTPUT_PATHS})

@@ -1,12 +1,13 @@
-"""Stage `train_synthesis`: the synthesis model on 5-second clips (models/synthesis).
+"""Stage `train_synthesis`: the synthesis model on 5-second clips.
 
 With ``--ablation NAME`` (stage ``train_ablation@NAME``), the same training for one of the paper's
-ablations listed in ``train_synthesis.ablations`` (models/synthesis_NAME).
+ablations listed in ``train_synthesis.ablations``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
@@ -15,22 +16,21 @@ from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from pipeline.training.synthesis_task import SynthesisTask
 from stages._common import stage_main
-from stages._training import FEATURES, clip_datasets
+from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
-def run(params: Params, ablation: str | None = None) -> None:
+def run(params: Params, features: Path, performers: Path, ablation: str | None = None, **outputs: Path) -> None:
     config = params.train_synthesis
     try:
         kwargs = config.ablation_model(ablation) if ablation else config.model
     except KeyError as err:
         raise PipelineError(str(err.args[0]), "params.yaml") from None
-    train_set, val_set, performers = clip_datasets(params.split, params.mel)
+    train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel)
     seed_everything(config.train.seed)
-    model = SynthesisModel(**{"n_performers": len(performers), "performer_names": performers, **kwargs})
-    name = f"synthesis_{ablation}" if ablation else "synthesis"
+    model = SynthesisModel(**{"n_performers": len(names), "performer_names": names, **kwargs})
     logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
     run_training(
-        name,
+        f"synthesis_{ablation}" if ablation else "synthesis",
         SynthesisTask(model, config.optimizer, params.mel),
         model,
         model.config(),
@@ -40,10 +40,16 @@ def run(params: Params, ablation: str | None = None) -> None:
         config.train,
         logged,
         params.mel,
-        data_id=data_fingerprint(FEATURES, extra=(train_set.recordings, val_set.recordings)),
+        training_outputs(**outputs),
+        data_id=data_fingerprint(features, extra=(train_set.recordings, val_set.recordings)),
         dvc_stage=f"train_ablation@{ablation}" if ablation else None,
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__, {"ablation": "one of train_synthesis.ablations (default: the full model)"})
+    stage_main(
+        run,
+        __doc__,
+        {**CLIP_PATHS, **OUTPUT_PATHS},
+        {"ablation": "one of train_synthesis.ablations (default: the full model)"},
+    )

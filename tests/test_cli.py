@@ -91,7 +91,9 @@ def test_prepare_stage_with_a_missing_file_named_in_info_csv(tmp_path, repo_root
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     env = dict(os.environ, PYTHONPATH=str(repo_root))
-    result = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=work, capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "--out", "data/raw"], cwd=work, capture_output=True, text=True, env=env
+    )
     assert_one_line_error(result, str(victim))
     leftovers = list((work / "data").rglob("*")) if (work / "data").exists() else []
     assert leftovers == []  # not even a temporary folder

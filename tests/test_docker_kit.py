@@ -133,7 +133,7 @@ def test_prefect_server_uses_postgres_and_worker_pulls_gpu_pool():
     assert worker["environment"]["PREFECT_API_URL"] == "http://127.0.0.1:4200/api"
     assert worker["environment"]["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
     train_cmd = " ".join(services["train"]["command"])
-    assert "torchrun --standalone --nproc_per_node=" in train_cmd and "-m stages.train_synthesis" in train_cmd
+    assert "performer stage train_synthesis --nproc" in train_cmd  # torchrun on the stage's dvc.yaml command
 
 
 def test_buckets_are_created_for_mlflow_and_dvc():
@@ -360,7 +360,7 @@ def test_docs_name_the_kit_files():
         ),
         "docker compose --env-file docker/.env -f docker/compose.yaml up -d",
         "dvc remote modify minio endpointurl http://127.0.0.1:9000",
-        "torchrun --standalone --nproc_per_node=gpu -m stages.train_synthesis",
+        "performer stage train_synthesis --nproc gpu",
     ):
         assert cmd in doc, cmd
     for path in re.findall(r"\bdocker/[\w./-]+\.(?:json|yaml|sh|example|gpu|mlflow)\b", doc):

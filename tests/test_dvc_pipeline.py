@@ -232,7 +232,7 @@ def test_evaluate_names_a_system_without_a_model_and_writes_nothing(evaluated):
     try:
         env = dict(os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
         result = subprocess.run(
-            [sys.executable, "-m", "stages.evaluate"], cwd=root, capture_output=True, text=True, env=env
+            [sys.executable, "-m", "pipeline", "stage", "evaluate"], cwd=root, capture_output=True, text=True, env=env
         )
     finally:
         kept.rename(model)
@@ -252,7 +252,11 @@ def test_training_is_deterministic_across_fresh_processes(evaluated):
     for _ in range(2):
         shutil.rmtree(root / "models/synthesis", ignore_errors=True)  # no checkpoint to resume from
         result = subprocess.run(
-            [sys.executable, "-m", "stages.train_synthesis"], cwd=root, capture_output=True, text=True, env=env
+            [sys.executable, "-m", "pipeline", "stage", "train_synthesis"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert result.returncode == 0, result.stderr
         metrics = json.loads((root / "metrics/train_synthesis.json").read_text())

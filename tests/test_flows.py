@@ -71,7 +71,9 @@ def test_dag_from_dvc_yaml_matches_dvc_dag(tmp_path):
     assert len(training) == 9 and not any(a in training and b in training for a, b in dag.edges)
     order = list(dag.stages)
     assert all(order.index(a) < order.index(b) for a, b in dag.edges)  # topological
-    assert dag.stages["train_ablation@no_encoder"].cmd == ("python -m stages.train_synthesis --ablation no_encoder",)
+    (cmd,) = dag.stages["train_ablation@no_encoder"].cmd  # foreach resolved: the ablation and its own paths
+    assert cmd.startswith("python -m stages.train_synthesis --ablation no_encoder ")
+    assert "--out models/synthesis_no_encoder " in cmd and "--metrics metrics/train_synthesis_no_encoder.json" in cmd
     assert list(dag.select(["align"]).stages) == ["prepare", "resample", "align"]
     assert set(dag.resolve(["train_ablation"])) == {f"train_ablation@{key}" for key in ablations}
 

@@ -226,7 +226,7 @@ def test_an_unknown_vocoder_variant_or_kind_is_a_one_line_error(tmp_path):
     from stages.train_hifigan import run
 
     with pytest.raises(PipelineError, match="unknown vocoder variant 'v3'"):
-        run(load_params(REPO / "params.yaml"), variant="v3")  # before any data is read
+        run(load_params(REPO / "params.yaml"), tmp_path, tmp_path, variant="v3")  # before any data is read
     bad = tmp_path / "params.yaml"
     bad.write_text((REPO / "params.yaml").read_text().replace("  vocoder: source_filter", "  vocoder: wavenet"))
     with pytest.raises(PipelineError, match="vocoder must be one of hifigan, source_filter, not 'wavenet'"):

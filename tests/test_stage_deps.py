@@ -32,3 +32,76 @@ def test_the_import_closure_follows_imports_inside_functions_and_packages(tmp_pa
         "stages/__init__.py",
         "stages/s.py",
     ]
+
+
+# ------------------------------------------------------------------ every path named once, in dvc.yaml
+
+
+def _stage_paths():
+    """Per stage: (its cmd's path arguments, its data deps, its outs incl. metrics and plots), via DVC."""
+    import shlex
+
+    from dvc.repo import Repo
+
+    root = stage_deps.ROOT
+    found = {}
+    with Repo(str(root)) as repo:
+        for stage in repo.index.stages:
+            if not getattr(stage, "cmd", None):
+                continue
+            words = shlex.split(stage.cmd)
+            given = {
+                words[i + 1]
+                for i, word in enumerate(words[:-1])
+                if word.startswith("--") and word not in ("--params", "--ablation", "--variant")
+            }
+            rel = lambda items: {str(Path(i.fs_path).relative_to(root)) for i in items}  # noqa: E731
+            deps = {d for d in rel(stage.deps) if not d.startswith(("pipeline/", "stages/")) and d != "params.yaml"}
+            found[stage.addressing] = (given, deps, rel(stage.outs))
+    return found
+
+
+def test_each_stage_gets_every_path_it_reads_or_writes_from_its_command():
+    """dvc.yaml names a stage's inputs and outputs once (its cmd passes them to the script): every data
+    dep and every output is on the command line (a folder argument may hold several deps, e.g. models/),
+    and nothing on the command line is a path DVC does not track for that stage."""
+    stages = _stage_paths()
+    assert {"prepare", "align", "mel", "train_ablation@no_encoder", "evaluate"} <= set(stages)
+    for name, (given, deps, outs) in stages.items():
+        tracked = deps | outs
+        for path in tracked:
+            assert any(path == g or path.startswith(g + "/") for g in given), f"{name}: {path} is not in its cmd"
+        for arg in given:
+            inside = any(t == arg or t.startswith(arg + "/") or arg.startswith(t + "/") for t in tracked)
+            assert inside, f"{name}: cmd path {arg} is untracked"
+        assert outs <= given, f"{name}: outputs {sorted(outs - given)} are not in its cmd"
+
+
+def test_no_stage_script_or_library_module_spells_a_pipeline_path():
+    """The paths live in dvc.yaml only: no "data/...", "models/...", "metrics/...", "plots/..." or
+    "reports" literal in stages/ or pipeline/ (docstrings may mention them as examples)."""
+    import ast
+    import re
+
+    pattern = re.compile(r"^(data|models|metrics|plots|reports)/")
+    offenders = []
+    for folder in ("stages", "pipeline"):
+        for path in sorted((stage_deps.ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(node.body[0].value, ast.Constant)
+            }
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and id(node) not in docstrings
+                    and pattern.match(node.value)
+                ):
+                    offenders.append(f"{path.relative_to(stage_deps.ROOT)}:{node.lineno}: {node.value!r}")
+    assert offenders == []

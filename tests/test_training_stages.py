@@ -16,7 +16,7 @@ from pipeline.models.alignment import AlignmentModel
 from pipeline.models.persistence import load_model
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import run_training
+from pipeline.training.run import TrainingOutputs, run_training
 from pipeline.training.synthesis_task import SynthesisTask
 from tests._params import MEL, PARAMS
 
@@ -113,6 +113,12 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
         config,
         logged,
         MEL,
+        TrainingOutputs(
+            model_dir=tmp_path / "models" / name,
+            metrics=tmp_path / "metrics" / f"train_{name}.json",
+            loss_csv=tmp_path / "plots" / f"train_{name}_loss.csv",
+            loss_png=tmp_path / "plots" / f"train_{name}_loss.png",
+        ),
         root=tmp_path,
         data_id=data_id,
     )

@@ -68,7 +68,10 @@ def read_manifest(root: str | Path) -> list[Recording]:
 
 
 def read_performers(root: str | Path) -> dict[str, int]:
-    path = Path(root) / "performers.json"
+    """Performer name -> embedding id, from ``root``/performers.json (or ``root`` if it is that file)."""
+    path = Path(root)
+    if path.suffix != ".json":
+        path = path / "performers.json"
     if not path.is_file():
         raise PipelineError("performer table not found", path)
     return json.loads(path.read_text())

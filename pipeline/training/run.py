@@ -1,18 +1,21 @@
 """Everything a training stage does around ``Trainer.fit``: MLflow run, outputs, metrics, plots.
 
-Outputs of a stage named ``train_<name>`` (paths relative to the project root):
+The outputs of a training stage (:class:`TrainingOutputs`; dvc.yaml names the paths, e.g. for
+``train_alignment``: models/alignment, metrics/train_alignment.json, plots/train_alignment_loss.*):
 
-    models/<name>/model.pt            {"hparams": constructor kwargs, "state_dict": weights}
-    models/<name>/checkpoints/        the resumable state (kept across runs: DVC ``persist``)
-    metrics/train_<name>.json         final validation losses, steps, steps per second
-    plots/train_<name>_loss.csv       step, split, loss (for ``dvc plots``)
-    plots/train_<name>_loss.png       the loss curves as a picture
+    <model_dir>/model.pt              {"hparams": constructor kwargs, "state_dict": weights}
+    <model_dir>/checkpoints/          the resumable state (kept across runs: DVC ``persist``)
+    <model_dir>/mlflow.json           the MLflow run and the logged model's URI
+    <metrics>                         final validation losses, steps, steps per second (JSON)
+    <loss_csv>                        step, split, loss (for ``dvc plots``)
+    <loss_png>                        the loss curves as a picture
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,16 @@ def plot_history(path: Path, history: pd.DataFrame, title: str) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class TrainingOutputs:
+    """Where a training stage writes (the paths its dvc.yaml entry names)."""
+
+    model_dir: Path
+    metrics: Path
+    loss_csv: Path
+    loss_png: Path
+
+
 # train-block settings a run may change and still continue from its checkpoint (train longer, log more often)
 RESUMABLE = ("max_steps", "validate_every", "checkpoint_every", "log_every", "num_workers")
 
@@ -100,22 +113,24 @@ def run_training(
     config: TrainConfig,
     logged_params: dict[str, Any],
     mel: MelConfig,
+    outputs: TrainingOutputs,
     root: str | Path = ".",
     data_id: str = "",
     dvc_stage: str | None = None,
 ) -> dict[str, float]:
     """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
 
-    ``model`` (rebuilt from ``hparams``) is saved to models/<name>/model.pt; the module logged to
+    ``model`` (rebuilt from ``hparams``) is saved to ``outputs.model_dir``/model.pt; the module logged to
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
     A checkpoint is resumed only if ``hparams``, ``data_id`` (see :func:`data_fingerprint`) and the
     training settings in ``logged_params`` (all but how long and how often: :data:`RESUMABLE`) match
     the ones it was written with: a changed loss weight or learning rate starts afresh. ``mel``: the
-    recipe of the mel and audio examples the run logs. ``dvc_stage`` names the stage in dvc.lock whose
+    recipe of the mel and audio examples the run logs. ``root``: the project (its MLflow store and
+    dvc.lock; ``outputs`` are not relative to it). ``dvc_stage`` names the stage in dvc.lock whose
     input hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
     """
     root = Path(root)
-    out_dir = root / "models" / name
+    out_dir = outputs.model_dir
     stage = f"train_{name}"
     rank, _, world = distributed_env()
     trainer = Trainer(
@@ -162,12 +177,12 @@ def run_training(
         "device": str(trainer.device),
         "world_size": world,
     }
-    write_json(root / "metrics" / f"{stage}.json", metrics)
+    write_json(outputs.metrics, metrics)
     curve = history[["step", "split", "loss"]] if len(history) else pd.DataFrame(columns=["step", "split", "loss"])
-    with atomic_path(root / "plots" / f"{stage}_loss.csv") as tmp:
+    with atomic_path(outputs.loss_csv) as tmp:
         curve.to_csv(tmp, index=False)
-    plot_history(root / "plots" / f"{stage}_loss.png", curve, f"{stage} ({trainer.step} steps)")
-    tracker.log_artifact(root / "plots" / f"{stage}_loss.png")
+    plot_history(outputs.loss_png, curve, f"{stage} ({trainer.step} steps)")
+    tracker.log_artifact(outputs.loss_png)
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)}, trainer.step)
     export = task.export_model() if hasattr(task, "export_model") else model.eval()
     uri = tracker.log_model(export, name)

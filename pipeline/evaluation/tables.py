@@ -1,0 +1,166 @@
+"""The evaluate table's written forms: metrics/evaluate.json, table2.csv / table2.md, the plots' CSVs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.datasets.split import Split
+from pipeline.evaluation.evaluate import COLUMNS, Comparison, Scores, Table
+from pipeline.io import atomic_path, write_json
+
+MATERIAL_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
+
+
+@dataclass(frozen=True)
+class TableOutputs:
+    """Where the evaluate stage writes its table (the paths dvc.yaml names)."""
+
+    metrics: Path  # system -> metric (JSON, for `dvc metrics show`)
+    table_csv: Path  # rows = systems, each metric with its interval's bounds
+    table_md: Path  # the same as markdown, with the by-material means and the paired differences
+    mse_plot: Path  # system, audio log-mel MSE (CSV, for `dvc plots`)
+    timing_plot: Path  # system, timing errors (CSV)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def by_material(scores: Scores, systems: list[str], polyphonic: dict[str, bool]) -> dict[str, dict[str, float]]:
+    """Mean of the note metrics over monophonic and over polyphonic clips (their ceilings differ)."""
+    out = {}
+    for system in systems:
+        row = {}
+        for metric in MATERIAL_METRICS:
+            values = scores.values[system][metric]
+            for name, poly in (("monophonic", False), ("polyphonic", True)):
+                part = [v for clip, v in values.items() if polyphonic[clip.rsplit("@", 1)[0]] == poly]
+                if part:
+                    row[f"{metric}_{name}"] = float(np.mean(part))
+        if row:
+            out[system] = row
+    return out
+
+
+def write_outputs(
+    outputs: TableOutputs,
+    table: Table,
+    diffs: list[Comparison],
+    timing: dict,
+    n_clips: int,
+    split: Split,
+    confidence: float,
+    materials: dict[str, dict[str, float]],
+    latency: dict[str, float],
+) -> None:
+    metrics: dict = {}
+    for system in table.mean.index:
+        row = {}
+        for c in COLUMNS:
+            cell = table.cell(system, c)
+            row[c] = _round(cell.mean)
+            if cell.n:
+                row[f"{c}_low"], row[f"{c}_high"] = _round(cell.low), _round(cell.high)
+        if system in latency:  # the transcriber latency this system's notes were scored at
+            row["transcriber_latency_ms"] = round(latency[system] * 1000)
+        metrics[slug(system)] = row
+    metrics["differences"] = {f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}
+    for d in diffs:
+        metrics["differences"][f"{slug(d.system)}_vs_{slug(d.baseline)}"][d.metric] = {
+            "difference": _round(d.difference.mean),
+            "low": _round(d.difference.low),
+            "high": _round(d.difference.high),
+            "significant": d.significant,
+        }
+    metrics["by_material"] = {slug(s): {k: _round(v) for k, v in row.items()} for s, row in materials.items()}
+    metrics["clips"] = n_clips
+    metrics["test_recordings"] = len(split.test)
+    metrics["confidence"] = confidence
+    write_json(outputs.metrics, metrics)
+    with atomic_path(outputs.table_csv) as tmp:
+        flat = pd.DataFrame(index=table.mean.index)
+        for c in COLUMNS:  # each metric, then its interval's bounds
+            flat[c], flat[f"{c}_low"], flat[f"{c}_high"] = table.mean[c], table.low[c], table.high[c]
+        flat.rename_axis("system").to_csv(tmp, float_format="%.4f")
+    with atomic_path(outputs.table_md) as tmp:
+        Path(tmp).write_text(
+            markdown_table(table)
+            + "\n"
+            + markdown_materials(materials)
+            + "\n"
+            + markdown_differences(diffs, confidence)
+        )
+    rows = [{"system": s, "mel_mse": v} for s, v in table.mean["audio_mel_mse"].items() if not np.isnan(v)]
+    with atomic_path(outputs.mse_plot) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    timing_rows_ = [{"system": s, **dict(t)} for s, t in timing.items()]
+    with atomic_path(outputs.timing_plot) as tmp:
+        pd.DataFrame(timing_rows_).to_csv(tmp, index=False)
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def display_table(table: Table) -> pd.DataFrame:
+    """Cells as ``mean ± half-width`` strings (a dash where the metric does not apply)."""
+    out = pd.DataFrame(index=table.mean.index, columns=COLUMNS, dtype=object)
+    for system in table.mean.index:
+        for c in COLUMNS:
+            cell = table.cell(system, c)
+            out.loc[system, c] = (
+                "–" if not cell.n or not np.isfinite(cell.mean) else (f"{_fmt(cell.mean)} ± {_fmt(cell.half_width)}")
+            )
+    return out
+
+
+def markdown_table(table: Table) -> str:
+    shown = display_table(table)
+    lines = ["| system | " + " | ".join(COLUMNS) + " |", "| --- |" + " --- |" * len(COLUMNS)]
+    for system, row in shown.iterrows():
+        lines.append(f"| {system} | " + " | ".join(row[c] for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
+    keys = [f"{m}_{k}" for m in MATERIAL_METRICS for k in ("monophonic", "polyphonic")]
+    lines = [
+        "Note metrics by material (means over monophonic / polyphonic clips):",
+        "",
+        "| system | " + " | ".join(keys) + " |",
+        "| --- |" + " --- |" * len(keys),
+    ]
+    for system, row in materials.items():
+        lines.append(f"| {system} | " + " | ".join(_fmt(row[k]) if k in row else "–" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
+    """The paired comparisons: difference (system minus baseline) and its interval; ** significant."""
+    lines = [
+        (
+            f"Paired differences (first system minus second, {confidence:.0%} paired bootstrap interval over "
+            "clips; **bold** = the interval excludes 0, with the better system named):"
+        ),
+        "",
+        "| comparison | metric | difference | interval | better |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in diffs:
+        diff = d.difference
+        mark = "**" if d.significant else ""
+        better = "–" if d.better is None else (d.system if d.better else d.baseline)
+        lines.append(
+            f"| {d.system} vs {d.baseline} | {d.metric} | {mark}{diff.mean:+.3f}{mark} | "
+            f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |"
+        )
+    return "\n".join(lines) + "\n"
