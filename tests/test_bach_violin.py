@@ -19,7 +19,8 @@ import soundfile as sf
 
 from _http_server import FileServer
 from pipeline.config import DataConfig
-from pipeline.datasets.bach_violin import MissingAudioWarning, parse_clock, prepare_bach_violin
+from pipeline.datasets.bach_violin import MissingAudioWarning, prepare_bach_violin
+from pipeline.datasets.cutting import parse_clock
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.errors import PipelineError
 from pipeline.scores import NoteTable

@@ -251,3 +251,27 @@ def extract_zip(archive: str | Path, target: str | Path) -> Path:
                 if info.is_dir():
                     (tmp / info.filename).mkdir(parents=True, exist_ok=True)
     return target
+
+
+def find_dataset_root(root: Path, marker: str) -> Path:
+    """``root`` itself, or the single folder one or two levels below it, that holds ``marker``."""
+    if (root / marker).is_file():
+        return root
+    if not root.is_dir():
+        raise PipelineError("dataset folder not found", root)
+    found = sorted(p.parent for p in root.glob(f"*/{marker}")) or sorted(p.parent for p in root.glob(f"*/*/{marker}"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PipelineError(f"no {marker} in this folder or the ones below it (not an extracted dataset?)", root)
+    raise PipelineError(f"several {marker} below this folder ({', '.join(map(str, found))}): point at one", root)
+
+
+def fetch_archive(url: str, download_dir: Path, sha256: str | None = None, md5: str | None = None) -> Path:
+    """Download (resuming, verified) and extract ``url`` under ``download_dir``; returns the extracted folder."""
+    name = url_filename(url, default="dataset.zip")
+    extracted = download_dir / (name[:-4] if name.lower().endswith(".zip") else name + ".extracted")
+    if extracted.is_dir():  # extraction is atomic: the folder exists only complete
+        return extracted
+    archive = download(url, download_dir / name, sha256=sha256, md5=md5)
+    return extract_zip(archive, extracted)

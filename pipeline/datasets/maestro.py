@@ -21,7 +21,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import TICKS_PER_QUARTER, DataConfig
-from pipeline.datasets.bach_violin import Cut, cut_to_flac, fetch_archive
+from pipeline.datasets.cutting import Cut, cut_to_flac
+from pipeline.datasets.download import fetch_archive
 from pipeline.datasets.layout import Recording, write_manifest, write_reference
 from pipeline.errors import PipelineError
 from pipeline.scores import NoteTable, read_midi
