@@ -158,14 +158,14 @@ class TransformerOptimizerConfig:
 
 @dataclass(frozen=True)
 class TrainAlignmentConfig:
-    model: dict  # AlignmentModel keyword arguments (defaults: Table 4)
+    model: dict  # AlignmentModel keyword arguments, typed by its constructor (pipeline.models.arguments)
     optimizer: TransformerOptimizerConfig
     train: TrainConfig
 
 
 @dataclass(frozen=True)
 class TrainSynthesisConfig:
-    model: dict  # SynthesisModel keyword arguments (defaults: Table 5)
+    model: dict  # SynthesisModel keyword arguments, typed by its constructor (pipeline.models.arguments)
     optimizer: TransformerOptimizerConfig
     train: TrainConfig
     # the paper's ablations (section 4.4): name -> SynthesisModel keyword overrides; each is trained
@@ -189,7 +189,7 @@ class GanConfig:
     """HiFi-GAN's training recipe (paper appendix B.3), shared by the vocoder stages and the HiFi-GAN
     piano-roll baseline: each adds what it feeds the generator."""
 
-    generator: dict  # the generator's keyword arguments (the constructor's defaults: HiFi-GAN V2)
+    generator: dict  # the generator's keyword arguments, typed by its constructor (pipeline.models.arguments)
     learning_rate: float
     betas: tuple[float, ...]
     lr_decay: float  # per epoch
@@ -224,7 +224,7 @@ class TrainHifiganBaselineConfig(GanConfig):
 
 @dataclass(frozen=True)
 class TrainPerformanceNetConfig:
-    model: dict  # PerformanceNet keyword arguments (defaults: the paper's widths)
+    model: dict  # PerformanceNet keyword arguments, typed by its constructor (pipeline.models.arguments)
     learning_rate: float
     betas: tuple[float, ...]
     segment_frames: int  # training window in frames (0 = whole 5-second clips, as the paper)

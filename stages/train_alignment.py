@@ -8,13 +8,20 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.models.alignment import AlignmentModel
+from pipeline.models.arguments import PERFORMERS, check_arguments
 from pipeline.training.alignment_task import AlignmentTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
 from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
+def check_params(params: Params) -> None:
+    """The model block against AlignmentModel's constructor (pipeline.models.arguments)."""
+    check_arguments(AlignmentModel, params.train_alignment.model, "train_alignment.model", (*PERFORMERS, "frame_rate"))
+
+
 def run(params: Params, features: Path, performers: Path, **outputs: Path) -> None:
+    check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_alignment
     train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, notes="starting")
     seed_everything(config.train.seed)

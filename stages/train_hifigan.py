@@ -12,7 +12,8 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.datasets.segments import AudioSegments, collate_segments
 from pipeline.errors import PipelineError
-from pipeline.models.vocoders import vocoder_for_mel, vocoder_hparams
+from pipeline.models.arguments import MEL_RECIPE, check_arguments
+from pipeline.models.vocoders import VOCODER_KINDS, vocoder_for_mel, vocoder_hparams
 from pipeline.training.hifigan_task import HifiganTask, recording_excitation
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from stages._common import stage_main
@@ -22,9 +23,17 @@ VARIANTS = {"v2": "train_hifigan_v2"}  # variant -> its params group
 FEATURES_PATH = {"features": "input: the mel stage's folder (the split's index.csv; the notes of each recording)"}
 
 
-def run(params: Params, features: Path, audio: Path, variant: str | None = None, **outputs: Path) -> None:
+def check_params(params: Params, variant: str | None = None) -> None:
+    """The generator block against the chosen vocoder's constructor (the recipe comes from the mel group)."""
     if variant is not None and variant not in VARIANTS:
         raise PipelineError(f"unknown vocoder variant {variant!r} (known: {', '.join(VARIANTS)})")
+    group = VARIANTS[variant] if variant else "train_hifigan"
+    config = getattr(params, group)
+    check_arguments(VOCODER_KINDS[config.vocoder], config.generator, f"{group}.generator", MEL_RECIPE)
+
+
+def run(params: Params, features: Path, audio: Path, variant: str | None = None, **outputs: Path) -> None:
+    check_params(params, variant)  # a typo in a model block fails here, before any data is read
     config = getattr(params, VARIANTS[variant]) if variant else params.train_hifigan
     train_ids, val_ids = training_recordings(features, params.split)
     seed_everything(config.train.seed)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
+from pipeline.models.arguments import check_arguments
+from pipeline.models.hifigan import Generator
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.training.pianoroll_hifigan_task import PianoRollHifiganTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
@@ -18,7 +20,13 @@ from stages._common import stage_main
 from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
+def check_params(params: Params) -> None:
+    """The generator block against HiFi-GAN's Generator (its input width is the rolls' projection)."""
+    check_arguments(Generator, params.train_hifigan_baseline.generator, "train_hifigan_baseline.generator")
+
+
 def run(params: Params, features: Path, performers: Path, audio: Path, **outputs: Path) -> None:
+    check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_hifigan_baseline
     train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
+from pipeline.models.arguments import check_arguments
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.training.performancenet_task import PerformanceNetTask
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
@@ -18,7 +19,13 @@ from stages._common import stage_main
 from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
+def check_params(params: Params) -> None:
+    """The model block against PerformanceNet's constructor (bins come from the mel group)."""
+    check_arguments(PerformanceNet, params.train_performancenet.model, "train_performancenet.model", ("bins",))
+
+
 def run(params: Params, features: Path, performers: Path, audio: Path, **outputs: Path) -> None:
+    check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_performancenet
     train_set, val_set, _ = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)

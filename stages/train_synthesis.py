@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.errors import PipelineError
+from pipeline.models.arguments import PERFORMERS, check_arguments
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from pipeline.training.synthesis_task import SynthesisTask
@@ -19,7 +20,16 @@ from stages._common import stage_main
 from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
 
 
+def check_params(params: Params) -> None:
+    """The model block and each ablation's overrides against SynthesisModel's constructor."""
+    config = params.train_synthesis
+    check_arguments(SynthesisModel, config.model, "train_synthesis.model", PERFORMERS)
+    for name, overrides in config.ablations.items():
+        check_arguments(SynthesisModel, overrides or {}, f"train_synthesis.ablations.{name}", PERFORMERS)
+
+
 def run(params: Params, features: Path, performers: Path, ablation: str | None = None, **outputs: Path) -> None:
+    check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_synthesis
     try:
         kwargs = config.ablation_model(ablation) if ablation else config.model
