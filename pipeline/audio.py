@@ -1,4 +1,8 @@
-"""Audio I/O: load any common format as mono float32, resample with soxr, write atomically."""
+"""Audio I/O: load any common format as mono float32, resample with soxr, write atomically.
+
+WAV, FLAC, Ogg/Vorbis, Opus and MP3 are read by libsndfile; AAC in M4A/MP4 (what phones and most
+recording apps write), which libsndfile cannot read, by FFmpeg through PyAV.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,75 @@ import soxr
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
+FFMPEG_SUFFIXES = (".m4a", ".mp4", ".aac")  # read through PyAV (FFmpeg), not libsndfile
 
-def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Read wav/flac/ogg/opus/mp3 (libsndfile) as float32 in [-1, 1].
+
+def decode_with_ffmpeg(path: str | Path) -> tuple[np.ndarray, int]:
+    """The first audio stream of ``path`` as int16 ``(samples, channels)`` and its rate, via PyAV."""
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise PipelineError("holds no audio stream", path)
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16")  # packed: one interleaved row per frame
+            channels, rate, chunks = 0, 0, []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    channels, rate = out.layout.nb_channels, out.sample_rate
+                    chunks.append(out.to_ndarray().reshape(-1, channels))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1, channels))
+    except av.FFmpegError as err:
+        raise PipelineError(f"not a readable audio file ({err})", path) from err
+    if not chunks or not rate:
+        raise PipelineError("audio file holds no samples", path)
+    return np.concatenate(chunks).astype(np.int16, copy=False), int(rate)
+
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: a recording whose loudest sample is below this holds no music
+
+
+def check_audio(audio: np.ndarray, rate: int, path: str | Path, min_samples: int = 1) -> None:
+    """A PipelineError naming ``path`` for audio no stage can use: non-finite samples, silence (peak below
+    SILENCE_PEAK, -80 dBFS), or fewer than ``min_samples`` samples (e.g. one mel frame's window)."""
+    if len(audio) < min_samples:
+        raise PipelineError(
+            f"too short: {len(audio)} samples at {rate} Hz, at least {min_samples} needed (one analysis frame)", path
+        )
+    finite = np.isfinite(audio)
+    if not finite.all():
+        raise PipelineError(f"holds {int((~finite).sum())} non-finite (NaN or infinite) samples", path)
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise PipelineError(f"silent (its peak is below {20 * np.log10(SILENCE_PEAK):.0f} dBFS)", path)
+
+
+def load_audio(
+    path: str | Path, sample_rate: int | None = None, mono: bool = True, validate: bool = True
+) -> tuple[np.ndarray, int]:
+    """Read wav/flac/ogg/opus/mp3 (libsndfile) or m4a/mp4/aac (FFmpeg) as float32 in [-1, 1].
 
     Returns ``(audio, rate)``; ``audio`` is ``(samples,)`` when ``mono`` else ``(samples, channels)``.
-    With ``sample_rate`` set, the audio is resampled to it with soxr (high quality).
+    With ``sample_rate`` set, the audio is resampled to it with soxr (high quality). Every entry point
+    reads recordings here, so ``validate`` (:func:`check_audio`: non-finite samples, silence) guards them all.
     """
     path = Path(path)
     if not path.is_file():
         raise PipelineError("audio file not found", path)
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise PipelineError(f"not a readable audio file ({err})", path) from err
+    if path.suffix.lower() in FFMPEG_SUFFIXES:
+        pcm, rate = decode_with_ffmpeg(path)
+        audio = pcm.astype(np.float32) * np.float32(1 / 32768)
+    else:
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            raise PipelineError(f"not a readable audio file ({err})", path) from err
     if audio.shape[0] == 0:
         raise PipelineError("audio file holds no samples", path)
+    if validate:
+        check_audio(audio, int(rate), path)
     if mono:
         audio = audio.mean(axis=1)
     if sample_rate is not None and sample_rate != rate:

@@ -1,7 +1,8 @@
 """`performer`: the command-line face of the pipeline.
 
-Every command turns a user error (bad file, unknown performer...) into one line on stderr
-and exit status 1, and never leaves a half-written output behind.
+Every command turns a failure into one line on stderr (pipeline.failures: exit status 1, 130 on
+Ctrl-C, 143 on SIGTERM; the traceback only with --debug), checks its output paths before the work
+starts (pipeline.outputs) and never leaves a half-written output behind.
 """
 
 from __future__ import annotations
@@ -24,8 +25,22 @@ app.add_typer(__import__("pipeline.registry_cli", fromlist=["models_app"]).model
 
 
 def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
+    from pipeline.failures import report
+
+    report(err)
     raise typer.Exit(1)
+
+
+TEMPO_HELP = (
+    "opening tempo in quarter notes per minute (default: the score's); the score's tempo changes are "
+    "all kept, the whole tempo map scaled by TEMPO / the score's first tempo"
+)
+
+
+def _check_tempo(tempo: float | None) -> None:
+    """``--tempo``: None (the score's) or a positive, finite number of quarter notes per minute."""
+    if tempo is not None and not 0 < tempo < float("inf"):
+        raise PipelineError(f"--tempo must be a positive number of quarter notes per minute, not {tempo:g}")
 
 
 @app.command()
@@ -91,6 +106,7 @@ def perform(
         None, help="output sample rate (default: the parameter file's resample.sample_rate, the pipeline's audio rate)"
     ),
     seed: int = typer.Option(0, help="random seed of the performance"),
+    tempo: float | None = typer.Option(None, help=TEMPO_HELP),
     truth: Path | None = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
 ) -> None:
@@ -98,19 +114,30 @@ def perform(
     from pipeline.audio import write_audio
     from pipeline.config import load_params
     from pipeline.datasets.layout import write_reference
+    from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
     from pipeline.performers import get_performer
     from pipeline.rendering import render
     from pipeline.scores import read_score
 
     try:
+        check_output(output, AUDIO_SUFFIXES)
+        if truth is not None:
+            check_output(truth, (".csv",), "--truth")
         if sample_rate is None:
             sample_rate = load_params(params).resample.sample_rate
+        if sample_rate <= 0:
+            raise PipelineError(f"--sample-rate must be > 0, not {sample_rate}")
+        _check_tempo(tempo)
         player = get_performer(performer)
         notes = read_score(score)
+        if tempo is not None:
+            notes.tempo_qpm = tempo  # the opening tempo: the tempo map scales with it
         perf = player.perform(notes, seed=seed)
-        write_audio(output, render(perf, player.instrument, sample_rate), sample_rate)
-        if truth is not None:
-            write_reference(truth, perf.onset, perf.offset)
+        audio = render(perf, player.instrument, sample_rate)
+        with all_or_nothing([output, truth]):
+            write_audio(output, audio, sample_rate)
+            if truth is not None:
+                write_reference(truth, perf.onset, perf.offset)
     except PipelineError as err:
         _fail(err)
     typer.echo(f"wrote {output} ({len(notes)} notes, {perf.offset.max():.1f} s)")
@@ -119,9 +146,12 @@ def perform(
 @app.command()
 def align(
     score: Path = typer.Argument(..., help="MIDI or MusicXML score"),
-    audio: Path = typer.Argument(..., help="recording (wav/flac/mp3/opus/ogg)"),
+    audio: Path = typer.Argument(..., help="recording (wav/flac/mp3/opus/ogg/m4a)"),
     output: Path = typer.Option(..., "-o", "--output", help="CSV to write: onset,offset (s), pitch, score ticks"),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file for the align settings"),
+    program: int | None = typer.Option(
+        None, min=0, max=127, help="General MIDI program of the recording's instrument (default: params align.program)"
+    ),
 ) -> None:
     """Align a score to a recording (the `align` stage's method, for one pair of files)."""
     import pandas as pd
@@ -130,14 +160,16 @@ def align(
     from pipeline.audio import load_audio
     from pipeline.config import load_params
     from pipeline.io import atomic_path
+    from pipeline.outputs import check_output
     from pipeline.scores import read_score
 
     try:
+        check_output(output, (".csv",))
         settings = load_params(params)
         config = settings.align
         notes = read_score(score)
         signal, rate = load_audio(audio, sample_rate=settings.resample.sample_rate)
-        result = align_score_to_audio(notes, signal, rate, config)
+        result = align_score_to_audio(notes, signal, rate, config, program=-1 if program is None else program)
         frame = pd.DataFrame(
             {
                 "onset": result.onset.round(4),
@@ -168,17 +200,28 @@ def mel(
     from pipeline.config import load_mel
     from pipeline.io import atomic_path
     from pipeline.mel import log_mel
+    from pipeline.outputs import all_or_nothing, check_output
     from pipeline.plots import plot_mel_with_notes
 
     try:
+        check_output(output, (".npy",))
+        if plot is not None:
+            check_output(plot, (".png",), "--plot")
         config = load_mel(params)
         signal, _ = load_audio(audio, sample_rate=config.sample_rate)
+        if len(signal) < config.win_length:
+            raise PipelineError(
+                f"too short for one mel frame ({len(signal)} samples at {config.sample_rate} Hz; "
+                f"a frame needs {config.win_length})",
+                audio,
+            )
         spec = log_mel(signal, config)
-        with atomic_path(output) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, spec)
-        if plot is not None:
-            plot_mel_with_notes(plot, spec, None, config, title=audio.name)
+        with all_or_nothing([output, plot]):
+            with atomic_path(output) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, spec)
+            if plot is not None:
+                plot_mel_with_notes(plot, spec, None, config, title=audio.name)
     except PipelineError as err:
         _fail(err)
     typer.echo(f"wrote {output} {spec.shape}")
@@ -191,8 +234,13 @@ RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
     output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, at the models' rate)"),
-    performer: str | None = typer.Option(None, help="a performer the models were trained on (default: the first)"),
-    tempo: float | None = typer.Option(None, help="tempo in quarter notes per minute (default: the score's)"),
+    performer: str | None = typer.Option(
+        None,
+        help="a performer the models were trained on (default: the first), or a blend of them that mixes "
+        "both timing and timbre: NAME:WEIGHT,NAME:WEIGHT (e.g. aurora:0.7,bruno:0.3; a name alone weighs 1), "
+        "weights finite and >= 0, normalised to sum 1",
+    ),
+    tempo: float | None = typer.Option(None, help=TEMPO_HELP),
     models: str = typer.Option(
         "models",
         "--models",
@@ -225,11 +273,18 @@ def render(
     from pipeline.config import load_mel
     from pipeline.device import select_device
     from pipeline.inference import render_score
+    from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
     from pipeline.registry.loading import load_models
     from pipeline.scores import read_score
 
     torch.set_num_threads(threads)
     try:
+        check_output(output, AUDIO_SUFFIXES)
+        if mel_plot is not None:
+            check_output(mel_plot, (".png",), "--mel-plot")
+        if timing is not None:
+            check_output(timing, (".csv",), "--timing")
+        _check_tempo(tempo)
         notes = read_score(score)
         if len(notes) == 0:
             raise PipelineError("the score has no notes", score)
@@ -238,18 +293,19 @@ def render(
         if performer is None:
             performer = bundle.performers[0] if bundle.performers else "0"
         result = render_score(bundle, notes, performer, tempo)
-        write_audio(output, result.audio, result.sample_rate)
-        if mel_plot is not None:
-            _plot_rendering(mel_plot, result, notes, score.name, bundle.mel)
-        if timing is not None:
-            from pipeline.datasets.layout import write_reference
+        with all_or_nothing([output, mel_plot, timing]):
+            write_audio(output, result.audio, result.sample_rate)
+            if mel_plot is not None:
+                _plot_rendering(mel_plot, result, notes, score.name, bundle.mel)
+            if timing is not None:
+                from pipeline.datasets.layout import write_reference
 
-            frame = result.hop_length / result.sample_rate
-            write_reference(timing, result.onset_frame * frame, result.offset_frame * frame)
+                frame = result.hop_length / result.sample_rate
+                write_reference(timing, result.onset_frame * frame, result.offset_frame * frame)
     except PipelineError as err:
         _fail(err)
     typer.echo(
-        f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {performer}, "
+        f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {result.performer}, "
         f"{time.perf_counter() - started:.1f} s)"
     )
 
@@ -261,12 +317,23 @@ def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:
     plot_mel_with_notes(path, result.mel, timed, mel, title=title)
 
 
-def main() -> None:  # pragma: no cover
-    try:
-        app()
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+def main() -> None:
+    """The `performer` entry point: every failure is one line and its exit status (pipeline.failures)."""
+    from pipeline.failures import reported_failures, take_debug_flag
+
+    args = take_debug_flag(sys.argv[1:])
+    with reported_failures():
+        try:
+            code = app(args=args, prog_name="performer", standalone_mode=False)
+        except typer.Abort:
+            raise KeyboardInterrupt from None
+        except Exception as err:
+            # usage errors (click's, or typer's own copy of click): their message and status 2
+            if callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int):
+                err.show()  # type: ignore[attr-defined]
+                sys.exit(err.exit_code)  # type: ignore[attr-defined]
+            raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import yaml
 
 from pipeline.errors import PipelineError
@@ -50,10 +51,13 @@ class MaestroConfig:
     max_recordings: int | None
 
 
+DATA_SOURCES = ("builtin", "bach-violin", "maestro", "folder")  # pipeline.datasets.sources reads each
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: str  # builtin | bach-violin | maestro
-    root: str | None  # an already extracted copy of the dataset (skips the download)
+    source: str  # builtin | bach-violin | maestro | folder
+    root: str | None  # an already extracted copy of the dataset (skips the download); folder: your recordings
     download_dir: str
     seed: int
     builtin: BuiltinConfig
@@ -61,8 +65,8 @@ class DataConfig:
     maestro: MaestroConfig
 
     def __post_init__(self) -> None:
-        if self.source not in ("builtin", "bach-violin", "maestro"):
-            raise PipelineError(f"data.source must be builtin, bach-violin or maestro, not {self.source!r}")
+        if self.source not in DATA_SOURCES:
+            raise PipelineError(f"data.source must be one of {', '.join(DATA_SOURCES)}, not {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class AlignConfig:
     repeat_gap: float  # the reference re-articulates a repeated pitch this many seconds before it
     trim_db: float  # leading/trailing audio quieter than this under the loud level is not aligned (0 keeps all)
     workers: int  # recordings aligned in parallel (processes)
+    min_confidence: float  # recordings aligned with less confidence (0-1) are left out of training (mel stage)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise PipelineError(f"align.min_confidence must be in [0, 1], not {self.min_confidence}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,15 @@ class MelConfig:
     fmax: float
     clamp: float
     clip_frames: int  # frames per training / evaluation clip (the models' window; inference cuts the same)
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise PipelineError(f"params.mel.win_length ({self.win_length}) must be <= mel.n_fft ({self.n_fft})")
+        if not self.fmin < self.fmax <= self.sample_rate / 2:
+            raise PipelineError(
+                f"params.mel needs fmin < fmax <= sample_rate / 2 (fmin {self.fmin:g}, fmax {self.fmax:g}, "
+                f"sample_rate {self.sample_rate})"
+            )
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,79 @@ class Params:
     evaluate: EvaluateConfig
 
 
+# The range of every numeric setting, checked as params.yaml is read (a value of the right type but
+# outside its range is a one-line error naming the key, not a crash 99 steps into training). Keys are
+# a setting's name, or its dotted path under params where the same name means different things; a
+# number not listed must be finite and >= 0. (low, high, low_open, high_open); None: unbounded.
+Range = tuple[float | None, float | None, bool, bool]
+AT_LEAST_ONE: Range = (1, None, False, False)
+POSITIVE: Range = (0, None, True, False)
+SHARE: Range = (0, 1, False, False)
+BELOW_ONE: Range = (0, 1, False, True)
+MIDI_VALUE: Range = (0, 127, False, False)
+RANGES: dict[str, Range] = {
+    **dict.fromkeys(
+        (
+            "sample_rate",
+            "feature_rate",
+            "coarse_rate",
+            "n_fft",
+            "hop_length",
+            "win_length",
+            "n_mels",
+            "clip_frames",
+            "max_steps",
+            "batch_size",
+            "validate_every",
+            "checkpoint_every",
+            "log_every",
+            "workers",
+            "warmup",
+            "segment_samples",
+            "segment_hop",
+            "griffin_lim_iterations",
+            "bootstrap_resamples",
+            "threads",
+            "max_movements",
+            "max_recordings",
+            "params.train_hifigan_baseline.segment_frames",
+        ),
+        AT_LEAST_ONE,
+    ),
+    **dict.fromkeys(
+        ("max_seconds", "band_seconds", "window_seconds", "lr", "learning_rate", "eps", "fmax", "clamp", "trim_db"),
+        POSITIVE,
+    ),
+    **dict.fromkeys(
+        ("onset_threshold", "frame_threshold", "reonset_threshold", "mel_augment", "anneal_rate", "min_confidence"),
+        SHARE,
+    ),
+    **dict.fromkeys(("test_share", "validation_share", "betas"), BELOW_ONE),
+    "lr_decay": (0, 1, True, False),
+    "confidence": (0, 1, True, True),
+    **dict.fromkeys(("program", "reference_reverb"), MIDI_VALUE),
+}
+
+
+def _describe(rule: Range) -> str:
+    low, high, low_open, high_open = rule
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _check_range(where: str, value: float) -> None:
+    """``value`` of setting ``where`` (``params.group.name``) against :data:`RANGES`."""
+    if not np.isfinite(value):
+        raise PipelineError(f"{where} must be a finite number, not {value}")
+    rule = RANGES.get(where) or RANGES.get(where.rsplit(".", 1)[-1], (0, None, False, False))
+    low, high, low_open, high_open = rule
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise PipelineError(f"{where} must be {_describe(rule)}, not {value:g}")
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -292,9 +383,12 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)[:1]
         return tuple(_convert(item, v, where) for v in value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_range(where, float(value))
         return float(value)
     if (tp in (int, str, bool) and not isinstance(value, tp)) or (tp is int and isinstance(value, bool)):
         raise PipelineError(f"{where} must be {tp.__name__}, not {value!r}")
+    if tp is int:
+        _check_range(where, value)
     return value
 
 

@@ -6,14 +6,29 @@ import contextlib
 
 import torch
 
+from pipeline.errors import PipelineError
+
 
 def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: the CUDA device of this rank when there is one, else the CPU."""
+    """``auto``: the CUDA device of this rank when there is one, else the CPU. A device that is not a
+    device name, or a CUDA device this host does not have, is a PipelineError naming it."""
     if preference == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    return torch.device(preference)
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, ValueError):
+        raise PipelineError(f"device {preference!r} is not auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise PipelineError(f"device {preference!r} is not auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise PipelineError(f"device {preference!r}: this host has no CUDA device (use auto or cpu)")
+        if device.index is not None and device.index >= count:
+            raise PipelineError(f"device {preference!r}: this host has {count} CUDA device(s)")
+    return device
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -1,9 +1,9 @@
 """Virtual performers: deterministic, clearly different ways of playing a score.
 
 A performer turns a NoteTable (ticks) into a Performance (seconds plus control curves)
-through a tempo curve (global tempo, phrase-level rubato, final ritardando), onset
-jitter, articulation, dynamics (velocity arcs and CC11 swells) and vibrato; it plays
-on its own Instrument (SoundFont preset, reverb, EQ). The performed onsets and
+through a tempo curve (the score's tempo map x a global tempo factor, phrase-level rubato,
+final ritardando), onset jitter, articulation, dynamics (velocity arcs and CC11 swells) and
+vibrato; it plays on its own Instrument (SoundFont preset, reverb, EQ). The performed onsets and
 offsets are the ground truth of the built-in corpus.
 """
 
@@ -40,7 +40,10 @@ class VirtualPerformer:
     vibrato_delay: float = 0.15  # seconds before vibrato sets in
 
     def tempo_curve(self, notes: NoteTable, rng: np.random.Generator) -> np.ndarray:
-        """Seconds at every tick 0..length (inclusive): the performed time map."""
+        """Seconds at every tick 0..length (inclusive): the performed time map.
+
+        The tempo at each tick is the score's tempo map there (``notes.tempo_at``: every tempo change
+        of the score) x ``tempo_factor`` x the rubato and final-ritardando multiplier."""
         length = notes.length_ticks
         ticks = np.arange(length + 1)
         quarters = ticks / notes.resolution
@@ -53,7 +56,7 @@ class VirtualPerformer:
         tail = np.clip((quarters - (quarters[-1] - self.ritardando_quarters)) / self.ritardando_quarters, 0, 1)
         multiplier *= 1.0 - self.final_ritardando * tail**2
         multiplier = np.maximum(multiplier, 0.25)
-        qpm = notes.tempo_qpm * self.tempo_factor * multiplier
+        qpm = notes.tempo_at(ticks) * self.tempo_factor * multiplier  # one tempo: as a scalar, bit for bit
         sec_per_tick = 60.0 / (qpm * notes.resolution)
         return np.concatenate([[0.0], np.cumsum(sec_per_tick[:-1])])
 

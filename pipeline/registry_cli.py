@@ -21,7 +21,9 @@ TRACKING = typer.Option(
 
 
 def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
+    from pipeline.failures import report
+
+    report(err)
     raise typer.Exit(1)
 
 

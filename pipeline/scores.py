@@ -30,7 +30,17 @@ class NoteTable:
 
     onset, duration: int ticks (``resolution`` per quarter note); pitch: MIDI number;
     velocity: 1-127; track: part index (voice/instrument) in the source score.
-    tempo_qpm: the score's (first) tempo marking, quarter notes per minute.
+
+    tempo_qpm: the score's **opening** tempo (its first tempo marking), quarter notes per minute; what
+    it meant before tempo maps existed, so every user of one tempo (the built-in corpus's excerpt
+    length, the datasets' fallbacks) reads the same value.
+    tempo_changes: the tempo map when the tempo changes, else None (constant ``tempo_qpm``): a
+    ``(k, 2)`` float array of ``(tick, qpm)`` rows, ticks strictly increasing, the first at tick 0,
+    each tempo holding until the next row's tick (every ``set_tempo`` of a MIDI file, every
+    MetronomeMark of a MusicXML score). Given to the constructor, it sets ``tempo_qpm`` (its first
+    row's tempo); assigning ``tempo_qpm`` later scales the whole map to open at the new tempo
+    (:meth:`tempo_map`). A map of one tempo is stored as None, so one-tempo tables (and their CSV
+    files) are exactly what they were before tempo maps.
     """
 
     onset: np.ndarray
@@ -42,6 +52,7 @@ class NoteTable:
     resolution: int = TICKS_PER_QUARTER
     name: str = ""
     extra: dict = field(default_factory=dict)
+    tempo_changes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.onset)
@@ -52,6 +63,10 @@ class NoteTable:
         self.track = np.asarray(self.track, dtype=np.int64)
         if not all(len(a) == n for a in (self.duration, self.pitch, self.velocity, self.track)):
             raise ValueError("note arrays must have equal length")
+        if self.tempo_changes is not None:
+            changes = tempo_map_rows(self.tempo_changes)
+            self.tempo_qpm = float(changes[0, 1])
+            self.tempo_changes = changes if len(changes) > 1 else None
 
     def __len__(self) -> int:
         return len(self.onset)
@@ -71,10 +86,46 @@ class NoteTable:
             return False
         return bool(np.any(self.onset[1:] < np.maximum.accumulate(self.offset)[:-1]))
 
+    def tempo_map(self, tempo_qpm: float | None = None) -> np.ndarray:
+        """``(k, 2)`` rows ``(tick, qpm)``, the first at tick 0 (one row when the tempo never changes).
+
+        ``tempo_qpm`` (default: :attr:`tempo_qpm`) is the opening tempo: the map is scaled by
+        ``tempo_qpm / first tempo``, so the changes keep their proportions (``--tempo 120`` on a
+        60 -> 240 qpm score plays 120 -> 480)."""
+        opening = self.tempo_qpm if tempo_qpm is None else float(tempo_qpm)
+        if not (np.isfinite(opening) and opening > 0):
+            raise ValueError(f"tempo must be a positive number of quarter notes per minute, not {opening:g}")
+        if self.tempo_changes is None:
+            return np.array([[0.0, opening]])
+        out = np.array(self.tempo_changes, dtype=np.float64)
+        if opening != out[0, 1]:
+            out[:, 1] *= opening / out[0, 1]
+            out[0, 1] = opening
+        return out
+
+    def tempo_at(self, ticks: np.ndarray | int, tempo_qpm: float | None = None) -> np.ndarray:
+        """The tempo (qpm) in force at each of ``ticks`` (the map's, opening at ``tempo_qpm``)."""
+        tempo_map = self.tempo_map(tempo_qpm)
+        row = np.searchsorted(tempo_map[:, 0], np.asarray(ticks, dtype=np.float64), side="right") - 1
+        return tempo_map[np.maximum(row, 0), 1]
+
+    def time_at(self, ticks: np.ndarray | int, tempo_qpm: float | None = None) -> np.ndarray:
+        """Seconds from tick 0 to each of ``ticks`` (ints or floats) along the tempo map (see
+        :meth:`tempo_map` for ``tempo_qpm``). At one tempo: exactly ``ticks * 60 / (qpm * resolution)``."""
+        tempo_map = self.tempo_map(tempo_qpm)
+        start, sec_per_tick = tempo_map[:, 0], 60.0 / (tempo_map[:, 1] * self.resolution)
+        at_start = np.concatenate([[0.0], np.cumsum(np.diff(start) * sec_per_tick[:-1])])
+        ticks = np.asarray(ticks)
+        if len(tempo_map) == 1:
+            return ticks * sec_per_tick[0]
+        row = np.maximum(np.searchsorted(start, ticks, side="right") - 1, 0)
+        return at_start[row] + (ticks - start[row]) * sec_per_tick[row]
+
     def seconds(self, tempo_qpm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Onset and offset in seconds at a constant tempo (the score's own by default)."""
-        sec_per_tick = 60.0 / ((tempo_qpm or self.tempo_qpm) * self.resolution)
-        return self.onset * sec_per_tick, self.offset * sec_per_tick
+        """Onset and offset in seconds along the tempo map (:meth:`time_at`). An explicit ``tempo_qpm``
+        sets the opening tempo and scales the whole map by ``tempo_qpm / first tempo`` (the changes
+        are kept); at one tempo that is the plain constant tempo."""
+        return self.time_at(self.onset, tempo_qpm), self.time_at(self.offset, tempo_qpm)
 
     def sorted(self) -> NoteTable:
         order = np.lexsort((self.pitch, self.onset))
@@ -91,6 +142,7 @@ class NoteTable:
             self.resolution,
             self.name,
             dict(self.extra),
+            None if self.tempo_changes is None else self.tempo_map(),
         )
 
     def truncate(self, max_ticks: int) -> NoteTable:
@@ -98,15 +150,23 @@ class NoteTable:
         keep = self.onset < max_ticks
         out = self.subset(np.flatnonzero(keep))
         out.duration = np.minimum(out.duration, max_ticks - out.onset)
+        if out.tempo_changes is not None:  # changes at or after the cut play no note
+            kept = out.tempo_changes[out.tempo_changes[:, 0] < max(max_ticks, 1)]
+            out.tempo_changes = kept if len(kept) > 1 else None
         return out
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({c: getattr(self, c) for c in NOTE_COLUMNS})
 
     def to_csv(self, path: str | Path) -> None:
-        """Write ``onset,duration,pitch,velocity,track`` with a header comment holding the tempo."""
+        """Write ``onset,duration,pitch,velocity,track`` with a header comment holding the tempo:
+        ``# tempo_qpm=60 resolution=24``, plus ``tempo_map=0:60;96:240`` (``tick:qpm`` rows, the
+        tempo in full precision) when the tempo changes."""
         buf = io.StringIO()
-        buf.write(f"# tempo_qpm={self.tempo_qpm:.6g} resolution={self.resolution}\n")
+        header = f"# tempo_qpm={self.tempo_qpm:.6g} resolution={self.resolution}"
+        if self.tempo_changes is not None:
+            header += " tempo_map=" + ";".join(f"{int(t)}:{_number(q)}" for t, q in self.tempo_map())
+        buf.write(header + "\n")
         self.to_frame().to_csv(buf, index=False)
         with atomic_path(path) as tmp:
             tmp.write_text(buf.getvalue())
@@ -117,12 +177,20 @@ class NoteTable:
         if not path.is_file():
             raise PipelineError("note table not found", path)
         meta: dict[str, float] = {}
+        tempo_changes = None
         with path.open() as fh:
             first = fh.readline()
         if first.startswith("#"):
-            for item in first[1:].split():
-                key, _, value = item.partition("=")
-                meta[key] = float(value)
+            try:
+                for item in first[1:].split():
+                    key, _, value = item.partition("=")
+                    if key == "tempo_map":
+                        rows = [row.split(":") for row in value.split(";")]
+                        tempo_changes = tempo_map_rows(np.array(rows, dtype=np.float64))
+                    else:
+                        meta[key] = float(value)
+            except ValueError as err:
+                raise PipelineError(f"unreadable header line {first.strip()!r} ({err})", path) from err
         frame = pd.read_csv(path, comment="#")
         missing = [c for c in NOTE_COLUMNS if c not in frame.columns]
         if missing:
@@ -137,11 +205,35 @@ class NoteTable:
             tempo_qpm=meta.get("tempo_qpm", DEFAULT_TEMPO_QPM),
             resolution=int(meta.get("resolution", TICKS_PER_QUARTER)),
             name=path.stem,
+            tempo_changes=tempo_changes,
         )
 
 
-def _finish(onset, duration, pitch, velocity, track, tempo, name, path) -> NoteTable:
-    table = NoteTable(onset, duration, pitch, velocity, track, tempo_qpm=tempo, name=name)
+def _number(value: float) -> str:
+    """Shortest text that reads back as exactly ``value`` (``60``, ``130.0000520000208``)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def tempo_map_rows(rows) -> np.ndarray:
+    """A valid tempo map from ``(tick, qpm)`` rows in any order: sorted by tick (stable), integer
+    ticks, the first row's tempo holding from tick 0, the first row of a tick kept when several share
+    it (a file's first tempo event, as the MIDI reader always did), rows that repeat the tempo in force
+    dropped. Raises ValueError for a tempo that is not positive and finite, or no rows."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+    if len(rows) == 0:
+        raise ValueError("a tempo map needs at least one (tick, qpm) row")
+    if not (np.isfinite(rows).all() and np.all(rows[:, 1] > 0) and np.all(rows[:, 0] >= 0)):
+        raise ValueError("a tempo map's ticks must be >= 0 and its tempi positive and finite")
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    rows[:, 0] = np.round(rows[:, 0])
+    rows[0, 0] = 0.0
+    rows = rows[np.r_[True, rows[1:, 0] != rows[:-1, 0]]]  # the first row of each tick
+    return rows[np.r_[True, rows[1:, 1] != rows[:-1, 1]]]  # the rows that change the tempo
+
+
+def _finish(onset, duration, pitch, velocity, track, tempo, name, path, tempo_changes=None) -> NoteTable:
+    table = NoteTable(onset, duration, pitch, velocity, track, tempo_qpm=tempo, name=name, tempo_changes=tempo_changes)
     if len(table) == 0:
         raise PipelineError("score holds no notes", path)
     table.duration = np.maximum(table.duration, 1)
@@ -174,14 +266,14 @@ def notes_from_music21(score, name: str = "", path: str | Path | None = None) ->
                 pitch.append(p.midi)
                 velocity.append(int(vel))
                 track.append(index)
-    marks = work.flatten().getElementsByClass(tempo.MetronomeMark)
-    qpm = DEFAULT_TEMPO_QPM
-    for mark in marks:
+    changes = []  # every metronome mark with a tempo, in score order (each part may repeat them)
+    for mark in work.flatten().getElementsByClass(tempo.MetronomeMark):
         value = mark.getQuarterBPM()
-        if value:
-            qpm = float(value)
-            break
-    return _finish(onset, duration, pitch, velocity, track, qpm, name, path)
+        if value and value > 0:
+            changes.append((round(float(mark.offset) * TICKS_PER_QUARTER), float(value)))
+    tempo_map = tempo_map_rows(changes) if changes else None
+    qpm = float(tempo_map[0, 1]) if tempo_map is not None else DEFAULT_TEMPO_QPM
+    return _finish(onset, duration, pitch, velocity, track, qpm, name, path, tempo_map)
 
 
 def read_midi(path: str | Path) -> NoteTable:
@@ -191,7 +283,10 @@ def read_midi(path: str | Path) -> NoteTable:
     importing muspy, which costs 2-3 s of every `performer render` (it imports torch and its dataset
     machinery). The semantics are muspy's: a note is closed by the first note-off of its key and
     channel (first in, first out), notes still sounding at the end of a track end there, one track per
-    (MIDI track, program, channel) in the order they are first used, the first tempo event's tempo.
+    (MIDI track, program, channel) in the order they are first used, the first tempo event's tempo
+    (``tempo_qpm``). Beyond muspy: the tempo map (``tempo_changes``) of every ``set_tempo`` of every
+    track, at the note grid's ticks; the first tempo holds from tick 0, and where several events share
+    a tick the first (in track order) counts.
     """
     import mido
 
@@ -204,7 +299,7 @@ def read_midi(path: str | Path) -> NoteTable:
             raise ValueError(f"ticks per beat must be positive, not {midi.ticks_per_beat}")
     except Exception as err:  # mido raises OSError, EOFError, KeyError, ValueError...
         raise PipelineError(f"not a readable MIDI file ({type(err).__name__}: {err})", path) from err
-    tempos: list[float] = []
+    tempos: list[tuple[int, float]] = []  # (MIDI tick, qpm) of every tempo event, track after track
     tracks: list[tuple[bool, list[tuple[int, int, int, int]]]] = []  # (drum, [(onset, pitch, duration, velocity)])
     for midi_track in midi.tracks:
         now, programs = 0, [0] * 16
@@ -220,7 +315,8 @@ def read_midi(path: str | Path) -> NoteTable:
             now += msg.time
             kind = msg.type
             if kind == "set_tempo":
-                tempos.append(float(mido.tempo2bpm(msg.tempo)))
+                if msg.tempo > 0:
+                    tempos.append((now, float(mido.tempo2bpm(msg.tempo))))
             elif kind == "program_change":
                 programs[msg.channel] = msg.program
             elif kind == "note_on" and msg.velocity > 0:
@@ -248,8 +344,9 @@ def read_midi(path: str | Path) -> NoteTable:
             pitch.append(key)
             velocity.append(vel)
             track.append(index)
-    qpm = tempos[0] if tempos else DEFAULT_TEMPO_QPM
-    return _finish(onset, duration, pitch, velocity, track, qpm, path.stem, path)
+    tempo_map = tempo_map_rows([(round(tick * scale), qpm) for tick, qpm in tempos]) if tempos else None
+    qpm = float(tempo_map[0, 1]) if tempo_map is not None else DEFAULT_TEMPO_QPM
+    return _finish(onset, duration, pitch, velocity, track, qpm, path.stem, path, tempo_map)
 
 
 def read_musicxml(path: str | Path) -> NoteTable:

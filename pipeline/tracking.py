@@ -1,7 +1,8 @@
 """MLflow tracking: one run per training stage in the embedded SQLite store.
 
 The store is ``sqlite:///mlflow.db`` in the project root unless ``MLFLOW_TRACKING_URI`` names
-another (a team server, say). A stage that is interrupted and re-run continues the same MLflow
+another (a team server, say). Only writers (the training stages, evaluate, `performer models register` and
+``promote``) create a SQLite store; a look-up (:func:`lookup_tracking_uri`) refuses a missing one. A stage that is interrupted and re-run continues the same MLflow
 run (its id is kept beside the checkpoints). Runs are tagged with the git commit and the hashes
 of the stage's DVC inputs, so a logged model can be traced to the exact data it was trained on.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import yaml
 
 from pipeline.config import MelConfig
+from pipeline.errors import PipelineError
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -30,6 +32,25 @@ def tracking_uri(root: str | Path = ".") -> str:
     if uri:
         return uri
     return f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` store (relative or absolute), None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def lookup_tracking_uri(uri: str | None = None, root: str | Path = ".") -> str:
+    """The store to look things up in (``uri``, else :func:`tracking_uri`): MLflow would create a missing
+    SQLite file, an empty store wherever the user stands, so a missing one is refused instead."""
+    chosen = uri or tracking_uri(root)
+    path = _sqlite_file(chosen)
+    if path is not None and not path.is_file():
+        shown = path if uri or os.environ.get("MLFLOW_TRACKING_URI") else Path(root) / "mlflow.db"
+        raise PipelineError("no MLflow store here (run the training stages, or set MLFLOW_TRACKING_URI)", shown)
+    return chosen
 
 
 @contextlib.contextmanager

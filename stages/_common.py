@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.errors import PipelineError
+from pipeline.failures import reported_failures, take_debug_flag
 
 
 def stage_main(
@@ -23,20 +23,17 @@ def stage_main(
 ) -> None:
     """Parse ``--params``, the stage's ``paths`` (name -> help; each a required ``--name PATH``, passed to
     ``run`` as a keyword argument of type Path, dashes as underscores) and its ``options`` (name -> help,
-    optional strings), run the stage, turn a PipelineError into ``error: ...`` and exit 1."""
+    optional strings) and run the stage inside pipeline.failures.reported_failures: a failure is one line
+    ``error: <file or key>: <what>`` and exit status 1 (130 on Ctrl-C, 143 on SIGTERM)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure (or PERFORMER_DEBUG=1)")
     for name, help_text in paths.items():
         parser.add_argument(f"--{name}", type=Path, required=True, metavar="PATH", help=help_text)
     for name, help_text in (options or {}).items():
         parser.add_argument(f"--{name}", default=None, help=help_text)
-    args = vars(parser.parse_args())
+    args = vars(parser.parse_args(take_debug_flag(sys.argv[1:])))
+    args.pop("debug")
     params_file = args.pop("params")
-    try:
+    with reported_failures():  # one line per failure; 130 on Ctrl-C, 143 on SIGTERM after clean-up
         run(load_params(params_file), **args)
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted; finished outputs are kept, re-run to continue", file=sys.stderr)
-        sys.exit(130)

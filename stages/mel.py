@@ -1,6 +1,7 @@
 """Stage `mel`: log-mel spectrogram and frame-level note data of every recording.
 
-Writes the features folder (<id>.npz, index.csv), corpus statistics and an example picture (a
+Writes the features folder (<id>.npz, index.csv, left_out.csv: the recordings aligned with less than
+align.min_confidence, left out of training with a warning), corpus statistics and an example picture (a
 log-mel with the aligned notes on top).
 """
 
@@ -23,9 +24,16 @@ def run(params: Params, raw: Path, audio: Path, alignments: Path, out: Path, met
         )
     recordings = read_manifest(audio)
     with atomic_dir(out) as tmp:
-        stats = featurize_corpus(recordings, raw, audio, alignments, params.mel, tmp, picture)
+        stats = featurize_corpus(
+            recordings, raw, audio, alignments, params.mel, tmp, params.align.min_confidence, picture
+        )
     write_json(metrics, stats)
     print(f"mel: {stats['recordings']} recordings, {stats['frames']} frames ({stats['hours'] * 60:.1f} min) in {out}")
+    if stats["left_out"]:
+        print(
+            f"warning: {len(stats['left_out'])} recording(s) left out of training, alignment confidence under "
+            f"align.min_confidence {params.align.min_confidence:g}: {', '.join(stats['left_out'])}"
+        )
 
 
 if __name__ == "__main__":
@@ -35,7 +43,7 @@ if __name__ == "__main__":
         {
             "raw": "input: the prepare stage's raw corpus (scores)",
             "audio": "input: the resample stage's 16 kHz audio folder",
-            "alignments": "input: the align stage's alignments",
+            "alignments": "input: the align stage's alignments (and their confidence)",
             "out": "output: the features folder",
             "metrics": "output: corpus statistics (JSON)",
             "picture": "output: an example log-mel with its notes (PNG)",

@@ -31,7 +31,10 @@ def test_repository_params_load_into_typed_objects(repo_root):
     [
         (lambda p: p["align"].update(feature_rat=100), "unknown setting.*align.feature_rat"),
         (lambda p: p["mel"].update(n_mels="eighty"), "mel.n_mels must be int"),
-        (lambda p: p["data"].update(source="youtube"), "data.source must be builtin, bach-violin or maestro"),
+        (
+            lambda p: p["data"].update(source="youtube"),
+            "data.source must be one of builtin, bach-violin, maestro, folder",
+        ),
         # no competing defaults in the code: a setting missing from the file is an error, not a fallback
         (lambda p: p["mel"].pop("hop_length"), r"missing setting\(s\) params.mel.hop_length"),
         (lambda p: p["train_synthesis"]["train"].pop("max_steps"), "missing setting.*train_synthesis.train.max_steps"),
@@ -140,3 +143,45 @@ def test_the_mel_group_alone_loads_for_consumers_of_trained_models(tmp_path):
     path.write_text(yaml.safe_dump({"lr": 1}))
     with pytest.raises(PipelineError, match=r"missing setting\(s\) params.mel"):
         load_mel(path)
+
+
+@pytest.mark.parametrize(
+    ("group", "key", "value", "message"),
+    [
+        ("resample", "sample_rate", 0, "params.resample.sample_rate must be >= 1, not 0"),
+        ("align", "band_seconds", float("nan"), "params.align.band_seconds must be a finite number, not nan"),
+        ("align", "band_seconds", float("inf"), "params.align.band_seconds must be a finite number, not inf"),
+        ("align", "program", 128, "params.align.program must be in [0, 127], not 128"),
+        ("mel", "n_mels", -80, "params.mel.n_mels must be >= 1, not -80"),
+        ("mel", "fmax", 9000.0, "params.mel needs fmin < fmax <= sample_rate / 2"),
+        ("mel", "win_length", 2048, "params.mel.win_length (2048) must be <= mel.n_fft (1024)"),
+        ("split", "test_share", 1.0, "params.split.test_share must be in [0, 1), not 1"),
+        ("evaluate", "confidence", 1.0, "params.evaluate.confidence must be in (0, 1), not 1"),
+        ("evaluate", "bootstrap_resamples", 0, "params.evaluate.bootstrap_resamples must be >= 1, not 0"),
+        ("train_hifigan", "lr_decay", 0.0, "params.train_hifigan.lr_decay must be in (0, 1], not 0"),
+        ("train_hifigan", "mel_weight", -1.0, "params.train_hifigan.mel_weight must be >= 0, not -1"),
+        ("train_hifigan", "betas", [0.8, 1.5], "params.train_hifigan.betas must be in [0, 1), not 1.5"),
+        ("train_synthesis.optimizer", "lr", 0.0, "params.train_synthesis.optimizer.lr must be > 0, not 0"),
+        ("train_alignment.train", "max_steps", -5, "params.train_alignment.train.max_steps must be >= 1, not -5"),
+        ("train_alignment.train", "batch_size", 0, "params.train_alignment.train.batch_size must be >= 1, not 0"),
+        ("train", "log_every", 0, "params.train_alignment.train.log_every must be >= 1, not 0"),
+        ("data", "seed", -1, "params.data.seed must be >= 0, not -1"),
+        ("data.builtin", "max_seconds", 0.0, "params.data.builtin.max_seconds must be > 0, not 0"),
+    ],
+)
+def test_a_value_out_of_its_range_is_one_error_naming_the_key(tmp_path, group, key, value, message):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    block = raw
+    for part in group.split("."):
+        block = block[part]
+    block[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PipelineError) as err:
+        load_params(path)
+    assert message in str(err.value) and str(err.value).startswith(str(path))
+
+
+def test_the_paper_parameter_files_are_in_range():
+    for name in ("params.yaml", "params/paper-violin.yaml", "params/paper-piano.yaml"):
+        load_params(REPO / name)

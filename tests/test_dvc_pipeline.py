@@ -182,6 +182,11 @@ def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((root / "metrics/evaluate.json").read_text())
     assert metrics["clips"] >= 1 and metrics["test_recordings"] == 1
+    # the exact model files evaluated (`performer models register` checks them against what it registers)
+    from pipeline.io import file_md5
+
+    assert metrics["models"]["synthesis"] == file_md5(root / "models/synthesis/model.pt")
+    assert {"alignment", "hifigan", "hifigan_v2", "performancenet"} <= set(metrics["models"])
     for system in SYSTEMS[:-2]:  # every audio-producing system has its end-to-end mel error and note metrics
         assert metrics[system]["audio_mel_mse"] is not None, system
         assert 0 <= metrics[system]["multipitch_accuracy"] <= 1, system

@@ -81,3 +81,29 @@ def test_each_system_is_scored_at_the_transcriber_latency_that_fits_it():
     assert chosen == {"A": 0.03, "B": 0.0}
     assert scores.values["A"]["note_onset_f1"]["c0"] == 0.8 and scores.values["B"]["multipitch_accuracy"]["c4"] == 0.9
     assert not [k for k in scores.values["A"] if "@" in k]
+
+
+def test_the_metrics_record_every_model_file_the_evaluation_loads(tmp_path):
+    """`evaluated_models` hashes exactly the model folders the evaluate stage depends on (dvc.yaml), so that
+    `performer models register` can tell an evaluation of these models from one of older ones."""
+    import hashlib
+    from pathlib import Path
+
+    import yaml
+
+    from pipeline.evaluation.table2 import evaluated_models
+    from tests._params import PARAMS
+
+    repo = Path(__file__).resolve().parents[1]
+    deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["evaluate"]["deps"]
+    folders = {d.split("/", 1)[1] for d in deps if d.startswith("models/")}
+    assert "alignment" in folders and "synthesis" in folders and "hifigan" in folders
+    for i, folder in enumerate(sorted(folders)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.pt").write_bytes(b"weights %d" % i)
+    (tmp_path / "unrelated").mkdir()
+    (tmp_path / "unrelated" / "model.pt").write_bytes(b"not evaluated")
+    recorded = evaluated_models(PARAMS, tmp_path)
+    assert set(recorded) == folders
+    for folder, md5 in recorded.items():
+        assert md5 == hashlib.md5((tmp_path / folder / "model.pt").read_bytes()).hexdigest()

@@ -282,7 +282,8 @@ def test_targets_and_force(synthetic):
 
 # The project the served deployment retrains: `train` publishes three real (tiny) models logged to a
 # temporary SQLite MLflow store the way the training stages do (models/<name>/mlflow.json), `evaluate`
-# writes metrics/evaluate.json with the metric taken from params.yaml, and the retrain flow registers and
+# writes metrics/evaluate.json with the metric taken from params.yaml (and the md5 of the model files, as the
+# real stage records what it evaluated), and the retrain flow registers and
 # promotes them through pipeline.registry itself.
 TRAIN = """import shutil, yaml
 from pathlib import Path
@@ -290,14 +291,16 @@ yaml.safe_load(open("params.yaml"))["lr"]
 for name in ("alignment", "synthesis", "hifigan"):
     Path("models", name).mkdir(parents=True, exist_ok=True)
     shutil.copy(Path("trained", name, "mlflow.json"), Path("models", name, "mlflow.json"))
+    shutil.copy(Path("trained", name, "model.pt"), Path("models", name, "model.pt"))
 """
 
-EVALUATE = """import json, yaml
+EVALUATE = """import hashlib, json, yaml
 from pathlib import Path
 mse = yaml.safe_load(open("params.yaml"))["mse"]
+models = {p.parent.name: hashlib.md5(p.read_bytes()).hexdigest() for p in Path("models").glob("*/model.pt")}
 Path("metrics").mkdir(exist_ok=True)
 Path("metrics/evaluate.json").write_text(json.dumps({"clips": 3, "deep_performer": {"audio_mel_mse": mse,
-                                                     "mel_mse": mse / 2}}))
+                                                     "mel_mse": mse / 2}, "models": models}))
 """
 
 
@@ -314,6 +317,7 @@ def test_served_retrain_deployment_runs_on_a_real_server(tmp_path, trained):  # 
     for name in ("alignment", "synthesis", "hifigan"):
         (root / "trained" / name).mkdir(parents=True)
         shutil.copy(trained["base"] / "models" / name / "mlflow.json", root / "trained" / name)
+        shutil.copy(trained["base"] / "models" / name / "model.pt", root / "trained" / name)
     shutil.copy(trained["base"] / "mlflow.db", tmp_path / "mlflow.db")  # a registry of our own, empty
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (root / "train.py").write_text(TRAIN)

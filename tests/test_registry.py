@@ -21,10 +21,11 @@ import soundfile as sf
 from _servers import free_port, stop, wait_until_answers
 from pipeline.errors import PipelineError
 from pipeline.inference import render_score
+from pipeline.io import file_md5
 from pipeline.registry.loading import load_models
 from pipeline.scores import read_score
 from tests.test_cli import assert_one_line_error
-from tests.test_inference import NAMES, performer_cli, small_models
+from tests.test_inference import NAMES, performer_cli, small_models, write_models
 from tests.test_scores import write_midi
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ def evaluation(audio_mel_mse: float, mel_mse: float) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Three tiny models logged as training runs the way run_training does (MlflowTracker, mlflow.json)."""
+    """Three tiny models logged as training runs the way run_training does (MlflowTracker, mlflow.json), and
+    their model.pt files."""
     from pipeline.tracking import MlflowTracker
 
     base = tmp_path_factory.mktemp("trained")
@@ -72,6 +74,7 @@ def trained(tmp_path_factory):
                 json.dumps({"run_id": tracker.run_id, "model_uri": uri})
             )
             tracker.end()
+    write_models(base / "models", models)
     midi = base / "tune.mid"
     write_midi(midi, [(i * 0.5, 0.5, 60 + (i % 7), 80) for i in range(12)], tempo_bpm=100)
     return {"base": base, "models": models, "midi": midi}
@@ -79,13 +82,15 @@ def trained(tmp_path_factory):
 
 @pytest.fixture
 def store(trained, tmp_path, monkeypatch):
-    """A project root with the trained models' mlflow.json files, a copy of the tracking store, no registry yet."""
+    """A project root with the trained models' mlflow.json and model.pt files, a copy of the tracking store, no
+    registry yet."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(REPO / "params.yaml", root / "params.yaml")  # the mel recipe registered with the models
     for name in ("alignment", "synthesis", "hifigan"):
         (root / "models" / name).mkdir(parents=True)
         shutil.copy(trained["base"] / "models" / name / "mlflow.json", root / "models" / name)
+        shutil.copy(trained["base"] / "models" / name / "model.pt", root / "models" / name)
     shutil.copy(trained["base"] / "mlflow.db", tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
@@ -96,9 +101,16 @@ def store(trained, tmp_path, monkeypatch):
     return {**trained, "root": root, "uri": uri}
 
 
+def evaluated_hashes(root: Path) -> dict[str, str]:
+    """What the evaluate stage records of the models it evaluated: ``{folder: md5 of model.pt}``."""
+    return {p.parent.name: file_md5(p) for p in sorted((root / "models").glob("*/model.pt"))}
+
+
 def write_evaluation(root: Path, audio_mel_mse: float, mel_mse: float) -> None:
+    """metrics/evaluate.json as the evaluate stage writes it, of the models now in ``root/models``."""
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics" / "evaluate.json").write_text(json.dumps(evaluation(audio_mel_mse, mel_mse)))
+    data = {**evaluation(audio_mel_mse, mel_mse), "models": evaluated_hashes(root)}
+    (root / "metrics" / "evaluate.json").write_text(json.dumps(data))
 
 
 def aliases(client) -> dict[str, dict[str, str]]:
@@ -198,6 +210,61 @@ def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
     with pytest.raises(PipelineError, match=r"no candidate version.*performer models register"):
         promote_if_better()
     assert_one_line_error(performer_cli("models", "promote"), "no candidate version")
+
+
+@pytest.mark.slow
+def test_register_refuses_an_evaluation_of_other_models(store):
+    """Training re-ran, evaluate did not: the old numbers must not be tagged on the new models."""
+    from mlflow import MlflowClient
+
+    from pipeline.models.persistence import save_model
+    from pipeline.registry import list_versions, register_candidate
+
+    root, client = store["root"], MlflowClient(store["uri"], store["uri"])
+    write_evaluation(root, 1.8262, 1.1297)
+    assert register_candidate(root) == dict.fromkeys(ALL, 1)  # the evaluated models themselves: registered
+    synthesis_md5 = file_md5(root / "models" / "synthesis" / "model.pt")
+    assert client.get_model_version("deep-performer-synthesis", "1").tags["model_md5"] == synthesis_md5
+
+    retrained = small_models(seed=6).synthesis  # train_synthesis re-ran: other weights in model.pt
+    save_model(root / "models" / "synthesis" / "model.pt", retrained, retrained.config())
+    assert file_md5(root / "models" / "synthesis" / "model.pt") != synthesis_md5
+    with pytest.raises(PipelineError, match=r"evaluates other models than models/synthesis/model\.pt") as err:
+        register_candidate(root)
+    assert "dvc repro evaluate" in str(err.value) and "\n" not in str(err.value)
+    result = performer_cli("models", "register", cwd=root)
+    assert_one_line_error(result)
+    assert result.stderr.strip() == (
+        "error: metrics/evaluate.json: evaluates other models than models/synthesis/model.pt "
+        "(run `dvc repro evaluate` first)"
+    )
+    assert {(r["name"], r["version"]) for r in list_versions()} == {(name, 1) for name in ALL}  # nothing new
+    assert aliases(client) == everywhere(candidate=1)
+
+    write_evaluation(root, 1.9, 1.2)  # evaluate re-ran on the new models: registered
+    assert register_candidate(root) == dict.fromkeys(ALL, 2)
+    assert client.get_model_version("deep-performer-synthesis", "2").tags["model_md5"] != synthesis_md5
+
+
+@pytest.mark.slow
+def test_register_refuses_an_evaluation_that_records_no_models(store):
+    from pipeline.registry import list_versions, register_candidate
+
+    root = store["root"]
+    write_evaluation(root, 1.8, 1.1)
+    data = json.loads((root / "metrics" / "evaluate.json").read_text())
+    del data["models"]  # written by an evaluate stage from before the models were recorded
+    (root / "metrics" / "evaluate.json").write_text(json.dumps(data))
+    with pytest.raises(PipelineError, match=r"records no hashes of the models it evaluated.*dvc repro evaluate"):
+        register_candidate(root)
+    result = performer_cli("models", "register", cwd=root)
+    assert_one_line_error(result, "metrics/evaluate.json", "records no hashes", "`dvc repro evaluate`")
+
+    write_evaluation(root, 1.8, 1.1)
+    (root / "models" / "hifigan" / "model.pt").unlink()
+    with pytest.raises(PipelineError, match=r"no trained hifigan model \(run `dvc repro train_hifigan`\)"):
+        register_candidate(root)
+    assert list_versions() == []
 
 
 # ------------------------------------------------------------------------------------------ promote

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from pipeline.audio import FFMPEG_SUFFIXES, decode_with_ffmpeg
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
@@ -56,9 +58,27 @@ def _decode(src: sf.SoundFile):
     if src.format in BLOCKWISE_FORMATS:
         yield from src.blocks(READ_BLOCK, dtype="float32", always_2d=True)
         return
-    whole = src.read(dtype="int16", always_2d=True)
+    yield from _int16_blocks(src.read(dtype="int16", always_2d=True))
+
+
+def _int16_blocks(whole: np.ndarray) -> Iterator[np.ndarray]:
     for first in range(0, len(whole), READ_BLOCK):
         yield whole[first : first + READ_BLOCK].astype(np.float32) * np.float32(1 / 32768)
+
+
+@contextlib.contextmanager
+def _open_source(source: Path) -> Iterator[tuple[int, int, Iterator[np.ndarray]]]:
+    """Rate, channels and float32 blocks of ``source`` (libsndfile, or FFmpeg for FFMPEG_SUFFIXES)."""
+    if source.suffix.lower() in FFMPEG_SUFFIXES:
+        whole, rate = decode_with_ffmpeg(source)  # int16, like libsndfile's compressed formats below
+        yield rate, whole.shape[1], _int16_blocks(whole)
+        return
+    try:
+        handle = sf.SoundFile(str(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise PipelineError(f"not a readable audio file ({err})", source) from err
+    with handle as src:
+        yield src.samplerate, src.channels, _decode(src)
 
 
 def cut_to_flac(source: Path, cuts: list[Cut], mono: bool = True) -> int:
@@ -69,19 +89,14 @@ def cut_to_flac(source: Path, cuts: list[Cut], mono: bool = True) -> int:
     that starts past the end of the recording is a PipelineError; one that ends past it (by up
     to END_SLACK_S) is shortened.
     """
-    try:
-        handle = sf.SoundFile(str(source))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise PipelineError(f"not a readable audio file ({err})", source) from err
-    with handle as src, contextlib.ExitStack() as stack:
-        rate = src.samplerate
-        channels = 1 if mono else src.channels
+    with _open_source(source) as (rate, source_channels, blocks), contextlib.ExitStack() as stack:
+        channels = 1 if mono else source_channels
         spans = [(round(c.start * rate), round(c.end * rate) if c.end is not None else sys.maxsize, c) for c in cuts]
         writers: dict[int, sf.SoundFile] = {}
         last = max((stop for _, stop, _ in spans), default=0)
         pos = 0
         try:
-            for block in _decode(src):
+            for block in blocks:
                 if mono:
                     block = block.mean(axis=1, keepdims=True)
                 np.clip(block, -1.0, 1.0, out=block)  # lossy decoders overshoot slightly; never wrap

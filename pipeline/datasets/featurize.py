@@ -1,11 +1,14 @@
 """The mel stage's work: every recording's log-mel spectrogram and frame-level note data.
 
 Writes ``<out>/<id>.npz`` (see :mod:`pipeline.features`) and ``<out>/index.csv`` (one row per
-recording: the split and the training stages read it), and returns corpus statistics.
+recording: the split and the training stages read it), and returns corpus statistics. Recordings whose
+alignment confidence is under ``align.min_confidence`` are left out (a warning names them) and listed in
+``<out>/left_out.csv`` (:mod:`pipeline.datasets.confidence`), which the evaluate report shows.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,15 @@ from tqdm import tqdm
 
 from pipeline.audio import load_audio
 from pipeline.config import MelConfig
+from pipeline.datasets.confidence import (
+    LEFT_OUT_COLUMNS,
+    LEFT_OUT_FILE,
+    LOW_CONFIDENCE,
+    low_confidence,
+    read_confidence,
+)
 from pipeline.datasets.layout import Recording
+from pipeline.errors import PipelineError
 from pipeline.features import FEATURE_KEYS, note_features, save_features
 from pipeline.io import atomic_path
 from pipeline.mel import LogMelSpectrogram
@@ -30,10 +41,14 @@ def featurize_corpus(
     alignments: Path,
     mel: MelConfig,
     out: Path,
+    min_confidence: float,
     picture: Path | None = None,
 ) -> dict:
-    """Features of every recording into ``out``; ``picture``: the first one's log-mel with its aligned
-    notes on top. Returns recordings, frames, hours, the mel's mean and std, the feature keys."""
+    """Features of every recording aligned with at least ``min_confidence`` (``alignments``/confidence.json)
+    into ``out``; ``picture``: the first one's log-mel with its aligned notes on top. Returns recordings,
+    frames, hours, the mel's mean and std, the feature keys, and the ids left out."""
+    left_out = drop_low_confidence(recordings, alignments, min_confidence, out)
+    recordings = [r for r in recordings if r.id not in left_out]
     mel_module = LogMelSpectrogram(mel)
     rows, total, sums, squares = [], 0, 0.0, 0.0
     for i, rec in enumerate(tqdm(recordings, desc="mel", unit="rec")):
@@ -72,4 +87,35 @@ def featurize_corpus(
         "mel_mean": round(mean, 4),
         "mel_std": round(std, 4),
         "keys": list(FEATURE_KEYS),
+        "left_out": left_out,
     }
+
+
+def drop_low_confidence(recordings: list[Recording], alignments: Path, min_confidence: float, out: Path) -> list[str]:
+    """Ids of the recordings aligned with less than ``min_confidence``: listed in ``out``/left_out.csv
+    (written even when empty) and named in a warning."""
+    confidence = read_confidence(alignments)
+    missing = [r.id for r in recordings if r.id not in confidence]
+    if missing:
+        raise PipelineError(f"no alignment confidence for {', '.join(missing)} (re-run the align stage)", alignments)
+    low = set(low_confidence({r.id: confidence[r.id] for r in recordings}, min_confidence))
+    rows = [
+        {
+            "id": r.id,
+            "piece": r.piece,
+            "performer": r.performer,
+            "confidence": confidence[r.id],
+            "reason": f"{LOW_CONFIDENCE} {confidence[r.id]:.2f} < align.min_confidence {min_confidence:g}",
+        }
+        for r in recordings
+        if r.id in low
+    ]
+    with atomic_path(out / LEFT_OUT_FILE) as tmp:
+        pd.DataFrame(rows, columns=LEFT_OUT_COLUMNS).to_csv(tmp, index=False)
+    if rows:
+        named = ", ".join(f"{row['id']} ({row['confidence']:.2f})" for row in rows)
+        warnings.warn(
+            f"left out of training, alignment confidence under align.min_confidence {min_confidence:g}: {named}",
+            stacklevel=2,
+        )
+    return [r.id for r in recordings if r.id in low]

@@ -33,6 +33,7 @@ class Recording:
     polyphonic: bool
     tuning_cents: float = 0.0  # e.g. -100 for baroque pitch (A=415) with notes left untransposed
     source: str = ""
+    program: int = -1  # General MIDI program of the instrument (the alignment's reference); -1: params align.program
 
 
 MANIFEST_COLUMNS = [f.name for f in fields(Recording)]
@@ -63,6 +64,7 @@ def read_manifest(root: str | Path) -> list[Recording]:
         row["performer_id"] = int(row["performer_id"])
         row["tempo_qpm"] = float(row["tempo_qpm"])
         row["tuning_cents"] = float(row["tuning_cents"] or 0.0)
+        row["program"] = int(row["program"]) if str(row["program"]).strip() else -1
         out.append(Recording(**row))
     return out
 

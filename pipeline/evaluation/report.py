@@ -219,11 +219,13 @@ def write_report(
     title: str,
     mel: MelConfig,
     notes: str = "",
+    left_out: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/assets/`` atomically; return the path of ``index.html``.
 
     ``table``: rows are systems (the index holds their names), columns are metrics; ``mel``: the recipe of
-    the clips' frames and audio.
+    the clips' frames and audio; ``left_out``: recordings left out of training and evaluation (columns
+    ``id``, ``reason``; the mel stage's left_out.csv), listed under the metrics when there are any.
     """
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -236,7 +238,7 @@ def write_report(
             clip_dir = assets / slug
             clip_dir.mkdir()
             sections.append(_clip_html(clip, clip_dir, f"assets/{slug}", mel))
-        page = _page_html(title, notes, table, sections, len(clips))
+        page = _page_html(title, notes, table, sections, len(clips), _left_out_html(left_out))
         (tmp / "index.html").write_text(page, encoding="utf-8")
     return out_dir / "index.html"
 
@@ -295,7 +297,22 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> st
     )
 
 
-def _page_html(title: str, notes: str, table: pd.DataFrame, sections: list[str], n_clips: int) -> str:
+def _left_out_html(left_out: pd.DataFrame | None) -> str:
+    """A section listing the recordings left out (id: reason), or nothing."""
+    if left_out is None or left_out.empty:
+        return ""
+    items = "".join(f"<li><code>{_e(row.id)}</code>: {_e(row.reason)}</li>" for row in left_out.itertuples())
+    return (
+        f'<section id="left-out"><h2>Left out: low alignment confidence</h2>'
+        f'<p class="meta">{len(left_out)} recording{"" if len(left_out) == 1 else "s"} whose score-to-audio '
+        "alignment was not trusted (align.min_confidence) are in no part of the split: not trained on, "
+        f"not evaluated.</p><ul>{items}</ul></section>\n"
+    )
+
+
+def _page_html(
+    title: str, notes: str, table: pd.DataFrame, sections: list[str], n_clips: int, left_out_html: str = ""
+) -> str:
     notes_html = f'<p class="notes">{_e(notes)}</p>' if notes else ""
     return (
         "<!DOCTYPE html>\n"
@@ -304,6 +321,7 @@ def _page_html(title: str, notes: str, table: pd.DataFrame, sections: list[str],
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body><main>"
         f"<header><h1>{_e(title)}</h1>{notes_html}</header>\n"
         f"<section><h2>Metrics</h2>{_table_html(table)}</section>\n"
+        f"{left_out_html}"
         + "\n".join(sections)
         + f"\n<footer>{n_clips} clip{'' if n_clips == 1 else 's'} &middot; listening report by deep-performer</footer>"
         f'<pre id="{CHECK_RESULT_ID}"></pre>'

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pipeline.config import MelConfig, Params
 from pipeline.datasets.clips import ClipDataset, collate_clips
+from pipeline.datasets.confidence import read_left_out
 from pipeline.datasets.split import read_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation import systems as sys_
@@ -36,6 +37,7 @@ from pipeline.evaluation.report import ReportClip, write_report
 from pipeline.evaluation.tables import TableOutputs, by_material, display_table, slug, write_outputs
 from pipeline.evaluation.timing import alignment_model_timing, constant_tempo, timing_rows
 from pipeline.evaluation.transcription import Transcriber
+from pipeline.io import file_md5
 from pipeline.mel import log_mel
 from pipeline.models.alignment import AlignmentModel, model_class_tempo
 from pipeline.models.persistence import load_model
@@ -73,6 +75,15 @@ def build_systems(params: Params, models: Path) -> dict:
     return systems
 
 
+def evaluated_models(params: Params, models: Path) -> dict[str, str]:
+    """``{folder: md5 of <models>/<folder>/model.pt}`` for every model file the evaluation loads (the
+    systems of :func:`build_systems` and the alignment model's timing), hashed before they are loaded.
+    The metrics record them (``models``): `performer models register` refuses other models."""
+    folders = ["alignment", "synthesis", *(f"synthesis_{name}" for name in params.train_synthesis.ablations)]
+    folders += ["hifigan", "hifigan_v2", "hifigan_baseline", "performancenet"]
+    return {f: file_md5(models / f / "model.pt") for f in folders if (models / f / "model.pt").is_file()}
+
+
 def comparisons(systems: list[str]) -> list[tuple[str, str]]:
     """The paper's comparisons: Deep Performer vs each baseline and ablation; the alignment model vs
     constant tempo; and the vocoder against its floor."""
@@ -105,6 +116,7 @@ def evaluate_table(
         features, test_ids, audio_dir=audio, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
     )
     order = list(range(len(clips)))[: config.clips or None]
+    model_hashes = evaluated_models(params, models)  # before loading: a file replaced meanwhile reads as stale
     systems = build_systems(params, models)
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
     transcription = asdict(params.evaluate.transcription)
@@ -168,7 +180,9 @@ def evaluate_table(
         f"{len(order)} test clips of {len(test_ids)} recordings of {len(pieces)} unseen pieces ({', '.join(pieces)})"
     )
     materials = by_material(scores, names, polyphonic)
-    write_outputs(outputs, table, diffs, timing, len(order), split, config.confidence, materials, latency)
+    write_outputs(
+        outputs, table, diffs, timing, len(order), split, config.confidence, materials, latency, models=model_hashes
+    )
     write_report(
         report,
         display_table(table),
@@ -178,6 +192,7 @@ def evaluate_table(
         notes=f"{described}; every metric on every clip, mean ± half-width of the "
         f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
         "not the paper's numbers.",
+        left_out=read_left_out(features),
     )
     log_to_mlflow(params, table, outputs, report)
     print(display_table(table).to_string())

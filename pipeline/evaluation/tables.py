@@ -57,6 +57,7 @@ def write_outputs(
     confidence: float,
     materials: dict[str, dict[str, float]],
     latency: dict[str, float],
+    models: dict[str, str] | None = None,
 ) -> None:
     metrics: dict = {}
     for system in table.mean.index:
@@ -81,6 +82,8 @@ def write_outputs(
     metrics["clips"] = n_clips
     metrics["test_recordings"] = len(split.test)
     metrics["confidence"] = confidence
+    if models is not None:  # {model folder: md5 of its model.pt}: what was evaluated (`performer models register`)
+        metrics["models"] = dict(models)
     write_json(outputs.metrics, metrics)
     with atomic_path(outputs.table_csv) as tmp:
         flat = pd.DataFrame(index=table.mean.index)

@@ -19,7 +19,9 @@ DEFAULT_CRON = "0 3 * * 1"  # kept equal to pipeline.flows.retrain.DEFAULT_CRON 
 
 
 def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
+    from pipeline.failures import report
+
+    report(err)
     raise typer.Exit(1)
 
 

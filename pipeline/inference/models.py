@@ -10,6 +10,7 @@ import torch
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
+from pipeline.inference.blend import PerformerBlend, PerformerSpec, parse_performers
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.persistence import load_model
 from pipeline.models.synthesis import SynthesisModel
@@ -55,14 +56,34 @@ class PerformerModels:
     def performers(self) -> tuple[str, ...]:
         return tuple(self.synthesis.hparams["performer_names"])
 
+    @property
+    def known_performers(self) -> str:
+        """The performers these models know, for messages: their names (ids for older models)."""
+        names = self.performers
+        return ", ".join(names) if names else f"0 .. {self.synthesis.hparams['n_performers'] - 1}"
+
     def performer_id(self, name: str) -> int:
         names = self.performers
         if name in names:
             return names.index(name)
         if not names and name.isdigit() and int(name) < self.synthesis.hparams["n_performers"]:
             return int(name)  # models trained before performer names were stored
-        known = ", ".join(names) if names else f"0 .. {self.synthesis.hparams['n_performers'] - 1}"
-        raise PipelineError(f"unknown performer {name!r} (these models know: {known})", self.source)
+        raise PipelineError(f"unknown performer {name!r} (these models know: {self.known_performers})", self.source)
+
+    def performer_blend(self, spec: PerformerSpec) -> PerformerBlend:
+        """One performer (``"aurora"``) or a blend (``"aurora:0.7,bruno:0.3"`` or ``{"aurora": 0.7,
+        "bruno": 0.3}``; :mod:`pipeline.inference.blend`), resolved to the models' performer ids."""
+        weights = parse_performers(spec, self.known_performers, self.source)
+        ids: list[int] = []
+        for name in weights:
+            performer = self.performer_id(name)
+            if performer in ids:
+                raise PipelineError(
+                    f"performer {name!r} is given twice in the blend (these models know: {self.known_performers})",
+                    self.source,
+                )
+            ids.append(performer)
+        return PerformerBlend(tuple(weights), tuple(ids), tuple(weights.values()))
 
     @property
     def device(self) -> torch.device:

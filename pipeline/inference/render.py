@@ -7,15 +7,21 @@
 The models were trained on 5-second clips, so every step runs on windows of that size and
 joins them:
 
-* **Timing** (:func:`predict_timing`). Windows of ``window_seconds`` of score time (at the
-  render tempo) advance by half a window. The model predicts onsets relative to each window's
-  first note; what is kept from a window is the interval between consecutive chords (and the
-  durations) in its central part, where it saw context on both sides. The global timeline is
+* **Timing** (:func:`predict_timing`). Windows of ``window_seconds`` of score time (along the
+  score's tempo map, opened at the render tempo) advance by half a window. Each window is played at
+  its own tempo, the map's there (its mean over the window's span where the tempo changes inside it,
+  the notes then re-timed at that tempo), so every tempo change of the score is honoured; a tempo
+  outside the model's tempo classes is a :class:`TempoRangeWarning`. The model predicts onsets
+  relative to each window's first note; what is kept from a window is the interval between
+  consecutive chords (and the durations) in its central part, where it saw context on both sides. The global timeline is
   the running sum of the kept intervals, so it is monotone by construction, and is made a valid
   frame timeline by :func:`pipeline.models.alignment.to_timeline`.
 * **Mel** (:func:`synthesize_mel`). Windows of ``mel.clip_frames`` frames (the training clips') overlapping by
   ``overlap`` frames are cut exactly as training clips are (``cut_clip`` + ``collate_clips``),
   predicted in batches, and cross-faded with raised-cosine weights over the overlaps.
+* **Performer**: one, or a blend (``"aurora:0.7,bruno:0.3"``, :mod:`pipeline.inference.blend`) whose
+  weights (``performer_weights``) mix the performer embeddings of both the alignment model (timing)
+  and the synthesis model (timbre); a blend with one weight > 0 plays that performer exactly.
 * **Waveform** (:func:`vocode`). The fully convolutional vocoder runs on chunks with
   ``context`` frames of real mel on each side, discarded afterwards: the result equals a single
   pass (up to float rounding) at bounded memory.
@@ -23,6 +29,7 @@ joins them:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +38,7 @@ import torch
 
 from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
+from pipeline.inference.blend import PerformerSpec
 from pipeline.inference.models import PerformerModels
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
@@ -40,10 +48,14 @@ from pipeline.scores import NoteTable
 # ------------------------------------------------------------------------------------------ timing
 
 
+class TempoRangeWarning(UserWarning):
+    """A tempo of the score outside the alignment model's tempo classes: played at the nearest end."""
+
+
 def _chord_windows(group_ticks: np.ndarray, span: float) -> list[tuple[int, int]]:
-    """Windows ``[a, b)`` of chord indices covering all chords, each spanning < ``span`` ticks of
-    score time (but at least two chords), the next starting half a span later and overlapping
-    the previous by at least one chord."""
+    """Windows ``[a, b)`` of chord indices covering all chords, each spanning < ``span`` of score
+    time (``group_ticks``' unit: ticks, or seconds along a tempo map; but at least two chords), the
+    next starting half a span later and overlapping the previous by at least one chord."""
     n = len(group_ticks)
     windows: list[tuple[int, int]] = []
     a = 0
@@ -65,25 +77,48 @@ def predict_timing(
     tempo_qpm: float,
     window_seconds: float = 5.0,
     batch_size: int = 32,
+    performer_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Performed ``(onset_frame, offset_frame)`` of every note of ``notes`` (int arrays, notes'
-    order), onsets monotone in score time and chords together, first onset at frame 0."""
+    order), onsets monotone in score time and chords together, first onset at frame 0.
+
+    ``tempo_qpm``: the opening tempo; the notes' tempo map is scaled to open at it
+    (:meth:`pipeline.scores.NoteTable.tempo_map`), and each window is played at the map's tempo there.
+    A window tempo outside the model's ``tempo_range`` is played at the nearest end of it, with a
+    :class:`TempoRangeWarning` that names the range.
+
+    ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
+    instead of ``performer``."""
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
     device = next(model.parameters()).device
     ticks = notes.onset.astype(np.int64)
     group_ticks, group = np.unique(ticks, return_inverse=True)
-    span = window_seconds * tempo_qpm / 60.0 * notes.resolution
-    windows = _chord_windows(group_ticks, span)
+    if len(notes.tempo_map(tempo_qpm)) == 1:  # one tempo: windows in ticks
+        windows = _chord_windows(group_ticks, window_seconds * tempo_qpm / 60.0 * notes.resolution)
+    else:  # windows of window_seconds of score time along the tempo map
+        windows = _chord_windows(notes.time_at(group_ticks, tempo_qpm), window_seconds)
 
-    items, members = [], []
+    low, high = (float(q) for q in model.hparams["tempo_range"])
+    items, members, tempi = [], [], []
     for a, b in windows:
         idx = np.flatnonzero((group >= a) & (group < b))
         members.append(idx)
-        items.append(_note_item(notes, idx, performer, tempo_qpm))
+        qpm, onset, duration = _window_tempo(notes, idx, tempo_qpm)
+        tempi.append(qpm)
+        played = min(max(qpm, low), high)  # the model's classes end there (tempo_classes clamps too)
+        items.append(_note_item(notes, idx, performer, played, performer_weights, (onset, duration)))
+    slowest, fastest = min(tempi), max(tempi)
+    for extreme, played in ((slowest, low),) * (slowest < low) + ((fastest, high),) * (fastest > high):
+        warnings.warn(
+            f"tempo {extreme:.4g} qpm is outside the {low:g}-{high:g} qpm the alignment model was "
+            f"trained for: played at {played:g} qpm",
+            TempoRangeWarning,
+            stacklevel=3,  # the caller of predict_timing (inference_mode's wrapper is one frame)
+        )
     preds: list[np.ndarray] = []
     for i in range(0, len(items), batch_size):
-        batch = {k: v.to(device) for k, v in collate_clips(items[i : i + batch_size]).items()}
+        batch = {k: v.to(device) for k, v in _collate(items[i : i + batch_size]).items()}
         pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
         preds.extend(pred[j, : len(members[i + j])] for j in range(len(pred)))
 
@@ -109,16 +144,48 @@ def predict_timing(
     return onset_frame[0].numpy(), offset_frame[0].numpy()
 
 
-def _note_item(notes: NoteTable, idx: np.ndarray, performer: int, tempo_qpm: float) -> dict[str, np.ndarray]:
-    """One window of notes in the form of a training clip (``cut_clip``'s keys; no mel)."""
+def _window_tempo(notes: NoteTable, idx: np.ndarray, tempo_qpm: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """The tempo (qpm) a window of notes is played at, and its notes' ``(onset, duration)`` in ticks as
+    the model sees them.
+
+    Where the tempo map does not change between the window's first onset and last offset: the tempo
+    there and the notes as written. Where it does: the mean tempo over that span (ticks / seconds), and
+    the notes re-timed at it (each note's onset and offset in seconds along the map, times the mean
+    tempo's ticks per second, rounded), so that played at the one tempo the window gets, they sound
+    when the map says."""
+    onset, offset = notes.onset[idx].astype(np.int64), notes.offset[idx].astype(np.int64)
+    start, end = int(onset.min()), int(offset.max())
+    tempo_map = notes.tempo_map(tempo_qpm)
+    if not np.any((tempo_map[:, 0] > start) & (tempo_map[:, 0] < end)):
+        return float(notes.tempo_at(start, tempo_qpm)), onset, notes.duration[idx].astype(np.int64)
+    at_start, at_end = notes.time_at(np.array([start, end]), tempo_qpm)
+    qpm = (end - start) * 60.0 / (notes.resolution * (at_end - at_start))
+    ticks_per_second = qpm * notes.resolution / 60.0
+    on = np.round((notes.time_at(onset, tempo_qpm) - at_start) * ticks_per_second).astype(np.int64)
+    off = np.round((notes.time_at(offset, tempo_qpm) - at_start) * ticks_per_second).astype(np.int64)
+    return float(qpm), on, np.maximum(off - on, 1)
+
+
+def _note_item(
+    notes: NoteTable,
+    idx: np.ndarray,
+    performer: int,
+    tempo_qpm: float,
+    performer_weights: np.ndarray | None = None,
+    score: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """One window of notes in the form of a training clip (``cut_clip``'s keys; no mel), and the
+    performer blend's weights when there is one. ``score``: the notes' ``(onset, duration)`` ticks
+    when not as written (:func:`_window_tempo`)."""
     zeros = np.zeros(len(idx), dtype=np.int64)
-    onset = notes.onset[idx].astype(np.int64)
-    return {
+    onset, duration = score if score is not None else (notes.onset[idx], notes.duration[idx])
+    onset = onset.astype(np.int64)
+    item = {
         "mel": np.zeros((1, 1), np.float32),
         "pitch": notes.pitch[idx].astype(np.int64),
         "velocity": notes.velocity[idx].astype(np.int64),
         "score_onset": onset - onset.min(),
-        "score_duration": notes.duration[idx].astype(np.int64),
+        "score_duration": duration.astype(np.int64),
         "onset_frame": zeros,
         "offset_frame": zeros + 1,
         "target_onset": zeros.astype(np.float32),
@@ -126,6 +193,21 @@ def _note_item(notes: NoteTable, idx: np.ndarray, performer: int, tempo_qpm: flo
         "performer_id": np.int64(performer),
         "tempo_qpm": np.float32(tempo_qpm),
     }
+    return _with_weights(item, performer_weights)
+
+
+def _with_weights(item: dict[str, Any], performer_weights: np.ndarray | None) -> dict[str, Any]:
+    if performer_weights is not None:
+        item["performer_weights"] = np.asarray(performer_weights, np.float32)
+    return item
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """``collate_clips``, plus ``performer_weights`` (B, n_performers) when the items carry a blend."""
+    batch = collate_clips(items)
+    if "performer_weights" in items[0]:
+        batch["performer_weights"] = torch.from_numpy(np.stack([it["performer_weights"] for it in items]))
+    return batch
 
 
 # ------------------------------------------------------------------------------------------ mel
@@ -163,9 +245,13 @@ def synthesize_mel(
     window: int,
     overlap: int = 64,
     batch_size: int = 16,
+    performer_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Log-mel ``(n_mels, n_frames)`` of the notes played at the given frames, predicted in ``window``
-    frames at a time (the training clips' length, ``mel.clip_frames``)."""
+    frames at a time (the training clips' length, ``mel.clip_frames``).
+
+    ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
+    instead of ``performer``."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
@@ -185,8 +271,8 @@ def synthesize_mel(
     weight = np.zeros(n_frames)
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
-        clips = [cut_clip(data, s, min(window, n_frames - s)) for s in chunk]
-        batch = {k: v.to(device) for k, v in collate_clips(clips).items()}
+        clips = [_with_weights(cut_clip(data, s, min(window, n_frames - s)), performer_weights) for s in chunk]
+        batch = {k: v.to(device) for k, v in _collate(clips).items()}
         mel = model(**synthesis_inputs(model, batch)).float().cpu().numpy()
         for j, s in enumerate(chunk):
             length = clips[j]["mel"].shape[1]
@@ -246,6 +332,7 @@ class Rendering:
     offset_frame: np.ndarray  # (notes,) exclusive
     sample_rate: int
     hop_length: int
+    performer: str = ""  # who played: a name or the normalised blend, e.g. "aurora:0.7,bruno:0.3"
 
     @property
     def seconds(self) -> float:
@@ -253,23 +340,48 @@ class Rendering:
 
 
 def render_score(
-    models: PerformerModels, notes: NoteTable, performer: str, tempo_qpm: float | None = None, tail_seconds: float = 0.5
+    models: PerformerModels,
+    notes: NoteTable,
+    performer: PerformerSpec,
+    tempo_qpm: float | None = None,
+    tail_seconds: float = 0.5,
 ) -> Rendering:
-    """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default)."""
+    """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default).
+
+    ``tempo_qpm`` is the opening tempo: the score's tempo changes are all played, the whole tempo map
+    scaled by ``tempo_qpm / the score's first tempo`` (:meth:`pipeline.scores.NoteTable.tempo_map`).
+
+    ``performer``: a name, or a blend ``"aurora:0.7,bruno:0.3"`` / ``{"aurora": 0.7, "bruno": 0.3}``
+    (:mod:`pipeline.inference.blend`; weights normalised to sum 1) that mixes the performer embeddings
+    of both the alignment and the synthesis model. A blend with one weight > 0 renders exactly as that
+    performer alone (the models' plain lookup)."""
     mel = models.mel
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
     frame_rate = mel.sample_rate / mel.hop_length
-    qpm = float(tempo_qpm or notes.tempo_qpm)
+    qpm = notes.tempo_qpm if tempo_qpm is None else float(tempo_qpm)  # 0 is an error, not "the score's"
     if not 0 < qpm < 1000:
         raise PipelineError(f"tempo must be between 0 and 1000 quarter notes per minute, not {qpm:g}", notes.name)
-    performer_id = models.performer_id(performer)
+    blend = models.performer_blend(performer)
+    performer_id = blend.main_id
+    mixed = blend.single is None  # else the plain lookup: exactly the single performer's render
+    timing_weights = blend.vector(models.alignment.hparams["n_performers"]) if mixed else None
+    mel_weights = blend.vector(models.synthesis.hparams["n_performers"]) if mixed else None
     order = np.lexsort((notes.pitch, notes.onset))  # score order, chords by pitch
     played = notes.subset(order)
-    onset_sorted, offset_sorted = predict_timing(models.alignment, played, performer_id, qpm)
+    onset_sorted, offset_sorted = predict_timing(
+        models.alignment, played, performer_id, qpm, performer_weights=timing_weights
+    )
     n_frames = int(offset_sorted.max()) + int(round(tail_seconds * frame_rate))
     spec = synthesize_mel(
-        models.synthesis, played, onset_sorted, offset_sorted, performer_id, n_frames, window=mel.clip_frames
+        models.synthesis,
+        played,
+        onset_sorted,
+        offset_sorted,
+        performer_id,
+        n_frames,
+        window=mel.clip_frames,
+        performer_weights=mel_weights,
     )
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
@@ -278,4 +390,4 @@ def render_score(
     peak = float(np.abs(audio).max())
     if peak > 0.99:  # keep the dynamics; only avoid clipping
         audio *= 0.99 / peak
-    return Rendering(audio, spec, onset_frame, offset_frame, mel.sample_rate, mel.hop_length)
+    return Rendering(audio, spec, onset_frame, offset_frame, mel.sample_rate, mel.hop_length, str(blend))

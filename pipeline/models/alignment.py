@@ -39,6 +39,7 @@ from torch import nn
 
 from pipeline.models.losses import masked_mse
 from pipeline.models.note_encoding import NoteEmbedding, inter_onset_ticks
+from pipeline.models.performer_blend import performer_vectors
 from pipeline.models.tempo import N_TEMPO_CLASSES, TEMPO_RANGE, tempo_centers, tempo_class, tempo_classes
 from pipeline.models.transformer import FFTStack, SinusoidalPositions
 
@@ -124,14 +125,17 @@ class AlignmentModel(nn.Module):
         performer: torch.Tensor,
         tempo: torch.Tensor,
         velocity: torch.Tensor | None = None,
+        performer_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predicted (onset frame, duration in frames) of every note.
 
         pitch, onset, duration (ticks), velocity: (B, N) long; mask: (B, N) bool, True = real note;
         performer: (B,) long; tempo: (B,) long tempo class. Returns (B, N, 2) float, zero at padding.
+        performer_weights: optional (B, n_performers) float, a blend of performers that replaces the
+        lookup of ``performer`` (:func:`pipeline.models.performer_blend.performer_vectors`).
         """
         x = self.positions(self.notes(pitch, onset, duration, mask, velocity))
-        x = x + (self.performer(performer) + self.tempo(tempo))[:, None, :]
+        x = x + (performer_vectors(self.performer, performer, performer_weights) + self.tempo(tempo))[:, None, :]
         out = self.head(self.encoder(x, mask)).float()  # timing arithmetic in float32, also under autocast
         if self.tempo_prior:
             scale = self.frames_per_tick[tempo][:, None]
@@ -221,7 +225,7 @@ def to_timeline(
 def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(
+    inputs: dict[str, torch.Tensor | None] = dict(
         pitch=batch["pitch"],
         onset=batch["score_onset"],
         duration=batch["score_duration"],
@@ -230,6 +234,9 @@ def alignment_inputs(model: AlignmentModel, batch: dict[str, torch.Tensor]) -> d
         tempo=model_tempo_classes(model, batch["tempo_qpm"]).to(batch["pitch"].device),
         velocity=velocity,
     )
+    if "performer_weights" in batch:  # a blend of performers (rendering); training batches have none
+        inputs["performer_weights"] = batch["performer_weights"]
+    return inputs
 
 
 def model_tempo_classes(model: AlignmentModel, qpm: torch.Tensor) -> torch.Tensor:

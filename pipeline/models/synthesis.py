@@ -29,6 +29,7 @@ from pipeline.models.losses import masked_mse
 from pipeline.models.mixer import PolyphonicMixer
 from pipeline.models.note_encoding import NoteEmbedding
 from pipeline.models.notewise_pe import NoteWisePositionalEncoding
+from pipeline.models.performer_blend import performer_vectors
 from pipeline.models.rolls import piano_and_position_rolls
 from pipeline.models.transformer import FFTStack, SinusoidalPositions
 
@@ -142,20 +143,23 @@ class SynthesisModel(nn.Module):
         performer: torch.Tensor,
         frame_mask: torch.Tensor,
         velocity: torch.Tensor | None = None,
+        performer_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Log-mel of the aligned notes.
 
         pitch, onset, duration (ticks), velocity: (B, N) long; onset_frame/offset_frame: (B, N) long
         performed frames (offset exclusive); note_mask: (B, N) bool; performer: (B,) long;
         frame_mask: (B, T) bool, True for real frames (T = the number of output frames).
-        Returns (B, n_mels, T) float.
+        performer_weights: optional (B, n_performers) float, a blend of performers that replaces the
+        lookup of ``performer`` (:func:`pipeline.models.performer_blend.performer_vectors`); ignored,
+        like ``performer``, without a performer embedding. Returns (B, n_mels, T) float.
         """
         n_frames = frame_mask.shape[1]
         x = self.frame_positions(
             self.frame_inputs(pitch, onset, duration, onset_frame, offset_frame, note_mask, n_frames, velocity)
         )
         if self.performer is not None:
-            x = x + self.performer(performer)[:, None, :]
+            x = x + performer_vectors(self.performer, performer, performer_weights)[:, None, :]
         return self.out(self.decoder(x, frame_mask)).transpose(1, 2)
 
     @staticmethod
@@ -175,7 +179,7 @@ def synthesis_loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: tor
 def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | None]:
     """Model keyword arguments from a ``collate_clips`` batch (shared by training, evaluation, rendering)."""
     velocity = batch["velocity"] if model.hparams["use_velocity"] else None
-    return dict(
+    inputs: dict[str, torch.Tensor | None] = dict(
         pitch=batch["pitch"],
         onset=batch["score_onset"],
         duration=batch["score_duration"],
@@ -186,3 +190,6 @@ def synthesis_inputs(model: SynthesisModel, batch: dict[str, torch.Tensor]) -> d
         frame_mask=batch["frame_mask"],
         velocity=velocity,
     )
+    if "performer_weights" in batch:  # a blend of performers (rendering); training batches have none
+        inputs["performer_weights"] = batch["performer_weights"]
+    return inputs

@@ -29,13 +29,16 @@ def all_names() -> list[str]:
     return [COMPOSITE, *component_names()]
 
 
-def _client(tracking_uri: str | None, root: Path | str = "."):
+def _client(tracking_uri: str | None, root: Path | str = ".", *, lookup: bool = False):
+    """A client of ``tracking_uri`` (default: :func:`pipeline.tracking.tracking_uri`). ``lookup``: only reads,
+    so a missing SQLite store is an error (:func:`pipeline.tracking.lookup_tracking_uri`), not created."""
     import mlflow
     from mlflow import MlflowClient
 
+    from pipeline.tracking import lookup_tracking_uri
     from pipeline.tracking import tracking_uri as default_uri
 
-    uri = tracking_uri or default_uri(root)
+    uri = lookup_tracking_uri(tracking_uri, root) if lookup else tracking_uri or default_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -78,9 +78,10 @@ def _load_mlflow(uri: str, device: str | torch.device) -> torch.nn.Module:
     import mlflow
     import mlflow.pytorch
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.tracking import lookup_tracking_uri, tracking_uri
 
-    mlflow.set_tracking_uri(tracking_uri())
+    # models:/ and runs:/ are looked up in the store, which a look-up never creates; other URIs name files
+    mlflow.set_tracking_uri(lookup_tracking_uri() if uri.startswith(("models:/", "runs:/")) else tracking_uri())
     try:
         return mlflow.pytorch.load_model(uri, map_location=torch.device(device)).eval()
     except Exception as err:  # noqa: BLE001  (any failure to load is one line for the user)

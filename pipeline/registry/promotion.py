@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.config import load_mel
 from pipeline.errors import PipelineError
 from pipeline.inference import MODEL_NAMES
+from pipeline.io import file_md5
 from pipeline.registry.common import (
     CANDIDATE,
     CHAMPION,
@@ -58,6 +59,36 @@ def evaluation_tags(evaluate_json: Path) -> dict[str, str]:
     return tags
 
 
+def check_evaluated_models(root: Path, evaluate_json: Path) -> dict[str, str]:
+    """``{name: md5}`` of ``root/models/<name>/model.pt``, once evaluate.json is known to evaluate exactly these.
+
+    The evaluate stage records the md5 of every model file it loaded (its ``models`` section): numbers
+    measured on other models (training re-ran, evaluate did not) must not be tagged on these.
+    """
+    try:
+        recorded = json.loads(evaluate_json.read_text()).get("models")
+    except (OSError, ValueError, AttributeError) as err:
+        raise PipelineError(f"cannot read the evaluation metrics: {_first_line(err)}", evaluate_json) from None
+    if not isinstance(recorded, dict):
+        raise PipelineError(
+            "records no hashes of the models it evaluated (an older evaluate stage's; run `dvc repro evaluate` first)",
+            evaluate_json,
+        )
+    hashes, stale = {}, []
+    for name in MODEL_NAMES:
+        model = root / "models" / name / "model.pt"
+        if not model.is_file():
+            raise PipelineError(f"no trained {name} model (run `dvc repro train_{name}`)", model)
+        hashes[name] = file_md5(model)
+        if recorded.get(name) != hashes[name]:
+            stale.append(f"models/{name}/model.pt")
+    if stale:
+        raise PipelineError(
+            f"evaluates other models than {', '.join(stale)} (run `dvc repro evaluate` first)", evaluate_json
+        )
+    return hashes
+
+
 def _metric(version, metric: str) -> float | None:
     text = version.tags.get(metric)
     try:
@@ -89,7 +120,8 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
 
     Reads ``root/models/{alignment,synthesis,hifigan}/mlflow.json``, ``root/metrics/evaluate.json`` and the
     mel recipe of ``root/params.yaml`` (stored with the composite model); every input is checked before
-    anything is registered.
+    anything is registered, and refused when evaluate.json evaluated other model files than
+    ``root/models/<name>/model.pt`` (:func:`check_evaluated_models`).
     """
     import mlflow
 
@@ -99,6 +131,7 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     mel = load_mel(root / "params.yaml")
     tags = evaluation_tags(root / "metrics" / "evaluate.json")
     sources = {name: _trained_model_uri(root, name) for name in MODEL_NAMES}
+    hashes = check_evaluated_models(root, root / "metrics" / "evaluate.json")
     client = _client(tracking_uri, root)
     commit = git_commit(root)
     registered_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -109,7 +142,10 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
         registered = REGISTERED_PREFIX + name
         try:
             mv = mlflow.register_model(
-                uri, registered, tags={**common, "source_run_id": run_id}, await_registration_for=60
+                uri,
+                registered,
+                tags={**common, "source_run_id": run_id, "model_md5": hashes[name]},
+                await_registration_for=60,
             )
         except Exception as err:  # noqa: BLE001
             raise PipelineError(
@@ -212,7 +248,7 @@ def list_versions(tracking_uri: str | None = None, names: list[str] | None = Non
     """Every version of the registered models (newest first per model): name, version, aliases, metrics, ..."""
     from mlflow.exceptions import MlflowException
 
-    client = _client(tracking_uri)
+    client = _client(tracking_uri, lookup=True)
     rows = []
     for name in names or all_names():
         try:

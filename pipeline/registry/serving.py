@@ -74,6 +74,9 @@ def decode_audio(text: str):
 class DeepPerformerModel(PythonModel):
     """The composite ``deep-performer`` model: score (+ performer, tempo) -> 16 kHz audio.
 
+    ``performer``: a name or a blend ``"aurora:0.7,bruno:0.3"`` (as ``performer render --performer``;
+    :mod:`pipeline.inference.blend`); empty: the first performer.
+
     Its artifacts ``alignment``, ``synthesis``, ``hifigan`` are MLflow pytorch models (copies of the
     registered component versions). The device is ``DEEP_PERFORMER_DEVICE`` (auto: CUDA when present).
     """
@@ -161,7 +164,7 @@ def _signature():
 
 def load_composite(uri: str, device="cpu"):
     """:class:`pipeline.inference.PerformerModels` of a composite model URI (``models:/deep-performer@ALIAS``)."""
-    _client(None)
+    _client(None, lookup=True)
     try:
         python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except Exception as err:  # noqa: BLE001  (any failure to load is one line for the user)
