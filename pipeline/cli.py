@@ -111,12 +111,11 @@ def perform(
     params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
 ) -> None:
     """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
-    from pipeline.audio import write_audio
     from pipeline.config import load_params
     from pipeline.datasets.layout import write_reference
     from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
-    from pipeline.performers import get_performer
-    from pipeline.rendering import render
+    from pipeline.performers import get_performer, warn_out_of_range
+    from pipeline.rendering import render_to_file
     from pipeline.scores import read_score
 
     try:
@@ -130,12 +129,14 @@ def perform(
         _check_tempo(tempo)
         player = get_performer(performer)
         notes = read_score(score)
+        warn_out_of_range(notes, player.instrument.program, f"{player.name}'s instrument")
         if tempo is not None:
             notes.tempo_qpm = tempo  # the opening tempo: the tempo map scales with it
         perf = player.perform(notes, seed=seed)
-        audio = render(perf, player.instrument, sample_rate)
         with all_or_nothing([output, truth]):
-            write_audio(output, audio, sample_rate)
+            # streamed block by block (memory does not grow with the score), a progress bar on stderr;
+            # the same file as write_audio(output, render(...)) (pipeline.rendering.render_to_file)
+            render_to_file(perf, player.instrument, sample_rate, output, desc="perform")
             if truth is not None:
                 write_reference(truth, perf.onset, perf.offset)
     except PipelineError as err:
@@ -169,7 +170,10 @@ def align(
         config = settings.align
         notes = read_score(score)
         signal, rate = load_audio(audio, sample_rate=settings.resample.sample_rate)
-        result = align_score_to_audio(notes, signal, rate, config, program=-1 if program is None else program)
+        try:
+            result = align_score_to_audio(notes, signal, rate, config, program=-1 if program is None else program)
+        except PipelineError as err:
+            raise err if err.path is not None else PipelineError(str(err), audio) from err
         frame = pd.DataFrame(
             {
                 "onset": result.onset.round(4),
@@ -177,13 +181,52 @@ def align(
                 "pitch": notes.pitch,
                 "score_onset": notes.onset,
                 "score_duration": notes.duration,
+                "confidence": result.note_confidence.round(3),
             }
         )
         with atomic_path(output) as tmp:
             frame.to_csv(tmp, index=False)
     except PipelineError as err:
         _fail(err)
-    typer.echo(f"wrote {output} ({len(notes)} notes)")
+    trusted = (
+        ""
+        if result.confidence >= config.min_confidence
+        else f"; under align.min_confidence {config.min_confidence:g}: check the pairing"
+    )
+    typer.echo(f"wrote {output} ({len(notes)} notes, alignment confidence {result.confidence:.2f}{trusted})")
+
+
+MEL_CHUNK_FRAMES = 8192  # frames per chunk of `performer mel` (~2 minutes at 16 kHz, hop 256: ~40 MB of STFT)
+
+
+def log_mel_in_chunks(signal, config, chunk_frames: int = MEL_CHUNK_FRAMES, progress: str | None = None):
+    """``pipeline.mel.log_mel(signal, config)``, the same values (tested bit for bit), ``chunk_frames`` frames
+    at a time with a progress bar: memory bounded by a chunk (the whole STFT of two hours is ~8 GB).
+
+    Each chunk is ``log_mel`` of a slice of the recording that reaches ``margin`` whole frames beyond the
+    chunk on both sides, further than a frame reads past its hop (the recipe's (n_fft - hop) / 2 of
+    padding), and the margin's frames are dropped; at the recording's ends the slice ends there, so the
+    recipe's own reflect padding applies. No chunk is shorter than half ``chunk_frames``: a matrix product
+    over a frame or two takes another BLAS kernel, whose sums differ in the last bit."""
+    import numpy as np
+
+    from pipeline.mel import log_mel
+    from pipeline.progress import progress_bar
+
+    hop = config.hop_length
+    n_frames = len(signal) // hop
+    margin = -(-((config.n_fft - hop) // 2) // hop)  # frames: ceil(padding / hop)
+    starts = list(range(0, n_frames, chunk_frames))
+    if len(starts) > 1 and n_frames - starts[-1] < chunk_frames // 2:
+        starts.pop()  # the last chunk takes in a short rest
+    out = np.empty((config.n_mels, n_frames), np.float32)
+    with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
+        for start, stop in zip(starts, [*starts[1:], n_frames]):
+            first = max(0, start - margin)
+            end = len(signal) if stop + margin >= n_frames else (stop + margin) * hop
+            out[:, start:stop] = log_mel(signal[first * hop : end], config)[:, start - first : stop - first]
+            bar.update(stop - start)
+    return out
 
 
 @app.command()
@@ -199,7 +242,6 @@ def mel(
     from pipeline.audio import load_audio
     from pipeline.config import load_mel
     from pipeline.io import atomic_path
-    from pipeline.mel import log_mel
     from pipeline.outputs import all_or_nothing, check_output
     from pipeline.plots import plot_mel_with_notes
 
@@ -215,7 +257,7 @@ def mel(
                 f"a frame needs {config.win_length})",
                 audio,
             )
-        spec = log_mel(signal, config)
+        spec = log_mel_in_chunks(signal, config, progress="mel")  # log_mel's values, bounded memory, a bar
         with all_or_nothing([output, plot]):
             with atomic_path(output) as tmp:
                 with open(tmp, "wb") as fh:
@@ -319,7 +361,7 @@ def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:
 
 def main() -> None:
     """The `performer` entry point: every failure is one line and its exit status (pipeline.failures)."""
-    from pipeline.failures import reported_failures, take_debug_flag
+    from pipeline.failures import EXIT_INTERRUPTED, reported_failures, take_debug_flag
 
     args = take_debug_flag(sys.argv[1:])
     with reported_failures():
@@ -333,6 +375,8 @@ def main() -> None:
                 err.show()  # type: ignore[attr-defined]
                 sys.exit(err.exit_code)  # type: ignore[attr-defined]
             raise
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit status 130 (the clean-up has run)
+            raise KeyboardInterrupt
     sys.exit(code if isinstance(code, int) else 0)
 
 

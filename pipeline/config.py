@@ -95,10 +95,6 @@ class AlignConfig:
     workers: int  # recordings aligned in parallel (processes)
     min_confidence: float  # recordings aligned with less confidence (0-1) are left out of training (mel stage)
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise PipelineError(f"align.min_confidence must be in [0, 1], not {self.min_confidence}")
-
 
 @dataclass(frozen=True)
 class MelConfig:

@@ -9,7 +9,8 @@ Every command (:func:`pipeline.cli.main`) and every stage script (``stages/_comm
   send) exit status 143, both *after* the clean-up: SIGTERM is turned into an exception in the main
   thread, so every ``finally`` (the temporaries of :mod:`pipeline.io`) runs before the exit;
 * anything else is a bug: one line naming the exception, and the traceback only with ``--debug`` or
-  ``PERFORMER_DEBUG=1`` (which also print the traceback of the expected failures).
+  ``PERFORMER_DEBUG=1`` (which also print the traceback of the expected failures);
+* a warning is one line, ``warning: <what>``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator
 from types import FrameType
 
@@ -43,6 +45,10 @@ def take_debug_flag(argv: list[str]) -> list[str]:
     if "--debug" in argv:
         os.environ[DEBUG_ENV] = "1"
     return [a for a in argv if a != "--debug"]
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {_one_line(str(message))}\n"
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -85,6 +91,8 @@ def reported_failures() -> Iterator[None]:
     """Run a command or stage: every failure ends as one line and its exit status (module docstring)."""
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    if not debugging():  # a warning is one line too: "warning: <what>", not Python's two-line format
+        warnings.formatwarning = _one_line_warning
     try:
         yield
     except SystemExit:

@@ -180,3 +180,39 @@ def get_performer(name: str) -> VirtualPerformer:
         return PERFORMERS[name]
     except KeyError:
         raise PipelineError(f"unknown performer {name!r} (known: {', '.join(PERFORMERS)})") from None
+
+
+# written range (lowest, highest MIDI pitch) of the General MIDI programs the performers and the README
+# use: outside it a SoundFont still sounds, but no player could (a score for another instrument?)
+PROGRAM_RANGES = {
+    0: (21, 108),  # acoustic grand piano
+    40: (55, 103),  # violin
+    41: (48, 91),  # viola
+    42: (36, 81),  # cello
+    43: (28, 67),  # contrabass
+    52: (41, 84),  # choir aahs (voices)
+    73: (60, 96),  # flute
+    110: (55, 91),  # fiddle
+}
+
+
+class RangeWarning(UserWarning):
+    """A score has notes outside the range of the instrument that plays it."""
+
+
+def warn_out_of_range(notes: NoteTable, program: int, who: str) -> int:
+    """Warn (one line) when ``notes`` go outside the written range of GM ``program``; the count outside."""
+    if program not in PROGRAM_RANGES or len(notes) == 0:
+        return 0
+    low, high = PROGRAM_RANGES[program]
+    outside = int(np.sum((notes.pitch < low) | (notes.pitch > high)))
+    if outside:
+        import warnings
+
+        warnings.warn(
+            f"{outside} of {len(notes)} notes lie outside {who}'s range (MIDI {low}-{high}; lowest "
+            f"{int(notes.pitch.min())}, highest {int(notes.pitch.max())}): played anyway",
+            RangeWarning,
+            stacklevel=2,
+        )
+    return outside

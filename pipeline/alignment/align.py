@@ -139,6 +139,5 @@ def align_score_to_audio(
         factor=rate // config.coarse_rate,
         onset_weight=config.onset_weight,
         diagonal_weight=config.diagonal_weight,
-        quiet_db=config.trim_db,
     )
     return NoteAlignment(onset, offset, trust.recording, trust.notes)

@@ -12,8 +12,9 @@ confidence is their product:
 * **timing plausibility** ``min(1, STALL_TOLERANCE / stall)``: ``stall`` is the longest the full-rate
   path spends on ``STALL_WINDOW`` seconds of one signal while the other moves on (the recording going on
   while the score waits, or the score racing through notes the recording does not play), in seconds at
-  the recording's average tempo, counting only frames that are not silent (a longer pause in a rest is
-  harmless). An unscored passage makes the path stall for about its length.
+  the recording's average tempo, counting only frames within ``QUIET_DB`` of the loud level (a pause
+  longer than the score's rest, silent or a reverb tail, is harmless). An unscored passage makes the
+  path stall for about its length.
 
 Per note, the same two, locally: chroma ``1 - c / chance`` (``c``: the mean chroma distance of the path
 steps within ``NOTE_WINDOW`` of the note's onset in the reference; ``chance``: the mean distance between
@@ -38,6 +39,7 @@ STALL_WINDOW = 0.1  # seconds of one signal over which the time spent in the oth
 STALL_TOLERANCE = 1.0  # seconds (at the average tempo) a path may spend on STALL_WINDOW without losing confidence
 NOTE_WINDOW = (-0.05, 0.15)  # seconds of the reference around a note's onset whose chroma distance judges it
 NOTE_STALL_WINDOW = (-2.0, 1.0)  # seconds of the reference around a note's onset whose stalls count against it
+QUIET_DB = 25.0  # frames this far under the loud (95th percentile) level do not count towards a stall
 CHANCE_PAIRS = 20_000  # random frame pairs that estimate the chance-level chroma distance
 CHANCE_SEED = 0
 
@@ -101,7 +103,9 @@ def stall_profile(path: np.ndarray, rows: int, counted: np.ndarray, window: int)
     return cumulative[last[end] + 1] - cumulative[first]
 
 
-def stalls(x: SyncFeatures, y: SyncFeatures, path: np.ndarray, quiet_db: float) -> tuple[np.ndarray, np.ndarray]:
+def stalls(
+    x: SyncFeatures, y: SyncFeatures, path: np.ndarray, quiet_db: float = QUIET_DB
+) -> tuple[np.ndarray, np.ndarray]:
     """Per reference row: the recording time (s) the path spends on the next ``STALL_WINDOW`` of the
     reference, and the reference time it spends on the recording's ``STALL_WINDOW`` starting there
     (mapped to that row), both in seconds at the recording's average tempo, silent frames not counted."""
@@ -151,14 +155,13 @@ def alignment_confidence(
     factor: int,
     onset_weight: float,
     diagonal_weight: float,
-    quiet_db: float,
 ) -> AlignmentConfidence:
     """The confidences of the alignment ``path`` of ``x`` (reference, rows) to ``y`` (recording, columns).
 
     ``onset_rows``: each note's onset as a (fractional) row of ``x``; ``factor``, ``onset_weight``,
-    ``diagonal_weight``: the DTW's settings; ``quiet_db``: frames this far under the loud level are silent.
+    ``diagonal_weight``: the DTW's settings.
     """
-    waits, races = stalls(x, y, path, quiet_db)
+    waits, races = stalls(x, y, path)
     stall = np.maximum(waits, races)
     pitch = pitch_agreement(x, y, factor, onset_weight, diagonal_weight)
     longest = float(stall.max()) if len(stall) else 0.0

@@ -21,6 +21,7 @@ from pipeline.audio import load_audio
 from pipeline.config import AlignConfig, MelConfig
 from pipeline.datasets.confidence import low_confidence, write_confidence
 from pipeline.datasets.layout import Recording, read_reference
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 from pipeline.scores import NoteTable
 
@@ -39,7 +40,10 @@ def align_recording(
     Returns the id and the recording's alignment confidence."""
     notes = NoteTable.from_csv(raw / rec.notes)
     audio, rate = load_audio(audio_dir / rec.audio)
-    result = align_score_to_audio(notes, audio, rate, config, tuning_cents=rec.tuning_cents, program=rec.program)
+    try:
+        result = align_score_to_audio(notes, audio, rate, config, tuning_cents=rec.tuning_cents, program=rec.program)
+    except PipelineError as err:  # name the recording when the fault does not name a file
+        raise err if err.path is not None else PipelineError(str(err), audio_dir / rec.audio) from err
     onset_frame = seconds_to_frames(result.onset, mel)
     offset_frame = np.maximum(seconds_to_frames(result.offset, mel), onset_frame + 1)
     frame = pd.DataFrame(

@@ -48,6 +48,12 @@ def featurize_corpus(
     into ``out``; ``picture``: the first one's log-mel with its aligned notes on top. Returns recordings,
     frames, hours, the mel's mean and std, the feature keys, and the ids left out."""
     left_out = drop_low_confidence(recordings, alignments, min_confidence, out)
+    if recordings and len(left_out) == len(recordings):  # the caller writes into a temporary: old features stay
+        raise PipelineError(
+            f"every recording is aligned with less than align.min_confidence {min_confidence:g}: no corpus left "
+            "(wrong scores? see metrics/align.json, or lower the setting)",
+            alignments,
+        )
     recordings = [r for r in recordings if r.id not in left_out]
     mel_module = LogMelSpectrogram(mel)
     rows, total, sums, squares = [], 0, 0.0, 0.0

@@ -25,6 +25,10 @@ joins them:
 * **Waveform** (:func:`vocode`). The fully convolutional vocoder runs on chunks with
   ``context`` frames of real mel on each side, discarded afterwards: the result equals a single
   pass (up to float rounding) at bounded memory.
+
+:func:`render_score` shows a progress bar with an ETA on stderr for each of the three steps that runs
+for long (:mod:`pipeline.progress`: on a terminal after a second, in a log a line every 30 s at most);
+the functions alone show none unless given ``progress``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from pipeline.inference.models import PerformerModels
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder
+from pipeline.progress import progress_bar
 from pipeline.scores import NoteTable
 
 # ------------------------------------------------------------------------------------------ timing
@@ -78,6 +83,7 @@ def predict_timing(
     window_seconds: float = 5.0,
     batch_size: int = 32,
     performer_weights: np.ndarray | None = None,
+    progress: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Performed ``(onset_frame, offset_frame)`` of every note of ``notes`` (int arrays, notes'
     order), onsets monotone in score time and chords together, first onset at frame 0.
@@ -88,7 +94,8 @@ def predict_timing(
     :class:`TempoRangeWarning` that names the range.
 
     ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
-    instead of ``performer``."""
+    instead of ``performer``. ``progress``: show a progress bar of the windows with this description
+    (:mod:`pipeline.progress`; None: none)."""
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
     device = next(model.parameters()).device
@@ -117,10 +124,12 @@ def predict_timing(
             stacklevel=3,  # the caller of predict_timing (inference_mode's wrapper is one frame)
         )
     preds: list[np.ndarray] = []
-    for i in range(0, len(items), batch_size):
-        batch = {k: v.to(device) for k, v in _collate(items[i : i + batch_size]).items()}
-        pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
-        preds.extend(pred[j, : len(members[i + j])] for j in range(len(pred)))
+    with progress_bar(len(items), progress or "", "windows", disable=progress is None) as bar:
+        for i in range(0, len(items), batch_size):
+            batch = {k: v.to(device) for k, v in _collate(items[i : i + batch_size]).items()}
+            pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
+            preds.extend(pred[j, : len(members[i + j])] for j in range(len(pred)))
+            bar.update(len(pred))
 
     # chord j's interval (from chord j - 1) and durations come from the window whose core holds j
     n_groups = len(group_ticks)
@@ -246,12 +255,14 @@ def synthesize_mel(
     overlap: int = 64,
     batch_size: int = 16,
     performer_weights: np.ndarray | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Log-mel ``(n_mels, n_frames)`` of the notes played at the given frames, predicted in ``window``
     frames at a time (the training clips' length, ``mel.clip_frames``).
 
     ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
-    instead of ``performer``."""
+    instead of ``performer``. ``progress``: show a progress bar of the windows with this description
+    (:mod:`pipeline.progress`; None: none)."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
     device = next(model.parameters()).device
@@ -269,17 +280,19 @@ def synthesize_mel(
     starts = _window_starts(n_frames, window, overlap)
     total = np.zeros((n_mels, n_frames))
     weight = np.zeros(n_frames)
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i : i + batch_size]
-        clips = [_with_weights(cut_clip(data, s, min(window, n_frames - s)), performer_weights) for s in chunk]
-        batch = {k: v.to(device) for k, v in _collate(clips).items()}
-        mel = model(**synthesis_inputs(model, batch)).float().cpu().numpy()
-        for j, s in enumerate(chunk):
-            length = clips[j]["mel"].shape[1]
-            first, last = s == 0, s + length >= n_frames
-            w = crossfade_weights(length, 0 if first else overlap, 0 if last else overlap)
-            total[:, s : s + length] += mel[j, :, :length] * w
-            weight[s : s + length] += w
+    with progress_bar(len(starts), progress or "", "windows", disable=progress is None) as bar:
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i : i + batch_size]
+            clips = [_with_weights(cut_clip(data, s, min(window, n_frames - s)), performer_weights) for s in chunk]
+            batch = {k: v.to(device) for k, v in _collate(clips).items()}
+            mel = model(**synthesis_inputs(model, batch)).float().cpu().numpy()
+            for j, s in enumerate(chunk):
+                length = clips[j]["mel"].shape[1]
+                first, last = s == 0, s + length >= n_frames
+                w = crossfade_weights(length, 0 if first else overlap, 0 if last else overlap)
+                total[:, s : s + length] += mel[j, :, :length] * w
+                weight[s : s + length] += w
+            bar.update(len(chunk))
     return (total / np.maximum(weight, 1e-8)).astype(np.float32)
 
 
@@ -288,13 +301,19 @@ def synthesize_mel(
 
 @torch.inference_mode()
 def vocode(
-    vocoder: Vocoder, mel: np.ndarray, chunk_frames: int = 1024, context: int = 32, source: np.ndarray | None = None
+    vocoder: Vocoder,
+    mel: np.ndarray,
+    chunk_frames: int = 1024,
+    context: int = 32,
+    source: np.ndarray | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Waveform ``(frames * hop,)`` of a log-mel ``(n_mels, frames)``, in chunks with context (the
     chunks' joins are exact: ``context`` frames exceed every vocoder's receptive field).
 
     ``source``: the excitation ``([channels,] frames * hop)`` of a source-filter vocoder
-    (``vocoder.make_source``); required by such a vocoder, ignored by the plain one."""
+    (``vocoder.make_source``); required by such a vocoder, ignored by the plain one. ``progress``: show a
+    progress bar of the mel frames with this description (:mod:`pipeline.progress`; None: none)."""
     device = next(vocoder.parameters()).device
     hop = vocoder.hop_length
     bins = vocoder.config()["in_channels"]
@@ -312,12 +331,14 @@ def vocode(
         if source_t.shape[-1] != n_frames * hop:
             raise PipelineError(f"excitation has {source_t.shape[-1]} samples, expected {n_frames * hop}")
     out = np.zeros(n_frames * hop, np.float32)
-    for start in range(0, n_frames, chunk_frames):
-        stop = min(n_frames, start + chunk_frames)
-        lo, hi = max(0, start - context), min(n_frames, stop + context)
-        chunk_source = None if source_t is None else source_t[..., lo * hop : hi * hop][None]
-        audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
-        out[start * hop : stop * hop] = audio[(start - lo) * hop : (stop - lo) * hop]
+    with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
+        for start in range(0, n_frames, chunk_frames):
+            stop = min(n_frames, start + chunk_frames)
+            lo, hi = max(0, start - context), min(n_frames, stop + context)
+            chunk_source = None if source_t is None else source_t[..., lo * hop : hi * hop][None]
+            audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
+            out[start * hop : stop * hop] = audio[(start - lo) * hop : (stop - lo) * hop]
+            bar.update(stop - start)
     return out
 
 
@@ -370,7 +391,7 @@ def render_score(
     order = np.lexsort((notes.pitch, notes.onset))  # score order, chords by pitch
     played = notes.subset(order)
     onset_sorted, offset_sorted = predict_timing(
-        models.alignment, played, performer_id, qpm, performer_weights=timing_weights
+        models.alignment, played, performer_id, qpm, performer_weights=timing_weights, progress="render: timing"
     )
     n_frames = int(offset_sorted.max()) + int(round(tail_seconds * frame_rate))
     spec = synthesize_mel(
@@ -382,11 +403,12 @@ def render_score(
         n_frames,
         window=mel.clip_frames,
         performer_weights=mel_weights,
+        progress="render: mel",
     )
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
     source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)
-    audio = vocode(models.vocoder, spec, source=source)
+    audio = vocode(models.vocoder, spec, source=source, progress="render: vocoder")
     peak = float(np.abs(audio).max())
     if peak > 0.99:  # keep the dynamics; only avoid clipping
         audio *= 0.99 / peak

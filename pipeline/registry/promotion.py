@@ -81,7 +81,7 @@ def check_evaluated_models(root: Path, evaluate_json: Path) -> dict[str, str]:
             raise PipelineError(f"no trained {name} model (run `dvc repro train_{name}`)", model)
         hashes[name] = file_md5(model)
         if recorded.get(name) != hashes[name]:
-            stale.append(f"models/{name}/model.pt")
+            stale.append(str(model.relative_to(root)))
     if stale:
         raise PipelineError(
             f"evaluates other models than {', '.join(stale)} (run `dvc repro evaluate` first)", evaluate_json
