@@ -44,7 +44,7 @@ from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.inference.blend import PerformerSpec
 from pipeline.inference.models import PerformerModels
-from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
+from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder
 from pipeline.progress import progress_bar
@@ -107,14 +107,20 @@ def predict_timing(
         windows = _chord_windows(notes.time_at(group_ticks, tempo_qpm), window_seconds)
 
     low, high = (float(q) for q in model.hparams["tempo_range"])
-    items, members, tempi = [], [], []
+    items, members, tempi, played_tempi = [], [], [], []
     for a, b in windows:
         idx = np.flatnonzero((group >= a) & (group < b))
         members.append(idx)
         qpm, onset, duration = _window_tempo(notes, idx, tempo_qpm)
         tempi.append(qpm)
         played = min(max(qpm, low), high)  # the model's classes end there (tempo_classes clamps too)
+        played_tempi.append(played)
         items.append(_note_item(notes, idx, performer, played, performer_weights, (onset, duration)))
+    # the model is told its tempo class, whose centre is up to half a class away from the tempo asked
+    # for (+-2 % with 60 classes): its frames are rescaled from the centre to that tempo, so a piece
+    # lasts its true length (an untrained model, the constant-tempo prior, then plays it exactly)
+    centers = model_class_tempo(model, torch.tensor(played_tempi, dtype=torch.float32)).numpy()
+    rescale = centers / np.asarray(played_tempi)
     slowest, fastest = min(tempi), max(tempi)
     for extreme, played in ((slowest, low),) * (slowest < low) + ((fastest, high),) * (fastest > high):
         warnings.warn(
@@ -128,7 +134,7 @@ def predict_timing(
         for i in range(0, len(items), batch_size):
             batch = {k: v.to(device) for k, v in _collate(items[i : i + batch_size]).items()}
             pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
-            preds.extend(pred[j, : len(members[i + j])] for j in range(len(pred)))
+            preds.extend(pred[j, : len(members[i + j])] * rescale[i + j] for j in range(len(pred)))
             bar.update(len(pred))
 
     # chord j's interval (from chord j - 1) and durations come from the window whose core holds j
