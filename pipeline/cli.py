@@ -309,24 +309,28 @@ def render(
     import time
 
     started = time.perf_counter()
-    import torch
-
-    from pipeline.audio import write_audio
-    from pipeline.config import load_mel
-    from pipeline.device import select_device
-    from pipeline.inference import render_score
     from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
-    from pipeline.registry.loading import load_models
-    from pipeline.scores import read_score
 
-    torch.set_num_threads(threads)
-    try:
+    try:  # the outputs first, before the seconds of importing torch: a bad path fails at once
         check_output(output, AUDIO_SUFFIXES)
         if mel_plot is not None:
             check_output(mel_plot, (".png",), "--mel-plot")
         if timing is not None:
             check_output(timing, (".csv",), "--timing")
         _check_tempo(tempo)
+    except PipelineError as err:
+        _fail(err)
+    import torch
+
+    from pipeline.audio import write_audio
+    from pipeline.config import load_mel
+    from pipeline.device import select_device
+    from pipeline.inference import render_score
+    from pipeline.registry.loading import load_models
+    from pipeline.scores import read_score
+
+    torch.set_num_threads(threads)
+    try:
         notes = read_score(score)
         if len(notes) == 0:
             raise PipelineError("the score has no notes", score)

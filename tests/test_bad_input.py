@@ -159,6 +159,10 @@ CASES = [
     (["pipeline", "render", GOOD_SCORE, "-o", "out/r.wav", "--models", "in/no-models"], "in/no-models"),
     (["pipeline", "render", GOOD_SCORE, "-o", "out/r.wav", "--device", "bogus"], "device 'bogus' is not auto"),
     (["pipeline", "render", "in/empty.mid", "-o", "out/r.wav"], "in/empty.mid: score holds no notes"),
+    # outputs are checked before anything is read: a long score with a bad output fails at once
+    (["pipeline", "render", "in/missing.mid", "-o", "/proc/r.wav"], "/proc/r.wav: output's folder /proc"),
+    (["pipeline", "perform", "in/missing.mid", "-o", "/proc/r.wav"], "/proc/r.wav: output's folder /proc"),
+    (["pipeline", "render", "in/long.mid", "-o", "out/d.wav"], "out/d.wav: output is a folder"),
     # --------------------------------------------------------------------------- performer stage / models
     (["pipeline", "stage", "bogus"], "not a DVC project"),
     # --------------------------------------------------------------------------- the stage scripts
@@ -271,3 +275,14 @@ def test_notes_outside_the_instrument_are_one_warning_line(workdir, inputs):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "2 of 4 notes lie outside aurora's instrument's range (MIDI 55-103" in warnings[0]
     assert "RangeWarning" not in result.stderr
+
+
+def test_render_checks_its_outputs_before_importing_torch(workdir):
+    """A long render with an unwritable output fails before any work: not even torch is imported."""
+    probe = (
+        "import sys; from pipeline.cli import main; sys.argv = ['performer', 'render', 'in/long.mid', '-o', "
+        "'/proc/r.wav']\ntry:\n    main()\nexcept SystemExit as e:\n    print('torch' in sys.modules, e.code)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, env=env)
+    assert result.stdout.split() == ["False", "1"], result.stdout + result.stderr
