@@ -258,6 +258,8 @@ def test_a_signal_cleans_up_and_exits_with_its_status(workdir, sig, status):
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background inherits an ignored SIGINT, which Python then keeps ignoring
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(6)  # imports done, the 30-minute score being rendered
     assert proc.poll() is None, "perform ended before the signal"
