@@ -110,10 +110,10 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), audio, sample_rate, format=fmt, subtype=subtype)
         if fmt == "WAV":
-            _clear_peak_timestamp(Path(tmp))
+            clear_peak_timestamp(Path(tmp))
 
 
-def _clear_peak_timestamp(path: Path) -> None:
+def clear_peak_timestamp(path: Path) -> None:
     """Zero the time stamp libsndfile writes into a float WAV's PEAK chunk.
 
     Without this, the same samples written twice give different bytes, so DVC sees every re-run of a

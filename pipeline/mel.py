@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.config import MelConfig
+from pipeline.progress import progress_bar
 
 
 @lru_cache(maxsize=8)
@@ -69,3 +70,33 @@ def log_mel(audio: np.ndarray, config: MelConfig, device: str | torch.device = "
     with torch.no_grad():
         mel = module(torch.as_tensor(np.ascontiguousarray(audio), dtype=torch.float32, device=device))
     return mel.cpu().numpy()
+
+
+MEL_CHUNK_FRAMES = 8192  # frames per chunk of log_mel_in_chunks (~2 minutes at 16 kHz, hop 256: ~40 MB of STFT)
+
+
+def log_mel_in_chunks(
+    signal: np.ndarray, config: MelConfig, chunk_frames: int = MEL_CHUNK_FRAMES, progress: str | None = None
+) -> np.ndarray:
+    """:func:`log_mel` of ``signal``, the same values (tested bit for bit), ``chunk_frames`` frames
+    at a time with a progress bar: memory bounded by a chunk (the whole STFT of two hours is ~8 GB).
+
+    Each chunk is ``log_mel`` of a slice of the recording that reaches ``margin`` whole frames beyond the
+    chunk on both sides, further than a frame reads past its hop (the recipe's (n_fft - hop) / 2 of
+    padding), and the margin's frames are dropped; at the recording's ends the slice ends there, so the
+    recipe's own reflect padding applies. No chunk is shorter than half ``chunk_frames``: a matrix product
+    over a frame or two takes another BLAS kernel, whose sums differ in the last bit."""
+    hop = config.hop_length
+    n_frames = len(signal) // hop
+    margin = -(-((config.n_fft - hop) // 2) // hop)  # frames: ceil(padding / hop)
+    starts = list(range(0, n_frames, chunk_frames))
+    if len(starts) > 1 and n_frames - starts[-1] < chunk_frames // 2:
+        starts.pop()  # the last chunk takes in a short rest
+    out = np.empty((config.n_mels, n_frames), np.float32)
+    with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
+        for start, stop in zip(starts, [*starts[1:], n_frames]):
+            first = max(0, start - margin)
+            end = len(signal) if stop + margin >= n_frames else (stop + margin) * hop
+            out[:, start:stop] = log_mel(signal[first * hop : end], config)[:, start - first : stop - first]
+            bar.update(stop - start)
+    return out

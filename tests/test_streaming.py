@@ -261,9 +261,8 @@ def test_render_score_shows_each_step_and_its_output_does_not_change(monkeypatch
 @pytest.mark.parametrize("chunk_frames", [37, 64, 100, 256, 481, 10_000])  # 482 frames: rests of 1, 34, 82, 226
 @pytest.mark.parametrize("samples", [123_457, 123_392])  # a part frame at the end, none
 def test_the_chunked_log_mel_is_the_whole_one(chunk_frames, samples, monkeypatch):
-    from pipeline.cli import log_mel_in_chunks
     from pipeline.config import load_mel
-    from pipeline.mel import log_mel
+    from pipeline.mel import log_mel, log_mel_in_chunks
 
     config = load_mel(REPO / "params.yaml")
     audio = np.random.default_rng(3).normal(0, 0.2, samples).astype(np.float32)
@@ -273,7 +272,7 @@ def test_the_chunked_log_mel_is_the_whole_one(chunk_frames, samples, monkeypatch
     def logged(total, desc, unit="", **kwargs):
         return progress_bar(total, desc, unit, stream=stream, log_interval=0.0, **kwargs)
 
-    monkeypatch.setattr("pipeline.progress.progress_bar", logged)
+    monkeypatch.setattr("pipeline.mel.progress_bar", logged)
     chunked = log_mel_in_chunks(audio, config, chunk_frames=chunk_frames, progress="mel")
     assert chunked.dtype == np.float32 and chunked.shape == whole.shape == (config.n_mels, samples // config.hop_length)
     assert np.array_equal(chunked, whole)
