@@ -116,6 +116,14 @@ def _assert_one_line(result: subprocess.CompletedProcess, message: str, status: 
 
 
 GOOD_SCORE, GOOD_AUDIO = "in/tune.mid", "in/tone.wav"
+
+
+def _training(stage: str, params: str, features: str = "in/f") -> list[str]:
+    """A training stage's command (its paths as dvc.yaml passes them) with ``params``."""
+    outputs = ["--out", "out/m", "--metrics", "out/m.json", "--loss-csv", "out/l.csv", "--loss-png", "out/l.png"]
+    return [f"stages.{stage}", "--features", features, "--performers", "in/p.json", *outputs, "--params", params]
+
+
 CASES = [
     # --------------------------------------------------------------------------- performer perform
     (["pipeline", "perform", "in/missing.mid", "-o", "out/a.wav"], "in/missing.mid: score file not found"),
@@ -176,29 +184,15 @@ CASES = [
         "params.align.band_seconds must be a finite number, not nan",
     ),
     (
-        ["stages.train_alignment", "--features", "in/f", "--performers", "in/p.json", "--out", "out/m"]
-        + ["--metrics", "out/m.json", "--loss-csv", "out/l.csv", "--loss-png", "out/l.png"]
-        + ["--params", "in/typo-model.yaml"],
+        _training("train_alignment", "in/typo-model.yaml"),
         "train_alignment.model.d_modle: not a setting of AlignmentModel",
     ),
     (
-        ["stages.train_alignment", "--features", "in/f", "--performers", "in/p.json", "--out", "out/m"]
-        + ["--metrics", "out/m.json", "--loss-csv", "out/l.csv", "--loss-png", "out/l.png"]
-        + ["--params", "in/negative-steps.yaml"],
+        _training("train_alignment", "in/negative-steps.yaml"),
         "params.train_alignment.train.max_steps must be >= 1, not -1",
     ),
-    (
-        ["stages.train_synthesis", "--features", "in/f", "--performers", "in/p.json", "--out", "out/m"]
-        + ["--metrics", "out/m.json", "--loss-csv", "out/l.csv", "--loss-png", "out/l.png"]
-        + ["--params", "in/zero-batch.yaml"],
-        "params.train_synthesis.train.batch_size must be >= 1, not 0",
-    ),
-    (
-        ["stages.train_synthesis", "--features", "in/nowhere", "--performers", "in/p.json", "--out", "out/m"]
-        + ["--metrics", "out/m.json", "--loss-csv", "out/l.csv", "--loss-png", "out/l.png"]
-        + ["--params", "in/params.yaml"],
-        "in/nowhere",
-    ),
+    (_training("train_synthesis", "in/zero-batch.yaml"), "params.train_synthesis.train.batch_size must be >= 1, not 0"),
+    (_training("train_synthesis", "in/params.yaml", features="in/nowhere"), "in/nowhere"),
 ]
 
 
