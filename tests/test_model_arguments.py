@@ -74,6 +74,13 @@ def _replace(params, group: str, **changes):
             {"n_performers": 4},
             "train_synthesis.model.n_performers: set by the pipeline",
         ),
+        (
+            "train_synthesis",
+            "train_synthesis",
+            "model",
+            {"sample_rate": 22050},
+            "train_synthesis.model.sample_rate: set by the pipeline",
+        ),
         ("train_alignment", "train_alignment", "model", {"layers": 2.5}, "train_alignment.model.layers: must be int"),
         ("train_alignment", "train_alignment", "model", {"frame_rate": 50.0}, "frame_rate: set by the pipeline"),
         (

@@ -299,6 +299,7 @@ def test_ablations_override_the_full_model_and_unknown_names_fail(repo_root):
     assert set(config.ablations) == {"no_notewise_pe", "no_performer_embedding", "no_encoder"}
     no_encoder = config.ablation_model("no_encoder")
     assert no_encoder["use_encoder"] is False and no_encoder["d_model"] == config.model["d_model"]
-    SynthesisModel(n_performers=2, **{**no_encoder, **SMALL})  # builds
+    recipe = dict(sample_rate=16000, n_fft=1024, fmin=0.0, fmax=8000.0)  # filled in by the stage from params.mel
+    SynthesisModel(n_performers=2, **{**no_encoder, **SMALL, **recipe})  # builds
     with pytest.raises(KeyError, match="unknown ablation 'no_mixer'"):
         config.ablation_model("no_mixer")

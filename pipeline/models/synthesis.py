@@ -6,6 +6,13 @@
           + sinusoidal frame positions + performer embedding
           --decoder (6 FFT blocks, frame padding masked)--> Linear --> log-mel  (B, n_mels, T)
 
+With ``harmonic_prior=True`` (the built-in CPU params; not in the paper), the sounding notes' partials
+in mel bands (pipeline.models.harmonic_prior, ``prior`` (B, T, n_mels) in [0, 1]) enter twice: a
+linear projection is added to the decoder's input, and ``softplus(Linear(decoder output)) * prior``
+to the output log-mel, so where a pitch's partials go is computed, not learned per pitch from a
+handful of pieces. It needs the mel recipe (``sample_rate``, ``n_fft``, ``fmin``, ``fmax``), which
+the training stage fills in from the ``mel`` params group.
+
 Ablations (paper section 4.4):
 
 * ``note_wise_pe=False``: the plain mixer output goes on (no ``w``);
@@ -25,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.models.harmonic_prior import HarmonicPrior
 from pipeline.models.losses import masked_mse
 from pipeline.models.mixer import PolyphonicMixer
 from pipeline.models.note_encoding import NoteEmbedding
@@ -60,8 +68,17 @@ class SynthesisModel(nn.Module):
         max_notes: int = 1000,
         max_frames: int = 1000,
         performer_names: tuple[str, ...] = (),
+        harmonic_prior: bool = False,
+        sample_rate: int | None = None,
+        n_fft: int | None = None,
+        fmin: float | None = None,
+        fmax: float | None = None,
     ) -> None:
         super().__init__()
+        recipe = dict(sample_rate=sample_rate, n_fft=n_fft, fmin=fmin, fmax=fmax)
+        if harmonic_prior and any(v is None for v in recipe.values()):
+            missing = ", ".join(k for k, v in recipe.items() if v is None)
+            raise ValueError(f"harmonic_prior needs the mel recipe: pass {missing}")
         performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
@@ -85,6 +102,8 @@ class SynthesisModel(nn.Module):
             max_notes=max_notes,
             max_frames=max_frames,
             performer_names=performer_names,
+            harmonic_prior=harmonic_prior,
+            **recipe,
         )
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity
@@ -100,6 +119,17 @@ class SynthesisModel(nn.Module):
         self.performer = nn.Embedding(n_performers, d_model) if performer_embedding else None
         self.decoder = FFTStack(decoder_layers, d_model, heads, attention_dim, ffn_dim, kernels, dropout)
         self.out = nn.Linear(d_model, n_mels)
+        self.prior: HarmonicPrior | None = None
+        if harmonic_prior:
+            self.prior = HarmonicPrior(
+                sample_rate=int(sample_rate),  # type: ignore[arg-type]
+                n_fft=int(n_fft),  # type: ignore[arg-type]
+                n_mels=n_mels,
+                fmin=float(fmin),  # type: ignore[arg-type]
+                fmax=float(fmax),  # type: ignore[arg-type]
+            )
+            self.prior_in = nn.Linear(n_mels, d_model)
+            self.prior_gain = nn.Linear(d_model, n_mels)  # softplus: how strongly each band follows the partials
 
     def config(self) -> dict[str, Any]:
         """Constructor keyword arguments: ``SynthesisModel(**model.config())`` rebuilds it."""
@@ -160,7 +190,12 @@ class SynthesisModel(nn.Module):
         )
         if self.performer is not None:
             x = x + performer_vectors(self.performer, performer, performer_weights)[:, None, :]
-        return self.out(self.decoder(x, frame_mask)).transpose(1, 2)
+        if self.prior is None:
+            return self.out(self.decoder(x, frame_mask)).transpose(1, 2)
+        prior = self.prior(pitch, onset_frame, offset_frame, note_mask, n_frames).to(x.dtype)
+        hidden = self.decoder(x + self.prior_in(prior), frame_mask)
+        mel = self.out(hidden) + nn.functional.softplus(self.prior_gain(hidden)) * prior
+        return mel.transpose(1, 2)
 
     @staticmethod
     def loss(pred: torch.Tensor, target_mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
