@@ -121,6 +121,7 @@ SYSTEMS = [
     "w_o_note_wise_pe",
     "w_o_performer_embedding",
     "w_o_encoder",
+    "w_o_harmonic_prior",
     "deep_performer_hifi_gan_v2",
     "hifi_gan_baseline",
     "performancenet",
@@ -133,7 +134,7 @@ SYSTEMS = [
 ]
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
 TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
-ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder")
+ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder", "no_harmonic_prior")
 # the training stages with a params group of their own (the ablations train with train_synthesis's)
 TRAINING_GROUPS = (
     "train_alignment",
@@ -210,6 +211,7 @@ def test_repro_trains_every_system_and_evaluates_them_all(evaluated):
         "w/o note-wise PE",
         "w/o performer embedding",
         "w/o encoder",
+        "w/o harmonic prior",
         "Deep Performer (HiFi-GAN V2)",
         "HiFi-GAN baseline",
         "PerformanceNet",

@@ -68,7 +68,7 @@ def test_dag_from_dvc_yaml_matches_dvc_dag(tmp_path):
     assert {f"train_ablation@{key}" for key in ablations} <= set(dag.stages)
     assert ("mel", "train_ablation@no_encoder") in dag.edges and ("train_ablation@no_encoder", "evaluate") in dag.edges
     training = [n for n in dag.stages if n.startswith("train_")]
-    assert len(training) == 9 and not any(a in training and b in training for a, b in dag.edges)
+    assert len(training) == 10 and not any(a in training and b in training for a, b in dag.edges)
     order = list(dag.stages)
     assert all(order.index(a) < order.index(b) for a, b in dag.edges)  # topological
     (cmd,) = dag.stages["train_ablation@no_encoder"].cmd  # foreach resolved: the ablation and its own paths

@@ -296,7 +296,7 @@ def test_ablations_override_the_full_model_and_unknown_names_fail(repo_root):
     from pipeline.config import load_params
 
     config = load_params(repo_root / "params.yaml").train_synthesis
-    assert set(config.ablations) == {"no_notewise_pe", "no_performer_embedding", "no_encoder"}
+    assert set(config.ablations) == {"no_notewise_pe", "no_performer_embedding", "no_encoder", "no_harmonic_prior"}
     no_encoder = config.ablation_model("no_encoder")
     assert no_encoder["use_encoder"] is False and no_encoder["d_model"] == config.model["d_model"]
     recipe = dict(sample_rate=16000, n_fft=1024, fmin=0.0, fmax=8000.0)  # filled in by the stage from params.mel

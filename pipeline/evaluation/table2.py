@@ -50,6 +50,7 @@ ABLATION_TITLES = {
     "no_notewise_pe": "w/o note-wise PE",
     "no_performer_embedding": "w/o performer embedding",
     "no_encoder": "w/o encoder",
+    "no_harmonic_prior": "w/o harmonic prior",  # the paper's synthesis model (the prior is this project's)
 }
 
 
