@@ -165,3 +165,30 @@ def test_report_loads_in_headless_chromium(report: Path, tmp_path: Path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 20_000
+
+
+def test_each_card_shows_its_clip_scores(tmp_path: Path):
+    clip = _clips()[0]
+    clip.scores = {"deep performer": {"note-onset F1": 0.8347, "raw pitch": 0.9912}, "recording": {"raw pitch": 0.95}}
+    page = write_report(tmp_path / "r", _table(), [clip], title="t", mel=MEL).read_text(encoding="utf-8")
+    cards = re.findall(r'<div class="card.*?</div>', page, re.S)
+    by_name = {re.search(r"<h3><span>(.*?)</span>", c).group(1): c for c in cards}
+    assert "note-onset F1 0.83 · raw pitch 0.99 · " in by_name["deep performer"]
+    assert "raw pitch 0.95 · " in by_name["recording"] and "F1" not in by_name["recording"]
+    baseline = next(c for n, c in by_name.items() if n.startswith("baseline"))
+    assert "raw pitch" not in baseline  # no scores: the duration only
+
+
+def test_report_clips_come_from_each_test_piece_in_turn():
+    from types import SimpleNamespace
+
+    from pipeline.evaluation.table2 import report_choice
+
+    recordings = ["a__x", "a__x", "a__y", "b__x", "b__x", "c__y"]
+    clips = SimpleNamespace(refs=[SimpleNamespace(recording=r) for r in recordings])
+    index = pd.DataFrame({"id": ["a__x", "a__y", "b__x", "c__y"], "piece": ["a", "a", "b", "c"]})
+    order = list(range(len(recordings)))
+    assert report_choice(clips, order, index, 3) == [0, 3, 5]  # the first clip of each piece
+    assert report_choice(clips, order, index, 5) == [0, 3, 5, 1, 4]  # then each piece's second
+    assert report_choice(clips, order, index, 10) == [0, 3, 5, 1, 4, 2]
+    assert report_choice(clips, [4, 2], index, 3) == [2, 4]  # only the clips evaluated

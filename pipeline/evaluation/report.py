@@ -49,6 +49,9 @@ class ReportClip:
     onset_frame: np.ndarray
     offset_frame: np.ndarray
     outputs: dict[str, ClipOutput] = field(default_factory=dict)
+    # per system, this clip's scores shown on its card (what a listener checks by ear: are these the
+    # score's notes?), e.g. {"Deep Performer": {"note-onset F1": 0.83, "raw pitch": 0.99}}
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -243,6 +246,11 @@ def write_report(
     return out_dir / "index.html"
 
 
+def _card_scores(scores: dict[str, float]) -> str:
+    """``"note-onset F1 0.83 · raw pitch 0.99 · "`` (empty without scores)."""
+    return "".join(f"{name} {value:.2f} · " for name, value in scores.items())
+
+
 def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> str:
     sample_rate = mel.sample_rate
     outputs = list(clip.outputs.items())
@@ -280,7 +288,8 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> st
             picture = '<div class="nomel">no mel spectrogram</div>'
         cards.append(
             f'<div class="card{" first" if i == 0 else ""}">'
-            f'<h3><span>{_e(name)}</span><span class="meta">{duration:.2f} s</span></h3>'
+            f'<h3><span>{_e(name)}</span><span class="meta">{_e(_card_scores(clip.scores.get(name, {})))}'
+            f"{duration:.2f} s</span></h3>"
             f'<audio controls preload="metadata" src="{_href(f"{rel}/{slug}.wav")}"></audio>'
             f"{picture}</div>"
         )

@@ -127,7 +127,8 @@ def evaluate_table(
     # ---- synthesis systems, on the same clips
     scores = Scores()
     kept: dict[str, dict[str, sys_.ClipOutput]] = {}
-    report_ids = {f"{clips.refs[i].recording}@{clips.refs[i].start}" for i in order[: config.report_clips]}
+    shown = report_choice(clips, order, index, config.report_clips)
+    report_ids = {f"{clips.refs[i].recording}@{clips.refs[i].start}" for i in shown}
 
     def keep(system, clip, out):
         if clip.id in report_ids:
@@ -187,7 +188,7 @@ def evaluate_table(
     write_report(
         report,
         display_table(table),
-        report_clips(clips, order[: config.report_clips], kept, polyphonic, params.mel),
+        report_clips(clips, shown, kept, polyphonic, params.mel, scores),
         title="deep-performer: test clips (unseen pieces)",
         mel=params.mel,
         notes=f"{described}; every metric on every clip, mean ± half-width of the "
@@ -202,10 +203,34 @@ def evaluate_table(
     )
 
 
+def report_choice(clips: ClipDataset, order: list[int], index: pd.DataFrame, count: int) -> list[int]:
+    """``count`` clips of ``order`` for the listening report, taken from each test piece in turn (the
+    first clip of each piece, then the second, ...), so the report plays every kind of test material,
+    not ``count`` neighbouring clips of one recording."""
+    piece_of = dict(zip(index["id"].astype(str), index["piece"].astype(str)))
+    by_piece: dict[str, list[int]] = {}
+    for i in order:
+        by_piece.setdefault(piece_of.get(clips.refs[i].recording, ""), []).append(i)
+    queues = [by_piece[p] for p in sorted(by_piece)]
+    chosen: list[int] = []
+    for rank in range(max((len(q) for q in queues), default=0)):
+        chosen += [q[rank] for q in queues if rank < len(q)]
+    return chosen[:count]
+
+
+REPORT_SCORES = {"note_onset_f1": "note-onset F1", "raw_pitch_accuracy": "raw pitch"}  # shown on each card
+
+
 def report_clips(
-    clips: ClipDataset, chosen: list[int], kept: dict, polyphonic: dict, mel_config: MelConfig
+    clips: ClipDataset,
+    chosen: list[int],
+    kept: dict,
+    polyphonic: dict,
+    mel_config: MelConfig,
+    scores: Scores | None = None,
 ) -> list[ReportClip]:
-    """The report's clips: every system's audio beside its own mel (or, without one, its audio's mel)."""
+    """The report's clips: every system's audio beside its own mel (or, without one, its audio's mel),
+    with its scores on this clip (:data:`REPORT_SCORES`, from ``scores``)."""
     out = []
     seconds_per_frame = mel_config.hop_length / mel_config.sample_rate
     for i in chosen:
@@ -228,6 +253,15 @@ def report_clips(
                 onset_frame=item["onset_frame"],
                 offset_frame=item["offset_frame"],
                 outputs={n: outputs[n] for n in order if n in outputs},
+                scores={
+                    n: {
+                        label: scores.values[n][metric][cid]
+                        for metric, label in REPORT_SCORES.items()
+                        if cid in scores.values[n].get(metric, {})
+                    }
+                    for n in order
+                    if scores is not None and n in outputs
+                },
             )
         )
     return out
