@@ -1,0 +1,124 @@
+"""How loud is what users hear? Level, DC and peaks of the vocoder's and Deep Performer's audio.
+
+Two checks (issue 12's level target: within 1 dB of the recording, |DC| < 1e-3, no clipping):
+
+* **test clips** (the evaluate stage's split and clips): per clip, the RMS of the system's audio over the
+  recording's, in dB, for the vocoder reconstructing the recording's mel (``Vocoder reconstruction``)
+  and for Deep Performer end to end (synthesis model on the recording's note timing, then the vocoder);
+  prints mean, median, share of clips within 1 dB, the worst clip, max |DC| and the highest peak;
+* **`performer render`** of ``--seconds`` of built-in violin material (the MIDI file of
+  ``benchmarks/render_command.py``), the real command, once per performer: RMS, DC and peak of the
+  file, beside the median RMS of that performer's recordings in ``data/audio16k`` (other music, so a
+  rough reference: a rendered score has no recording of its own).
+
+    PYTHONPATH=. python benchmarks/output_level.py [--models models] [--seconds 60]
+
+The figures in docs/benchmarks.md ("Output level") come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def level_db(audio: np.ndarray, reference: np.ndarray) -> float:
+    rms = np.sqrt(np.mean(np.square(audio, dtype=np.float64)))
+    ref = np.sqrt(np.mean(np.square(reference, dtype=np.float64)))
+    return float(20 * np.log10(max(rms, 1e-9) / max(ref, 1e-9)))
+
+
+def summary(name: str, rows: list[tuple[float, float, float]]) -> str:
+    db = np.array([r[0] for r in rows])
+    return (
+        f"{name}: {len(db)} clips, level mean {db.mean():+.2f} dB, median {np.median(db):+.2f} dB, "
+        f"{np.mean(np.abs(db) <= 1.0):.0%} within 1 dB, worst {db[np.argmax(np.abs(db))]:+.2f} dB; "
+        f"max |DC| {max(r[1] for r in rows):.1e}; peak {max(r[2] for r in rows):.2f}"
+    )
+
+
+def test_clips(models: Path) -> None:
+    import torch
+
+    from pipeline.config import load_params
+    from pipeline.datasets.clips import ClipDataset, collate_clips
+    from pipeline.datasets.split import read_split
+    from pipeline.evaluation import systems as sys_
+
+    torch.set_num_threads(1)
+    params = load_params(ROOT / "params.yaml")
+    features, audio = ROOT / "data/features", ROOT / "data/audio16k"
+    clips = ClipDataset(
+        features,
+        read_split(features, params.split).test,
+        audio_dir=audio,
+        clip_frames=params.mel.clip_frames,
+        hop_length=params.mel.hop_length,
+    )
+    vocoder = sys_.load_vocoder(models)
+    rate = params.mel.sample_rate
+    systems = {
+        "Vocoder reconstruction": sys_.vocoder_reconstruction(vocoder, rate),
+        "Deep Performer": sys_.synthesis_system(models, "synthesis", vocoder, "Deep Performer", rate),
+    }
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in systems}
+    for start in range(0, len(clips), 8):
+        batch = collate_clips([clips[j] for j in range(start, min(len(clips), start + 8))])
+        for name, system in systems.items():
+            for j, out in enumerate(system(batch)):
+                reference = batch["audio"][j, : len(out.audio)].numpy()
+                rows[name].append(
+                    (level_db(out.audio, reference), abs(float(np.mean(out.audio))), float(np.abs(out.audio).max()))
+                )
+    for name, values in rows.items():
+        print(summary(name, values))
+
+
+def rendered(models: Path, seconds: float) -> None:
+    from benchmarks.render_command import write_score
+    from pipeline.datasets.layout import read_manifest
+
+    manifest = read_manifest(ROOT / "data/audio16k")
+    by_performer = pd.DataFrame(
+        {"performer": [r.performer for r in manifest], "path": [ROOT / "data/audio16k" / r.audio for r in manifest]}
+    )
+    performer_bin = Path(sys.executable).with_name("performer")
+    with tempfile.TemporaryDirectory() as tmp:
+        score = Path(tmp) / "score.mid"
+        write_score(score, seconds)
+        for performer, group in by_performer.groupby("performer"):
+            out = Path(tmp) / f"{performer}.wav"
+            command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", str(models)]
+            subprocess.run([*command, "--performer", str(performer)], check=True, capture_output=True)
+            audio, rate = sf.read(out, dtype="float32")
+            recordings = [np.sqrt(np.mean(np.square(sf.read(p, dtype="float64")[0]))) for p in group["path"]]
+            rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+            print(
+                f"render {performer}: {len(audio) / rate:.1f} s, RMS {rms:.4f} "
+                f"({20 * np.log10(rms / np.median(recordings)):+.1f} dB vs the median of its {len(recordings)} "
+                f"recordings, {np.median(recordings):.4f}), DC {float(np.mean(audio)):+.1e}, "
+                f"peak {float(np.abs(audio).max()):.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=str(ROOT / "models"))
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    test_clips(Path(args.models))
+    rendered(Path(args.models), args.seconds)
+
+
+if __name__ == "__main__":
+    main()
