@@ -76,6 +76,14 @@ def test_dag_from_dvc_yaml_matches_dvc_dag(tmp_path):
     assert "--out models/synthesis_no_encoder " in cmd and "--metrics metrics/train_synthesis_no_encoder.json" in cmd
     assert list(dag.select(["align"]).stages) == ["prepare", "resample", "align"]
     assert set(dag.resolve(["train_ablation"])) == {f"train_ablation@{key}" for key in ablations}
+    # every model folder the evaluation reads is a dep of evaluate, so it runs after the stage that trains it
+    # (a new ablation once started evaluate beside its own training)
+    from pipeline.config import load_params
+    from pipeline.evaluation.table2 import model_folders
+
+    for folder in model_folders(load_params(REPO / "params.yaml")):
+        trainer = next(n for n, stage in dag.stages.items() if f"--out models/{folder} " in f"{stage.cmd[0]} ")
+        assert (trainer, "evaluate") in dag.edges, folder
 
 
 def test_dag_edges_equal_dvc_index_graph(tmp_path):

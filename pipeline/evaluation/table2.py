@@ -80,9 +80,13 @@ def evaluated_models(params: Params, models: Path) -> dict[str, str]:
     """``{folder: md5 of <models>/<folder>/model.pt}`` for every model file the evaluation loads (the
     systems of :func:`build_systems` and the alignment model's timing), hashed before they are loaded.
     The metrics record them (``models``): `performer models register` refuses other models."""
+    return {f: file_md5(models / f / "model.pt") for f in model_folders(params) if (models / f / "model.pt").is_file()}
+
+
+def model_folders(params: Params) -> list[str]:
+    """The folders under ``models`` the evaluation reads (each must be a dep of the evaluate stage)."""
     folders = ["alignment", "synthesis", *(f"synthesis_{name}" for name in params.train_synthesis.ablations)]
-    folders += ["hifigan", "hifigan_v2", "hifigan_baseline", "performancenet"]
-    return {f: file_md5(models / f / "model.pt") for f in folders if (models / f / "model.pt").is_file()}
+    return folders + ["hifigan", "hifigan_v2", "hifigan_baseline", "performancenet"]
 
 
 def comparisons(systems: list[str]) -> list[tuple[str, str]]:
