@@ -3,13 +3,17 @@
 Two checks (issue 12's level target: within 1 dB of the recording, |DC| < 1e-3, no clipping):
 
 * **test clips** (the evaluate stage's split and clips): per clip, the RMS of the system's audio over the
-  recording's, in dB, for the vocoder reconstructing the recording's mel (``Vocoder reconstruction``)
-  and for Deep Performer end to end (synthesis model on the recording's note timing, then the vocoder);
-  prints mean, median, share of clips within 1 dB, the worst clip, max |DC| and the highest peak;
+  recording's, in dB, for the vocoder reconstructing the recording's mel (``Vocoder reconstruction``),
+  for Deep Performer end to end (synthesis model on the recording's note timing, then the vocoder), and
+  for Deep Performer with each clip's mel set to the performer's stored level (what `performer render`
+  does to a whole piece; here per 5-second clip, so the clips' own loud and soft passages count
+  against it); prints mean, median, share of clips within 1 dB, the worst clip, max |DC| and the
+  highest peak;
 * **`performer render`** of ``--seconds`` of built-in violin material (the MIDI file of
-  ``benchmarks/render_command.py``), the real command, once per performer: RMS, DC and peak of the
-  file, beside the median RMS of that performer's recordings in ``data/audio16k`` (other music, so a
-  rough reference: a rendered score has no recording of its own).
+  ``benchmarks/render_command.py``), the real command, once per performer and ``--loudness`` mode: RMS,
+  DC and peak of the file, beside the RMS of that performer's training recordings (all their samples
+  pooled: the level `--loudness performer` aims at) and the median RMS of all their recordings in
+  ``data/audio16k`` (other music: a rendered score has no recording of its own).
 
     PYTHONPATH=. python benchmarks/output_level.py [--models models] [--seconds 60]
 
@@ -70,6 +74,7 @@ def test_clips(models: Path) -> None:
     systems = {
         "Vocoder reconstruction": sys_.vocoder_reconstruction(vocoder, rate),
         "Deep Performer": sys_.synthesis_system(models, "synthesis", vocoder, "Deep Performer", rate),
+        "Deep Performer at the performer's level": at_performer_level(models, vocoder, rate),
     }
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in systems}
     for start in range(0, len(clips), 8):
@@ -84,31 +89,69 @@ def test_clips(models: Path) -> None:
         print(summary(name, values))
 
 
+def at_performer_level(models: Path, vocoder, rate: int):
+    """Deep Performer with each clip's mel set to its performer's stored level, then the vocoder."""
+    import torch
+
+    from pipeline.evaluation.systems import ClipOutput, clip_source
+    from pipeline.inference import vocode
+    from pipeline.loudness import set_mel_level
+    from pipeline.models.persistence import load_model
+    from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
+
+    model = load_model(models / "synthesis" / "model.pt", SynthesisModel)
+    levels = model.hparams["performer_levels_db"]
+
+    @torch.inference_mode()
+    def run(batch):
+        mel = model(**synthesis_inputs(model, batch)).float().numpy()
+        outputs = []
+        for i, n in enumerate(batch["frame_mask"].sum(1).tolist()):
+            clip = set_mel_level(mel[i, :, :n], levels[int(batch["performer"][i])])
+            outputs.append(ClipOutput(vocode(vocoder, clip, source=clip_source(vocoder, batch, i, n, rate)), clip))
+        return outputs
+
+    return run
+
+
 def rendered(models: Path, seconds: float) -> None:
     from benchmarks.render_command import write_score
+    from pipeline.config import load_params
     from pipeline.datasets.layout import read_manifest
+    from pipeline.datasets.split import read_split
 
     manifest = read_manifest(ROOT / "data/audio16k")
+    train = set(read_split(ROOT / "data/features", load_params(ROOT / "params.yaml").split).train)
     by_performer = pd.DataFrame(
-        {"performer": [r.performer for r in manifest], "path": [ROOT / "data/audio16k" / r.audio for r in manifest]}
+        {
+            "performer": [r.performer for r in manifest],
+            "path": [ROOT / "data/audio16k" / r.audio for r in manifest],
+            "train": [r.id in train for r in manifest],
+        }
     )
     performer_bin = Path(sys.executable).with_name("performer")
     with tempfile.TemporaryDirectory() as tmp:
         score = Path(tmp) / "score.mid"
         write_score(score, seconds)
         for performer, group in by_performer.groupby("performer"):
-            out = Path(tmp) / f"{performer}.wav"
-            command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", str(models)]
-            subprocess.run([*command, "--performer", str(performer)], check=True, capture_output=True)
-            audio, rate = sf.read(out, dtype="float32")
-            recordings = [np.sqrt(np.mean(np.square(sf.read(p, dtype="float64")[0]))) for p in group["path"]]
-            rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-            print(
-                f"render {performer}: {len(audio) / rate:.1f} s, RMS {rms:.4f} "
-                f"({20 * np.log10(rms / np.median(recordings)):+.1f} dB vs the median of its {len(recordings)} "
-                f"recordings, {np.median(recordings):.4f}), DC {float(np.mean(audio)):+.1e}, "
-                f"peak {float(np.abs(audio).max()):.2f}"
-            )
+            signals = {p: sf.read(p, dtype="float64")[0] for p in group["path"]}
+            median = float(np.median([np.sqrt(np.mean(np.square(x))) for x in signals.values()]))
+            trained = [signals[p] for p in group[group["train"]]["path"]]
+            pooled = np.sqrt(sum(np.square(x).sum() for x in trained) / max(1, sum(len(x) for x in trained)))
+            for loudness in ("performer", "model"):
+                out = Path(tmp) / f"{performer}-{loudness}.wav"
+                command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", str(models)]
+                command += ["--performer", str(performer), "--loudness", loudness]
+                subprocess.run(command, check=True, capture_output=True)
+                audio, rate = sf.read(out, dtype="float32")
+                rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+                vs_train = f"{20 * np.log10(rms / pooled):+.1f} dB" if trained else "n/a"
+                print(
+                    f"render {performer} --loudness {loudness}: {len(audio) / rate:.1f} s, RMS {rms:.4f}, "
+                    f"{vs_train} vs its {len(trained)} training recordings pooled ({pooled:.4f}), "
+                    f"{20 * np.log10(rms / median):+.1f} dB vs the median of its {len(signals)} recordings "
+                    f"({median:.4f}); DC {float(np.mean(audio)):+.1e}, peak {float(np.abs(audio).max()):.2f}"
+                )
 
 
 def main() -> None:

@@ -262,6 +262,11 @@ def render(
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
     mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+    loudness: str = typer.Option(
+        "performer",
+        help="performer: play at the level of the performer's training recordings (the synthesis model "
+        'alone is several dB quieter: docs/benchmarks.md, "Output level"); model: keep the model\'s own level',
+    ),
     threads: int = typer.Option(
         RENDER_THREADS,
         min=1,
@@ -286,6 +291,8 @@ def render(
         if timing is not None:
             check_output(timing, (".csv",), "--timing")
         _check_tempo(tempo)
+        if loudness not in ("performer", "model"):
+            raise PipelineError(f"--loudness must be performer or model, not {loudness!r}")
     except PipelineError as err:
         _fail(err)
     import torch
@@ -306,7 +313,7 @@ def render(
         bundle = load_models(models, mel, select_device(device))
         if performer is None:
             performer = bundle.performers[0] if bundle.performers else "0"
-        result = render_score(bundle, notes, performer, tempo)
+        result = render_score(bundle, notes, performer, tempo, loudness=loudness)
         with all_or_nothing([output, mel_plot, timing]):
             write_audio(output, result.audio, result.sample_rate)
             if mel_plot is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.datasets.clips import collate_clips
 from pipeline.errors import PipelineError
-from pipeline.models.arguments import PERFORMERS, SYNTHESIS_MEL_RECIPE, check_arguments
+from pipeline.models.arguments import PERFORMER_LEVELS, PERFORMERS, SYNTHESIS_MEL_RECIPE, check_arguments
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.run import data_fingerprint, run_training, seed_everything
 from pipeline.training.synthesis_task import SynthesisTask
@@ -23,10 +23,12 @@ from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_o
 def check_params(params: Params) -> None:
     """The model block and each ablation's overrides against SynthesisModel's constructor."""
     config = params.train_synthesis
-    check_arguments(SynthesisModel, config.model, "train_synthesis.model", PERFORMERS + SYNTHESIS_MEL_RECIPE)
+    check_arguments(
+        SynthesisModel, config.model, "train_synthesis.model", PERFORMERS + SYNTHESIS_MEL_RECIPE + PERFORMER_LEVELS
+    )
     for name, overrides in config.ablations.items():
         where = f"train_synthesis.ablations.{name}"
-        check_arguments(SynthesisModel, overrides or {}, where, PERFORMERS + SYNTHESIS_MEL_RECIPE)
+        check_arguments(SynthesisModel, overrides or {}, where, PERFORMERS + SYNTHESIS_MEL_RECIPE + PERFORMER_LEVELS)
 
 
 def run(params: Params, features: Path, performers: Path, ablation: str | None = None, **outputs: Path) -> None:
@@ -39,7 +41,12 @@ def run(params: Params, features: Path, performers: Path, ablation: str | None =
     train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel)
     seed_everything(config.train.seed)
     recipe = {key: getattr(params.mel, key) for key in SYNTHESIS_MEL_RECIPE}  # the harmonic prior's mel
-    model = SynthesisModel(**{"n_performers": len(names), "performer_names": names, **recipe, **kwargs})
+    corpus = {
+        "n_performers": len(names),
+        "performer_names": names,
+        "performer_levels_db": train_set.performer_levels_db(len(names)),  # what `performer render` plays at
+    }
+    model = SynthesisModel(**{**corpus, **recipe, **kwargs})
     logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
     run_training(
         f"synthesis_{ablation}" if ablation else "synthesis",

@@ -255,7 +255,7 @@ def test_training_is_deterministic_across_fresh_processes(evaluated):
     env = dict(
         os.environ, PYTHONPATH=str(root), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", OMP_NUM_THREADS="1"
     )
-    runs = []
+    runs, weights = [], []
     for _ in range(2):
         shutil.rmtree(root / "models/synthesis", ignore_errors=True)  # no checkpoint to resume from
         result = subprocess.run(
@@ -269,8 +269,20 @@ def test_training_is_deterministic_across_fresh_processes(evaluated):
         metrics = json.loads((root / "metrics/train_synthesis.json").read_text())
         curve = pd.read_csv(root / "plots/train_synthesis_loss.csv")
         runs.append(({k: v for k, v in metrics.items() if k != "steps_per_second"}, curve["loss"].tolist()))
+        weights.append([(root / "models/synthesis" / f).read_bytes() for f in ("model.pt", "checkpoints/latest.pt")])
     assert runs[0] == runs[1]
     assert len(runs[0][1]) >= 3 and runs[0][0]["val_loss"] > 0
+    assert weights[0] == weights[1]  # the same bytes, not only the same tensors
+    # and the model folder's DVC hash is the one `dvc repro` recorded (its MLflow run ids are dvcignored)
+    status = json.loads(run(["dvc", "status", "train_synthesis", "--json"], root).strip().splitlines()[-1] or "{}")
+    changed_outs = {
+        path
+        for entries in status.values()
+        for e in entries
+        if isinstance(e, dict)
+        for path in e.get("changed outs", {})
+    }
+    assert "models/synthesis" not in changed_outs, status
 
 
 # ------------------------------------------------------------------ a DAG DVC can trust

@@ -81,6 +81,13 @@ def _replace(params, group: str, **changes):
             {"sample_rate": 22050},
             "train_synthesis.model.sample_rate: set by the pipeline",
         ),
+        (
+            "train_synthesis",
+            "train_synthesis",
+            "model",
+            {"performer_levels_db": [-20.0]},
+            "train_synthesis.model.performer_levels_db: set by the pipeline",
+        ),
         ("train_alignment", "train_alignment", "model", {"layers": 2.5}, "train_alignment.model.layers: must be int"),
         ("train_alignment", "train_alignment", "model", {"frame_rate": 50.0}, "frame_rate: set by the pipeline"),
         (

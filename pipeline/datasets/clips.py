@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from pipeline.errors import PipelineError
 from pipeline.features import load_features
+from pipeline.loudness import level_db, mel_power
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,24 @@ class ClipDataset(Dataset):
             clip["audio"] = segment
             clip["tuning_cents"] = np.float32(self._tuning.get(ref.recording, 0.0))
         return clip
+
+    def performer_levels_db(self, n_performers: int) -> tuple[float, ...]:
+        """Each performer's level (:func:`pipeline.loudness.level_db`, mean frame power of the log-mel)
+        over every frame of their recordings in this set; a performer with none gets the level of all
+        of them. What `performer render` sets its output to (:mod:`pipeline.loudness`)."""
+        power, frames = np.zeros(n_performers), np.zeros(n_performers, dtype=np.int64)
+        for recording in self.recordings:
+            data = self.features(recording)
+            performer = int(data["performer_id"])
+            if not 0 <= performer < n_performers:
+                raise PipelineError(f"performer id {performer} outside 0 .. {n_performers - 1}", recording)
+            p, n = mel_power(data["mel"])
+            power[performer] += p
+            frames[performer] += n
+        if not frames.sum():
+            raise PipelineError("no frames to measure the performers' level on", self.root)
+        pooled = level_db(float(power.sum()), int(frames.sum()))
+        return tuple(round(level_db(float(p), int(n)), 4) if n else round(pooled, 4) for p, n in zip(power, frames))
 
     def audio(self, recording: str) -> np.ndarray:
         """The whole 16 kHz waveform of a recording (cached like the features)."""

@@ -85,6 +85,15 @@ class PerformerModels:
             ids.append(performer)
         return PerformerBlend(tuple(weights), tuple(ids), tuple(weights.values()))
 
+    def level_db(self, blend: PerformerBlend) -> float | None:
+        """The level a performance by ``blend`` is given (dB of mean mel frame power,
+        :mod:`pipeline.loudness`): the performer's level in the synthesis model's training recordings
+        (a blend: the weighted mean); None for models trained before these levels were stored."""
+        levels = self.synthesis.hparams.get("performer_levels_db") or ()
+        if not levels:
+            return None
+        return float(sum(w * levels[i] for i, w in zip(blend.ids, blend.weights)))
+
     @property
     def device(self) -> torch.device:
         return next(self.synthesis.parameters()).device

@@ -22,6 +22,9 @@ joins them:
 * **Performer**: one, or a blend (``"aurora:0.7,bruno:0.3"``, :mod:`pipeline.inference.blend`) whose
   weights (``performer_weights``) mix the performer embeddings of both the alignment model (timing)
   and the synthesis model (timbre); a blend with one weight > 0 plays that performer exactly.
+* **Level**: the mel is shifted as a whole to the level of the performer's training recordings
+  (``loudness="performer"``, :mod:`pipeline.loudness`): trained on the log-mel's MSE, the synthesis
+  model alone plays several dB too quietly.
 * **Waveform** (:func:`vocode`). The fully convolutional vocoder runs on chunks with
   ``context`` frames of real mel on each side, discarded afterwards: the result equals a single
   pass (up to float rounding) at bounded memory.
@@ -44,6 +47,7 @@ from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.inference.blend import PerformerSpec
 from pipeline.inference.models import PerformerModels
+from pipeline.loudness import set_mel_level
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder
@@ -366,12 +370,16 @@ class Rendering:
         return len(self.audio) / self.sample_rate
 
 
+LOUDNESS = ("performer", "model")
+
+
 def render_score(
     models: PerformerModels,
     notes: NoteTable,
     performer: PerformerSpec,
     tempo_qpm: float | None = None,
     tail_seconds: float = 0.5,
+    loudness: str = "performer",
 ) -> Rendering:
     """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default).
 
@@ -381,7 +389,14 @@ def render_score(
     ``performer``: a name, or a blend ``"aurora:0.7,bruno:0.3"`` / ``{"aurora": 0.7, "bruno": 0.3}``
     (:mod:`pipeline.inference.blend`; weights normalised to sum 1) that mixes the performer embeddings
     of both the alignment and the synthesis model. A blend with one weight > 0 renders exactly as that
-    performer alone (the models' plain lookup)."""
+    performer alone (the models' plain lookup).
+
+    ``loudness``: ``"performer"`` gives the performance the level of the performer's training
+    recordings (:meth:`PerformerModels.level_db`; the predicted mel shifted as a whole, so the dynamics
+    within the piece stay the model's); ``"model"`` keeps the synthesis model's own level, several dB
+    quieter (:mod:`pipeline.loudness` says why). Models without stored levels play at their own."""
+    if loudness not in LOUDNESS:
+        raise PipelineError(f"loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
     mel = models.mel
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
@@ -411,6 +426,9 @@ def render_score(
         performer_weights=mel_weights,
         progress="render: mel",
     )
+    target_db = models.level_db(blend) if loudness == "performer" else None
+    if target_db is not None:
+        spec = set_mel_level(spec, target_db)
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
     source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)

@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from pipeline.models.mel_filters import slaney_mel_basis
-from pipeline.models.rolls import piano_and_position_rolls
+from pipeline.models.rolls import piano_roll
 
+REACH = 6  # bins either side of a partial where its bump is evaluated
 FLOOR = 1e-3  # template energy below which a band counts as empty: the log map spans log(FLOOR) .. 0
 
 
@@ -38,15 +39,21 @@ def harmonic_templates(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
     """``(128, n_mels)`` float32: the mel energies of a flat harmonic tone at each MIDI pitch (A4 =
     440 Hz; every partial below ``fmax``), each row scaled to a maximum of 1."""
     basis = slaney_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float64)  # (n_mels, bins)
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    width = sample_rate / n_fft
+    n_bins = n_fft // 2 + 1
+    width = sample_rate / n_fft  # one STFT bin, in Hz: the bump's standard deviation
+    # each bump evaluated on the bins within REACH widths of its centre only (exp(-REACH**2 / 2) ~ 1e-8
+    # beyond): 128 pitches x all partials x all bins took 0.13 s of every model build
+    reach = np.arange(-REACH, REACH + 1)
     rows = np.zeros((128, n_mels))
     for pitch in range(128):
         f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
-        partials = f0 * np.arange(1, int(fmax // f0) + 1)
-        if not len(partials):
+        centre = f0 * np.arange(1, int(fmax // f0) + 1) / width  # the partials, in bins
+        if not len(centre):
             continue
-        power = np.exp(-0.5 * ((bins[None, :] - partials[:, None]) / width) ** 2).sum(axis=0)
+        bins = np.rint(centre).astype(np.int64)[:, None] + reach  # (partials, 2 * REACH + 1)
+        inside = (bins >= 0) & (bins < n_bins)
+        bump = np.exp(-0.5 * (bins - centre[:, None]) ** 2)
+        power = np.bincount(bins[inside], weights=bump[inside], minlength=n_bins)
         energy = basis @ power
         rows[pitch] = energy / max(energy.max(), 1e-12)
     return rows.astype(np.float32)
@@ -72,6 +79,6 @@ class HarmonicPrior(nn.Module):
         n_frames: int,
     ) -> torch.Tensor:
         """(B, N) notes in frames (offset exclusive) -> (B, T, n_mels)."""
-        piano, _ = piano_and_position_rolls(pitch, onset_frame, offset_frame, note_mask, n_frames)
+        piano = piano_roll(pitch, onset_frame, offset_frame, note_mask, n_frames)
         energy = piano @ self.templates  # (B, T, n_mels): the chord's partials, summed
         return (torch.log(energy.clamp(min=FLOOR)) / -np.log(FLOOR) + 1.0).clamp(max=1.0)

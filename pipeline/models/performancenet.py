@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.models.losses import masked_mse
-from pipeline.models.rolls import piano_and_position_rolls
+from pipeline.models.rolls import piano_roll
 
 __all__ = [
     "PerformanceNet",
@@ -193,9 +193,7 @@ class PerformanceNet(nn.Module):
     def rolls(batch: dict[str, torch.Tensor], n_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(piano roll, onset/offset roll), each (B, T, 128), of a ``collate_clips`` batch."""
         frames = n_frames or batch["frame_mask"].shape[1]
-        piano, _ = piano_and_position_rolls(
-            batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames
-        )
+        piano = piano_roll(batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames)
         onoff = onset_offset_roll(
             batch["pitch"], batch["onset_frame"], batch["offset_frame"], batch["note_mask"], frames
         )

@@ -32,8 +32,17 @@ def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 def save_model(path: str | Path, model: torch.nn.Module, hparams: dict[str, Any]) -> None:
     """Write ``model``'s weights and the ``hparams`` that rebuild it, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"hparams": hparams, "state_dict": model.state_dict()}, tmp)
+    write_weights(path, {"hparams": hparams, "state_dict": model.state_dict()})
+
+
+def write_weights(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save(state)`` to ``path`` atomically, the same bytes for the same ``state``.
+
+    ``torch.save`` given a file *name* names the zip's root folder after it, and the temporary name
+    of :func:`pipeline.io.atomic_path` is random: the bytes would differ run to run. Given an open
+    file, the root folder is always ``archive``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load_model(path: str | Path, cls: Callable[..., M]) -> M:

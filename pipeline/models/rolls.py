@@ -17,6 +17,31 @@ import torch.nn.functional as F
 from pipeline.models.mixer import sounding_and_position
 
 
+def piano_roll(
+    pitch: torch.Tensor,
+    onset_frame: torch.Tensor,
+    offset_frame: torch.Tensor,
+    note_mask: torch.Tensor,
+    n_frames: int,
+    velocity: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The piano roll (B, T, 128) alone, from (B, N) notes in frames (for callers that do not use
+    the position roll: the harmonic prior, PerformanceNet)."""
+    t = torch.arange(n_frames, device=onset_frame.device)[None, :, None]
+    sounding = (t >= onset_frame.long()[:, None, :]) & (t < offset_frame.long()[:, None, :]) & note_mask[:, None, :]
+    return _pitch_roll(sounding.to(dtype), pitch, velocity, dtype)
+
+
+def _pitch_roll(
+    sounding: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """(B, T, N) sounding -> (B, T, 128) piano roll."""
+    one_hot = F.one_hot(pitch.long().clamp(0, 127), 128).to(dtype)  # (B, N, 128)
+    level = sounding if velocity is None else sounding * (velocity.to(dtype).clamp(0, 127) / 127.0)[:, None, :]
+    return torch.bmm(level, one_hot).clamp(max=1.0)
+
+
 def piano_and_position_rolls(
     pitch: torch.Tensor,
     onset_frame: torch.Tensor,
@@ -28,8 +53,7 @@ def piano_and_position_rolls(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(piano roll, position roll), each (B, T, 128), from (B, N) notes in frames."""
     sounding, position = sounding_and_position(onset_frame, offset_frame, note_mask, n_frames, dtype)
-    one_hot = F.one_hot(pitch.long().clamp(0, 127), 128).to(dtype)  # (B, N, 128)
-    level = sounding if velocity is None else sounding * (velocity.to(dtype).clamp(0, 127) / 127.0)[:, None, :]
-    piano = torch.bmm(level, one_hot).clamp(max=1.0)
+    piano = _pitch_roll(sounding, pitch, velocity, dtype)
+    one_hot = F.one_hot(pitch.long().clamp(0, 127), 128).to(dtype)
     falling = torch.bmm(sounding * (1.0 - position), one_hot).clamp(max=1.0)
     return piano, falling

@@ -27,6 +27,7 @@ Loss: MSE of the log-mel over real frames (:func:`synthesis_loss`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -73,7 +74,11 @@ class SynthesisModel(nn.Module):
         n_fft: int | None = None,
         fmin: float | None = None,
         fmax: float | None = None,
+        performer_levels_db: tuple[float, ...] = (),
     ) -> None:
+        """``performer_levels_db``: each performer's level in its training recordings (dB of mean frame
+        power, :mod:`pipeline.loudness`), measured by the training stage; not used by the network, it
+        is the level `performer render` gives a performance (empty: the model's own level)."""
         super().__init__()
         recipe = dict(sample_rate=sample_rate, n_fft=n_fft, fmin=fmin, fmax=fmax)
         if harmonic_prior and any(v is None for v in recipe.values()):
@@ -82,6 +87,11 @@ class SynthesisModel(nn.Module):
         performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
+        performer_levels_db = tuple(float(level) for level in performer_levels_db)
+        if performer_levels_db and len(performer_levels_db) != n_performers:
+            raise ValueError(f"{len(performer_levels_db)} performer levels for {n_performers} performers")
+        if not all(math.isfinite(level) for level in performer_levels_db):
+            raise ValueError(f"performer levels must be finite dB values, not {performer_levels_db}")
         self.hparams: dict[str, Any] = dict(
             n_performers=n_performers,
             d_model=d_model,
@@ -104,6 +114,7 @@ class SynthesisModel(nn.Module):
             performer_names=performer_names,
             harmonic_prior=harmonic_prior,
             **recipe,
+            performer_levels_db=performer_levels_db,
         )
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity

@@ -7,16 +7,14 @@ from typing import Any
 
 import torch
 
-from pipeline.io import atomic_path
-from pipeline.models.persistence import read_weights
+from pipeline.models.persistence import read_weights, write_weights
 
 LATEST = "latest.pt"
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     path = Path(directory) / LATEST
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_weights(path, state)
     return path
 
 

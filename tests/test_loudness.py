@@ -1,0 +1,142 @@
+"""The level of a log-mel (pipeline.loudness), the performers' levels the synthesis stage stores, and
+`performer render` playing at them; model files that are the same bytes for the same weights."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.datasets.clips import ClipDataset
+from pipeline.errors import PipelineError
+from pipeline.features import save_features
+from pipeline.loudness import DB_PER_LOG_UNIT, mel_level_db, mel_power, set_mel_level
+from pipeline.mel import log_mel
+from pipeline.models.persistence import save_model
+from pipeline.models.synthesis import SynthesisModel
+from pipeline.training.checkpoint import save_checkpoint
+from tests._params import MEL
+from tests.test_inference import NAMES, SMALL_SYNTHESIS, long_score, small_models
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def sine(amplitude: float, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * MEL.sample_rate)) / MEL.sample_rate
+    return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_the_level_of_a_constant_mel_is_its_band_power():
+    mel = np.full((MEL.n_mels, 50), math.log(0.1), np.float32)
+    assert mel_level_db(mel) == pytest.approx(10 * math.log10(MEL.n_mels * 0.01), abs=1e-5)  # float32 mel
+    assert mel_power(mel) == (pytest.approx(50 * MEL.n_mels * 0.01, rel=1e-6), 50)
+    assert mel_level_db(mel[:, :0]) == -math.inf
+
+
+def test_the_mel_level_follows_the_audio_level():
+    """Twice the amplitude is +6.02 dB of audio RMS; the real mel recipe's level moves by the same."""
+    quiet, loud = (mel_level_db(log_mel(sine(a), MEL)) for a in (0.05, 0.1))
+    assert loud - quiet == pytest.approx(20 * math.log10(2), abs=0.01)
+    # and one unit added to the log-mel is DB_PER_LOG_UNIT dB, i.e. an amplitude factor of e
+    mel = log_mel(sine(0.05), MEL)
+    assert mel_level_db(mel + 1.0) - mel_level_db(mel) == pytest.approx(DB_PER_LOG_UNIT, abs=1e-6)
+
+
+def test_set_mel_level_shifts_the_whole_mel_to_the_target():
+    rng = np.random.default_rng(0)
+    mel = rng.normal(-4, 2, (MEL.n_mels, 120)).astype(np.float32)
+    out = set_mel_level(mel, -12.5)
+    assert out.dtype == np.float32
+    assert mel_level_db(out) == pytest.approx(-12.5, abs=1e-4)
+    shift = out - mel
+    assert np.ptp(shift) < 1e-5  # one shift for every bin: the dynamics inside the mel are kept
+    assert set_mel_level(mel[:, :0], -12.5).shape == (MEL.n_mels, 0)
+
+
+def write_recording(root, name: str, performer: int, magnitude: float, frames: int) -> dict:
+    mel = np.full((MEL.n_mels, frames), math.log(magnitude), np.float32)
+    data = {
+        "pitch": np.array([60], np.int16),
+        "velocity": np.array([80], np.int16),
+        "score_onset": np.array([0], np.int32),
+        "score_duration": np.array([12], np.int32),
+        "onset_frame": np.array([0], np.int32),
+        "offset_frame": np.array([10], np.int32),
+        "performer_id": np.int16(performer),
+    }
+    save_features(root / f"{name}.npz", mel, data)
+    return {"id": name, "piece": name, "performer_id": performer, "frames": frames, "notes": 1, "tempo_qpm": 100.0}
+
+
+def test_each_performer_gets_the_level_of_all_their_frames(tmp_path):
+    """Pooled over frames (a long quiet recording weighs more than a short loud one); a performer
+    without recordings in the set gets the level of all of them."""
+    rows = [
+        write_recording(tmp_path, "a1", 0, 0.1, 300),
+        write_recording(tmp_path, "a2", 0, 0.4, 100),
+        write_recording(tmp_path, "b1", 1, 0.02, 200),
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "index.csv", index=False)
+    data = ClipDataset(tmp_path, ["a1", "a2", "b1"], clip_frames=MEL.clip_frames, hop_length=MEL.hop_length)
+    levels = data.performer_levels_db(3)
+    n = MEL.n_mels
+    ana = 10 * math.log10(n * (300 * 0.1**2 + 100 * 0.4**2) / 400)
+    ben = 10 * math.log10(n * 0.02**2)
+    everyone = 10 * math.log10(n * (300 * 0.1**2 + 100 * 0.4**2 + 200 * 0.02**2) / 600)
+    assert levels == pytest.approx((ana, ben, everyone), abs=1e-4)
+    with pytest.raises(PipelineError, match=r"performer id 1 outside 0 \.\. 0"):
+        data.performer_levels_db(1)
+
+
+def test_the_synthesis_model_checks_and_keeps_its_performer_levels():
+    model = SynthesisModel(n_performers=2, performer_names=NAMES, performer_levels_db=(-20.0, -3.5), **SMALL_SYNTHESIS)
+    assert SynthesisModel(**model.config()).hparams["performer_levels_db"] == (-20.0, -3.5)
+    with pytest.raises(ValueError, match="1 performer levels for 2 performers"):
+        SynthesisModel(n_performers=2, performer_levels_db=(-20.0,), **SMALL_SYNTHESIS)
+    with pytest.raises(ValueError, match="finite"):
+        SynthesisModel(n_performers=2, performer_levels_db=(-20.0, math.nan), **SMALL_SYNTHESIS)
+
+
+def with_levels(levels: tuple[float, ...]):
+    models = small_models()
+    synthesis = SynthesisModel(n_performers=2, performer_names=NAMES, performer_levels_db=levels, **SMALL_SYNTHESIS)
+    synthesis.load_state_dict(models.synthesis.state_dict())
+    models.synthesis = synthesis.eval()
+    return models
+
+
+def test_render_plays_at_the_performers_level():
+    from pipeline.inference import render_score
+
+    notes = long_score(n=20)
+    models = with_levels((-30.0, -12.0))
+    own = render_score(models, notes, "ben", loudness="model")
+    ben = render_score(models, notes, "ben")
+    assert mel_level_db(ben.mel) == pytest.approx(-12.0, abs=1e-3)
+    assert abs(mel_level_db(own.mel) + 12.0) > 1.0  # the untrained model's own level is elsewhere
+    assert np.ptp(ben.mel - own.mel) < 1e-4  # the same mel, shifted as a whole
+    ana = render_score(models, notes, "ana")
+    assert mel_level_db(ana.mel) == pytest.approx(-30.0, abs=1e-3)
+    half = render_score(models, notes, "ana:0.5,ben:0.5")
+    assert mel_level_db(half.mel) == pytest.approx(-21.0, abs=1e-3)
+    # a model from before the levels were stored plays at its own level
+    old = small_models()
+    assert np.array_equal(render_score(old, notes, "ben").mel, render_score(old, notes, "ben", loudness="model").mel)
+    with pytest.raises(PipelineError, match="loudness must be one of performer, model, not 'loud'"):
+        render_score(models, notes, "ben", loudness="loud")
+
+
+def test_model_files_are_the_same_bytes_for_the_same_weights(tmp_path):
+    """torch.save names the zip's root folder after the file it is given: written through the random
+    temporary name of an atomic write, the bytes would differ run to run (DVC hashes them)."""
+    torch.manual_seed(0)
+    model = SynthesisModel(n_performers=2, **SMALL_SYNTHESIS)
+    save_model(tmp_path / "a" / "model.pt", model, model.config())
+    save_model(tmp_path / "b" / "model.pt", model, model.config())
+    assert (tmp_path / "a/model.pt").read_bytes() == (tmp_path / "b/model.pt").read_bytes()
+    state = {"step": 3, "weights": model.state_dict()}
+    first, second = save_checkpoint(tmp_path / "c", state), save_checkpoint(tmp_path / "d", state)
+    assert first.read_bytes() == second.read_bytes()
