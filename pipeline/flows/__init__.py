@@ -16,6 +16,10 @@ from types import ModuleType
 
 # no network at run time: Prefect's (temporary) server would otherwise send usage telemetry
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the temporary server's first start on a fresh machine creates and migrates its database: measured 2026-12-02
+# on a new 2-core machine, it missed Prefect's default 20 s and `make` failed ("Timed out while attempting to
+# connect to ephemeral Prefect API server"); a second run started in 3 s
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 __all__ = ["reproduce", "retrain", "serve_retrain", "read_dag", "StageFailed"]
 
