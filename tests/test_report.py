@@ -192,3 +192,30 @@ def test_report_clips_come_from_each_test_piece_in_turn():
     assert report_choice(clips, order, index, 5) == [0, 3, 5, 1, 4]  # then each piece's second
     assert report_choice(clips, order, index, 10) == [0, 3, 5, 1, 4, 2]
     assert report_choice(clips, [4, 2], index, 3) == [2, 4]  # only the clips evaluated
+
+
+def test_players_are_matched_to_the_recordings_loudness(tmp_path: Path):
+    """Every player at the recording's RMS (a quieter system is not heard as worse for being quiet), the
+    card saying how loud the system was; a peak limit wins over the match."""
+    clip = _clips()[0]
+    recording = clip.outputs["recording"].audio
+    clip.outputs["deep performer"] = ClipOutput(audio=recording * 0.25, mel=clip.outputs["deep performer"].mel)
+    spiky = np.zeros_like(recording)
+    spiky[::400] = 0.5  # RMS ~0.025: matched to 0.21 RMS, its peaks would reach 4.2
+    clip.outputs["baseline"] = ClipOutput(audio=spiky)
+    clip.reference = "recording"
+    page = write_report(tmp_path / "r", _table(), [clip], title="t", mel=MEL).read_text(encoding="utf-8")
+    folder = tmp_path / "r" / "assets" / "clip-0"
+    rms = {p.stem: float(np.sqrt(np.mean(sf.read(p)[0] ** 2))) for p in folder.glob("*.wav")}
+    assert 20 * np.log10(rms["deep-performer"] / rms["recording"]) == pytest.approx(0.0, abs=0.05)
+    assert np.abs(sf.read(folder / "baseline.wav")[0]).max() == pytest.approx(0.99, abs=1e-3)
+    cards = re.findall(r'<div class="card.*?</div>', page, re.S)
+    by_name = {re.search(r"<h3><span>(.*?)</span>", c).group(1): c for c in cards}
+    assert "level -12.0 dB · " in by_name["deep performer"]
+    assert "level" not in by_name["recording"]
+    assert "every player at the loudness of the recording" in page
+    # without a reference every player keeps its own level
+    clip.reference = None
+    write_report(tmp_path / "s", _table(), [clip], title="t", mel=MEL)
+    quiet = tmp_path / "s" / "assets" / "clip-0" / "deep-performer.wav"
+    assert float(np.sqrt(np.mean(sf.read(quiet)[0] ** 2))) == pytest.approx(rms["recording"] * 0.25, rel=0.01)

@@ -52,6 +52,10 @@ class ReportClip:
     # per system, this clip's scores shown on its card (what a listener checks by ear: are these the
     # score's notes?), e.g. {"Deep Performer": {"note-onset F1": 0.83, "raw pitch": 0.99}}
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the output every other player is set to the loudness of (None: each plays at its own level). A
+    # listener hears the louder of two otherwise equal sounds as the better one, so listening tests match
+    # loudness; each card then says how loud the system really was ("level -6.0 dB")
+    reference: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -246,6 +250,18 @@ def write_report(
     return out_dir / "index.html"
 
 
+PEAK = 0.99  # the highest sample a loudness-matched player may reach
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    return np.nan_to_num(audio.mean(axis=1) if audio.ndim == 2 else audio.ravel())
+
+
+def _rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+
+
 def _card_scores(scores: dict[str, float]) -> str:
     """``"note-onset F1 0.83 · raw pitch 0.99 · "`` (empty without scores)."""
     return "".join(f"{name} {value:.2f} · " for name, value in scores.items())
@@ -273,10 +289,19 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> st
     plot_piano_roll(clip_dir / "score.png", clip, seconds, mel)
     cards = []
     used: set[str] = {"score"}
+    reference = clip.outputs.get(clip.reference) if clip.reference is not None else None
+    reference_rms = _rms(_mono(reference.audio)) if reference is not None else 0.0
     for i, ((name, output), duration) in enumerate(zip(outputs, durations)):
         slug = _slug(name, used)
-        audio = np.asarray(output.audio, dtype=np.float32)
-        audio = np.nan_to_num(audio.mean(axis=1) if audio.ndim == 2 else audio.ravel())
+        audio = _mono(output.audio)
+        level = ""
+        if reference_rms > 0 and name != clip.reference and _rms(audio) > 0:
+            gain = reference_rms / _rms(audio)
+            level = f"level {-20 * np.log10(gain):+.1f} dB · "
+            audio = audio * gain
+            peak = float(np.abs(audio).max())
+            if peak > PEAK:  # keep the players clean: a peak limit wins over the loudness match
+                audio = audio * (PEAK / peak)
         write_audio(clip_dir / f"{slug}.wav", audio, sample_rate, subtype="PCM_16")
         if output.mel is not None and np.size(output.mel):
             plot_mel(clip_dir / f"{slug}.png", np.asarray(output.mel, dtype=np.float32), clip, seconds, vmin, vmax, mel)
@@ -289,16 +314,21 @@ def _clip_html(clip: ReportClip, clip_dir: Path, rel: str, mel: MelConfig) -> st
         cards.append(
             f'<div class="card{" first" if i == 0 else ""}">'
             f'<h3><span>{_e(name)}</span><span class="meta">{_e(_card_scores(clip.scores.get(name, {})))}'
-            f"{duration:.2f} s</span></h3>"
+            f"{_e(level)}{duration:.2f} s</span></h3>"
             f'<audio controls preload="metadata" src="{_href(f"{rel}/{slug}.wav")}"></audio>'
             f"{picture}</div>"
         )
     n_notes = int(np.size(clip.pitch))
+    matched = (
+        f" &middot; every player at the loudness of the {_e(clip.reference)}; each card: its own level"
+        if reference_rms > 0
+        else ""
+    )
     heading = _e(clip.title) if clip.title else _e(clip.id)
     return (
         f'<section class="clip" id="clip-{_e(clip_dir.name)}">'
         f"<h2>{heading}</h2>"
-        f'<div class="meta">{_e(clip.id)} &middot; {n_notes} notes &middot; {seconds:.2f} s</div>'
+        f'<div class="meta">{_e(clip.id)} &middot; {n_notes} notes &middot; {seconds:.2f} s{matched}</div>'
         f'<img class="score" src="{_href(f"{rel}/score.png")}" alt="{_e(f"score piano roll: {clip.title}")}" '
         f'loading="eager" width="1200" height="264">'
         f'<div class="grid">{"".join(cards)}</div>'

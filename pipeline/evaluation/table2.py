@@ -257,6 +257,7 @@ def report_clips(
                 onset_frame=item["onset_frame"],
                 offset_frame=item["offset_frame"],
                 outputs={n: outputs[n] for n in order if n in outputs},
+                reference=CEILING if CEILING in outputs else None,
                 scores={
                     n: {
                         label: scores.values[n][metric][cid]
