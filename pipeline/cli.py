@@ -263,9 +263,11 @@ def render(
     mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
     loudness: str = typer.Option(
-        "performer",
-        help="performer: play at the level of the performer's training recordings (the synthesis model "
-        'alone is several dB quieter: docs/benchmarks.md, "Output level"); model: keep the model\'s own level',
+        "calibrated",
+        help="calibrated: the model's level plus the dB it falls short of the recordings on unseen pieces "
+        "(measured when it was trained; the piece keeps its own loudness); performer: the whole piece at the "
+        "level of the performer's training recordings; model: the synthesis model's own level, several dB "
+        'quieter (docs/benchmarks.md, "Output level")',
     ),
     threads: int = typer.Option(
         RENDER_THREADS,
@@ -291,8 +293,8 @@ def render(
         if timing is not None:
             check_output(timing, (".csv",), "--timing")
         _check_tempo(tempo)
-        if loudness not in ("performer", "model"):
-            raise PipelineError(f"--loudness must be performer or model, not {loudness!r}")
+        if loudness not in ("calibrated", "performer", "model"):
+            raise PipelineError(f"--loudness must be calibrated, performer or model, not {loudness!r}")
     except PipelineError as err:
         _fail(err)
     import torch

@@ -13,12 +13,12 @@ import torch
 from pipeline.datasets.clips import ClipDataset
 from pipeline.errors import PipelineError
 from pipeline.features import save_features
-from pipeline.loudness import DB_PER_LOG_UNIT, mel_level_db, mel_power, set_mel_level
+from pipeline.loudness import DB_PER_LOG_UNIT, level_offset_db, mel_level_db, mel_power, set_mel_level, shift_mel_db
 from pipeline.mel import log_mel
 from pipeline.models.persistence import save_model
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.checkpoint import save_checkpoint
-from tests._params import MEL
+from tests._params import MEL, PARAMS
 from tests.test_inference import NAMES, SMALL_SYNTHESIS, long_score, small_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,6 +54,44 @@ def test_set_mel_level_shifts_the_whole_mel_to_the_target():
     shift = out - mel
     assert np.ptp(shift) < 1e-5  # one shift for every bin: the dynamics inside the mel are kept
     assert set_mel_level(mel[:, :0], -12.5).shape == (MEL.n_mels, 0)
+
+
+def test_the_offset_brings_a_prediction_to_the_targets_pooled_level():
+    rng = np.random.default_rng(1)
+    target = rng.normal(-4, 2, (MEL.n_mels, 200))
+    predicted = target - 0.5
+    offset = level_offset_db(mel_power(target)[0], mel_power(predicted)[0])
+    assert offset == pytest.approx(0.5 * DB_PER_LOG_UNIT, abs=1e-9)
+    assert mel_level_db(shift_mel_db(predicted, offset)) == pytest.approx(mel_level_db(target), abs=1e-9)
+    assert level_offset_db(0.0, 1.0) == 0.0 and shift_mel_db(predicted, 0.0) is predicted
+
+
+def test_the_synthesis_task_measures_its_models_shortfall_on_the_batches_it_is_given():
+    from pipeline.datasets.clips import collate_clips, cut_clip
+    from pipeline.models.synthesis import synthesis_inputs
+    from pipeline.training.synthesis_task import SynthesisTask
+
+    torch.manual_seed(0)
+    model = SynthesisModel(n_performers=2, **SMALL_SYNTHESIS).eval()
+    notes = long_score(n=12)
+    frames = 120
+    data = {
+        "mel": np.zeros((MEL.n_mels, frames), np.float32),
+        "pitch": notes.pitch,
+        "velocity": notes.velocity,
+        "score_onset": notes.onset,
+        "score_duration": notes.duration,
+        "onset_frame": (notes.onset // 2).astype(np.int64),
+        "offset_frame": (notes.offset // 2).astype(np.int64),
+        "performer_id": np.int64(1),
+    }
+    batch = collate_clips([cut_clip(data, 0, 100), cut_clip(data, 40, 80)])
+    with torch.no_grad():
+        batch["mel"] = model(**synthesis_inputs(model, batch)) + 0.25  # the recordings: 0.25 louder in log
+    task = SynthesisTask(model, PARAMS.train_synthesis.optimizer, MEL)
+    assert task.calibrate([batch]) == {"level_offset_db": pytest.approx(0.25 * DB_PER_LOG_UNIT, abs=1e-3)}
+    assert model.config()["level_offset_db"] == pytest.approx(2.1715, abs=1e-3)
+    assert "level_offset_db" not in SynthesisModel(n_performers=2, **SMALL_SYNTHESIS).config()  # unset: absent
 
 
 def write_recording(root, name: str, performer: int, magnitude: float, frames: int) -> dict:
@@ -108,24 +146,30 @@ def with_levels(levels: tuple[float, ...]):
     return models
 
 
-def test_render_plays_at_the_performers_level():
+def test_render_plays_at_the_calibrated_or_the_performers_level():
     from pipeline.inference import render_score
 
     notes = long_score(n=20)
     models = with_levels((-30.0, -12.0))
     own = render_score(models, notes, "ben", loudness="model")
-    ben = render_score(models, notes, "ben")
+    ben = render_score(models, notes, "ben", loudness="performer")
     assert mel_level_db(ben.mel) == pytest.approx(-12.0, abs=1e-3)
     assert abs(mel_level_db(own.mel) + 12.0) > 1.0  # the untrained model's own level is elsewhere
     assert np.ptp(ben.mel - own.mel) < 1e-4  # the same mel, shifted as a whole
-    ana = render_score(models, notes, "ana")
+    ana = render_score(models, notes, "ana", loudness="performer")
     assert mel_level_db(ana.mel) == pytest.approx(-30.0, abs=1e-3)
-    half = render_score(models, notes, "ana:0.5,ben:0.5")
+    half = render_score(models, notes, "ana:0.5,ben:0.5", loudness="performer")
     assert mel_level_db(half.mel) == pytest.approx(-21.0, abs=1e-3)
     # a model from before the levels were stored plays at its own level
     old = small_models()
-    assert np.array_equal(render_score(old, notes, "ben").mel, render_score(old, notes, "ben", loudness="model").mel)
-    with pytest.raises(PipelineError, match="loudness must be one of performer, model, not 'loud'"):
+    for loudness in ("calibrated", "performer"):
+        assert np.array_equal(render_score(old, notes, "ben", loudness=loudness).mel, own.mel)
+    # calibrated (the default): the model's own level plus its measured shortfall
+    models.synthesis.level_offset_db = 4.5
+    calibrated = render_score(models, notes, "ben")
+    assert mel_level_db(calibrated.mel) - mel_level_db(own.mel) == pytest.approx(4.5, abs=1e-3)
+    assert np.ptp(calibrated.mel - own.mel) < 1e-4
+    with pytest.raises(PipelineError, match="loudness must be one of calibrated, performer, model, not 'loud'"):
         render_score(models, notes, "ben", loudness="loud")
 
 

@@ -175,6 +175,11 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     assert json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"] == first_run
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2, 3, 4, 5]
+    # after training, the level it falls short of the validation recordings by is measured and stored (the
+    # calibration of the first run did not stop the second from resuming: it is not a setting)
+    saved = load_model(tmp_path / "models/synthesis/model.pt", SynthesisModel)
+    assert saved.level_offset_db == metrics["level_offset_db"] and abs(saved.level_offset_db) > 1.0
+    assert saved.config()["level_offset_db"] == saved.level_offset_db
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ import torch
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.inference import vocode
+from pipeline.loudness import shift_mel_db
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
@@ -87,12 +88,17 @@ def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sam
 
     model = load_model(require_model(models / folder / "model.pt", name), SynthesisModel)
 
+    offset = float(getattr(model, "level_offset_db", 0.0))  # as `performer render` plays it
+
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:
         mel = model(**synthesis_inputs(model, batch)).float().numpy()
-        return [
+        return [  # the mel scores are the model's own mel's; the audio is at its calibrated level
             ClipOutput(
-                vocode(vocoder, mel[i, :, :n], source=clip_source(vocoder, batch, i, n, sample_rate)), mel[i, :, :n]
+                vocode(
+                    vocoder, shift_mel_db(mel[i, :, :n], offset), source=clip_source(vocoder, batch, i, n, sample_rate)
+                ),
+                mel[i, :, :n],
             )
             for i, n in enumerate(_frames(batch))
         ]

@@ -85,6 +85,12 @@ class PerformerModels:
             ids.append(performer)
         return PerformerBlend(tuple(weights), tuple(ids), tuple(weights.values()))
 
+    @property
+    def level_offset_db(self) -> float:
+        """dB the synthesis model's mel falls short of the recordings' level (measured by its training
+        stage on unseen pieces; 0 for models trained before it was)."""
+        return float(getattr(self.synthesis, "level_offset_db", 0.0))
+
     def level_db(self, blend: PerformerBlend) -> float | None:
         """The level a performance by ``blend`` is given (dB of mean mel frame power,
         :mod:`pipeline.loudness`): the performer's level in the synthesis model's training recordings

@@ -22,9 +22,10 @@ joins them:
 * **Performer**: one, or a blend (``"aurora:0.7,bruno:0.3"``, :mod:`pipeline.inference.blend`) whose
   weights (``performer_weights``) mix the performer embeddings of both the alignment model (timing)
   and the synthesis model (timbre); a blend with one weight > 0 plays that performer exactly.
-* **Level**: the mel is shifted as a whole to the level of the performer's training recordings
-  (``loudness="performer"``, :mod:`pipeline.loudness`): trained on the log-mel's MSE, the synthesis
-  model alone plays several dB too quietly.
+* **Level**: trained on the log-mel's MSE, the synthesis model alone plays several dB too quietly; the
+  mel is shifted as a whole by the shortfall its training stage measured on unseen pieces
+  (``loudness="calibrated"``), or to the level of the performer's training recordings
+  (``"performer"``), :mod:`pipeline.loudness`.
 * **Waveform** (:func:`vocode`). The fully convolutional vocoder runs on chunks with
   ``context`` frames of real mel on each side, discarded afterwards: the result equals a single
   pass (up to float rounding) at bounded memory.
@@ -47,7 +48,7 @@ from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.inference.blend import PerformerSpec
 from pipeline.inference.models import PerformerModels
-from pipeline.loudness import set_mel_level
+from pipeline.loudness import set_mel_level, shift_mel_db
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder
@@ -370,7 +371,7 @@ class Rendering:
         return len(self.audio) / self.sample_rate
 
 
-LOUDNESS = ("performer", "model")
+LOUDNESS = ("calibrated", "performer", "model")
 
 
 def render_score(
@@ -379,7 +380,7 @@ def render_score(
     performer: PerformerSpec,
     tempo_qpm: float | None = None,
     tail_seconds: float = 0.5,
-    loudness: str = "performer",
+    loudness: str = "calibrated",
 ) -> Rendering:
     """Perform ``notes`` as ``performer`` at ``tempo_qpm`` (the score's own by default).
 
@@ -391,10 +392,13 @@ def render_score(
     of both the alignment and the synthesis model. A blend with one weight > 0 renders exactly as that
     performer alone (the models' plain lookup).
 
-    ``loudness``: ``"performer"`` gives the performance the level of the performer's training
-    recordings (:meth:`PerformerModels.level_db`; the predicted mel shifted as a whole, so the dynamics
-    within the piece stay the model's); ``"model"`` keeps the synthesis model's own level, several dB
-    quieter (:mod:`pipeline.loudness` says why). Models without stored levels play at their own."""
+    ``loudness``: ``"calibrated"`` adds to the predicted mel the dB its synthesis model falls short of
+    the recordings' level on unseen pieces (:attr:`PerformerModels.level_offset_db`, measured by its
+    training stage; what the evaluation scores too), so the piece keeps its own level, loud or soft;
+    ``"performer"`` sets the whole piece to the level of the performer's training recordings
+    (:meth:`PerformerModels.level_db`); ``"model"`` keeps the synthesis model's own level, several dB
+    quieter (:mod:`pipeline.loudness` says why). The mel is shifted as a whole, so the dynamics within
+    the piece stay the model's. Models without these measurements play at their own level."""
     if loudness not in LOUDNESS:
         raise PipelineError(f"loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
     mel = models.mel
@@ -429,6 +433,8 @@ def render_score(
     target_db = models.level_db(blend) if loudness == "performer" else None
     if target_db is not None:
         spec = set_mel_level(spec, target_db)
+    elif loudness == "calibrated":
+        spec = shift_mel_db(spec, models.level_offset_db)
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
     source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)

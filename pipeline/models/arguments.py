@@ -28,7 +28,8 @@ __all__ = ["MEL_RECIPE", "PERFORMERS", "PERFORMER_LEVELS", "SYNTHESIS_MEL_RECIPE
 PERFORMERS = ("n_performers", "performer_names")
 MEL_RECIPE = ("in_channels", "sample_rate", "n_fft", "hop_length", "fmin", "fmax")
 SYNTHESIS_MEL_RECIPE = ("sample_rate", "n_fft", "fmin", "fmax")  # the synthesis model's harmonic prior
-PERFORMER_LEVELS = ("performer_levels_db",)  # measured on the synthesis model's training recordings
+# measured by the synthesis stage: on its training recordings, and after training on its validation clips
+PERFORMER_LEVELS = ("performer_levels_db", "level_offset_db")
 
 
 def _matches(tp: Any, value: Any) -> bool:

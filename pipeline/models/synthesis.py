@@ -75,10 +75,15 @@ class SynthesisModel(nn.Module):
         fmin: float | None = None,
         fmax: float | None = None,
         performer_levels_db: tuple[float, ...] = (),
+        level_offset_db: float = 0.0,
     ) -> None:
-        """``performer_levels_db``: each performer's level in its training recordings (dB of mean frame
-        power, :mod:`pipeline.loudness`), measured by the training stage; not used by the network, it
-        is the level `performer render` gives a performance (empty: the model's own level)."""
+        """Two measurements the training stage stores with the model (:mod:`pipeline.loudness`), used
+        by no layer of the network: ``performer_levels_db``, each performer's level in its training
+        recordings (dB of mean mel frame power; `performer render --loudness performer` plays at it),
+        and ``level_offset_db``, the dB by which the model's mel falls short of the recordings' level
+        on the validation clips, which rendering and evaluation add to its output. It is set after
+        training, so it is in :meth:`config` only when not 0: a checkpoint written before it is known
+        still resumes (its settings are compared with the model's)."""
         super().__init__()
         recipe = dict(sample_rate=sample_rate, n_fft=n_fft, fmin=fmin, fmax=fmax)
         if harmonic_prior and any(v is None for v in recipe.values()):
@@ -92,6 +97,8 @@ class SynthesisModel(nn.Module):
             raise ValueError(f"{len(performer_levels_db)} performer levels for {n_performers} performers")
         if not all(math.isfinite(level) for level in performer_levels_db):
             raise ValueError(f"performer levels must be finite dB values, not {performer_levels_db}")
+        if not math.isfinite(level_offset_db):
+            raise ValueError(f"level_offset_db must be a finite number of dB, not {level_offset_db}")
         self.hparams: dict[str, Any] = dict(
             n_performers=n_performers,
             d_model=d_model,
@@ -116,6 +123,7 @@ class SynthesisModel(nn.Module):
             **recipe,
             performer_levels_db=performer_levels_db,
         )
+        self.level_offset_db = float(level_offset_db)
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity
         if use_encoder:
@@ -144,7 +152,8 @@ class SynthesisModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor keyword arguments: ``SynthesisModel(**model.config())`` rebuilds it."""
-        return dict(self.hparams)
+        offset = {"level_offset_db": self.level_offset_db} if self.level_offset_db else {}
+        return {**self.hparams, **offset}
 
     def frame_inputs(
         self,

@@ -223,11 +223,10 @@ class Trainer:
         if self.tracker is not None and self.is_main:
             self.tracker.log_metrics({f"{split}_{k}": float(v) for k, v in metrics.items()}, self.step)
 
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validation_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The validation set in order, in batches of the training batch size, on the device."""
         if self.val_set is None or len(cast(Sized, self.val_set)) == 0:
-            return {}
-        self._set_mode(False)
+            return
         loader = DataLoader(
             self.val_set,
             batch_size=self.config.batch_size,
@@ -235,11 +234,18 @@ class Trainer:
             collate_fn=self.collate,
             generator=torch.Generator(),
         )
+        for batch in loader:
+            yield {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if self.val_set is None or len(cast(Sized, self.val_set)) == 0:
+            return {}
+        self._set_mode(False)
         totals: dict[str, float] = {}
         count = 0
         first = None
-        for batch in loader:
-            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        for batch in self.validation_batches():
             first = first if first is not None else batch
             with autocast(self.device, self.amp_dtype):
                 losses = self.task.validation_step(batch)

@@ -166,6 +166,10 @@ def run_training(
     if rank != 0:
         return final
     assert tracker is not None  # rank 0 made one
+    measured: dict[str, float] = {}
+    if hasattr(task, "calibrate"):  # measured on the validation set after training, stored with the model as
+        measured = task.calibrate(trainer.validation_batches())  # constructor arguments (the synthesis
+        hparams = {**hparams, **measured}  # model's level offset) and reported with the metrics
     save_model(out_dir / "model.pt", model, hparams)
     history = pd.DataFrame(trainer.history)
     steps_run = trainer.step - start_step
@@ -173,6 +177,7 @@ def run_training(
         "steps": trainer.step,
         "train_loss": float(history[history.split == "train"]["loss"].iloc[-1]) if len(history) else float("nan"),
         **{f"val_{k}": round(float(v), 6) for k, v in final.items()},
+        **measured,
         "steps_per_second": round(steps_run / elapsed, 4) if steps_run else None,
         "device": str(trainer.device),
         "world_size": world,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import torch
+
 from pipeline.config import MelConfig, TransformerOptimizerConfig
+from pipeline.loudness import level_offset_db
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.training.schedules import adam_with_transformer_schedule
 
@@ -29,6 +33,21 @@ class SynthesisTask:
 
     def validation_step(self, batch) -> dict[str, float]:
         return {"loss": self.model.loss(self._predict(batch), batch["mel"], batch["frame_mask"]).item()}
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """After training: set the model's ``level_offset_db`` to the dB its mel falls short of the
+        recordings' on ``batches`` (the validation clips: pieces it did not train on), pooled over their
+        frames (:mod:`pipeline.loudness`). Returns it as the constructor argument that stores it."""
+        self.model.eval()
+        target_power = predicted_power = 0.0
+        for batch in batches:
+            mask = batch["frame_mask"][:, None, :]
+            predicted = self.model(**synthesis_inputs(self.model, batch)).double()  # not DDP's: rank 0 alone
+            target_power += float((torch.exp(2 * batch["mel"].double()) * mask).sum())
+            predicted_power += float((torch.exp(2 * predicted) * mask).sum())
+        self.model.level_offset_db = round(level_offset_db(target_power, predicted_power), 4)
+        return {"level_offset_db": self.model.level_offset_db}
 
     def examples(self, batch) -> dict[str, Any]:
         # here, not at the top: `performer render` imports this module and must not pay for librosa (pipeline.mel)
