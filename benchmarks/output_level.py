@@ -4,11 +4,12 @@ Two checks (issue 12's level target: within 1 dB of the recording, |DC| < 1e-3, 
 
 * **test clips** (the evaluate stage's split and clips): per clip, the RMS of the system's audio over the
   recording's, in dB, for the vocoder reconstructing the recording's mel (``Vocoder reconstruction``),
-  for Deep Performer end to end (synthesis model on the recording's note timing, then the vocoder), and
-  for Deep Performer with each clip's mel set to the performer's stored level (what `performer render`
-  does to a whole piece; here per 5-second clip, so the clips' own loud and soft passages count
-  against it); prints mean, median, share of clips within 1 dB, the worst clip, max |DC| and the
-  highest peak;
+  for Deep Performer end to end (synthesis model on the recording's note timing, its mel shifted by the
+  level offset its training stage measured, then the vocoder: as evaluate scores it and `performer
+  render` plays it), at the model's own level, and with each clip's mel set to the performer's stored
+  level (what `performer render --loudness performer` does to a whole piece; here per 5-second clip, so
+  the clips' own loud and soft passages count against it); prints mean, median, share of clips within
+  1 dB, the worst clip, max |DC| and the highest peak;
 * **`performer render`** of ``--seconds`` of built-in violin material (the MIDI file of
   ``benchmarks/render_command.py``), the real command, once per performer and ``--loudness`` mode: RMS,
   DC and peak of the file, beside the RMS of that performer's training recordings (all their samples
@@ -73,8 +74,11 @@ def test_clips(models: Path) -> None:
     rate = params.mel.sample_rate
     systems = {
         "Vocoder reconstruction": sys_.vocoder_reconstruction(vocoder, rate),
-        "Deep Performer": sys_.synthesis_system(models, "synthesis", vocoder, "Deep Performer", rate),
-        "Deep Performer at the performer's level": at_performer_level(models, vocoder, rate),
+        "Deep Performer (calibrated, as evaluated and rendered)": sys_.synthesis_system(
+            models, "synthesis", vocoder, "Deep Performer", rate
+        ),
+        "Deep Performer at the model's own level": at_level(models, vocoder, rate, "model"),
+        "Deep Performer at the performer's level": at_level(models, vocoder, rate, "performer"),
     }
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in systems}
     for start in range(0, len(clips), 8):
@@ -89,8 +93,9 @@ def test_clips(models: Path) -> None:
         print(summary(name, values))
 
 
-def at_performer_level(models: Path, vocoder, rate: int):
-    """Deep Performer with each clip's mel set to its performer's stored level, then the vocoder."""
+def at_level(models: Path, vocoder, rate: int, loudness: str):
+    """Deep Performer with each clip's mel at the model's own level (``model``) or set to its performer's
+    stored level (``performer``), then the vocoder."""
     import torch
 
     from pipeline.evaluation.systems import ClipOutput, clip_source
@@ -107,7 +112,9 @@ def at_performer_level(models: Path, vocoder, rate: int):
         mel = model(**synthesis_inputs(model, batch)).float().numpy()
         outputs = []
         for i, n in enumerate(batch["frame_mask"].sum(1).tolist()):
-            clip = set_mel_level(mel[i, :, :n], levels[int(batch["performer"][i])])
+            clip = mel[i, :, :n]
+            if loudness == "performer":
+                clip = set_mel_level(clip, levels[int(batch["performer"][i])])
             outputs.append(ClipOutput(vocode(vocoder, clip, source=clip_source(vocoder, batch, i, n, rate)), clip))
         return outputs
 
@@ -138,7 +145,7 @@ def rendered(models: Path, seconds: float) -> None:
             median = float(np.median([np.sqrt(np.mean(np.square(x))) for x in signals.values()]))
             trained = [signals[p] for p in group[group["train"]]["path"]]
             pooled = np.sqrt(sum(np.square(x).sum() for x in trained) / max(1, sum(len(x) for x in trained)))
-            for loudness in ("performer", "model"):
+            for loudness in ("calibrated", "performer", "model"):
                 out = Path(tmp) / f"{performer}-{loudness}.wav"
                 command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", str(models)]
                 command += ["--performer", str(performer), "--loudness", loudness]
