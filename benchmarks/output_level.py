@@ -13,8 +13,9 @@ Two checks (issue 12's level target: within 1 dB of the recording, |DC| < 1e-3, 
 * **`performer render`** of ``--seconds`` of built-in violin material (the MIDI file of
   ``benchmarks/render_command.py``), the real command, once per performer and ``--loudness`` mode: RMS,
   DC and peak of the file, beside the RMS of that performer's training recordings (all their samples
-  pooled: the level `--loudness performer` aims at) and the median RMS of all their recordings in
-  ``data/audio16k`` (other music: a rendered score has no recording of its own).
+  pooled: the level `--loudness performer` aims at), the median RMS of all their recordings in
+  ``data/audio16k``, and that of their solo violin ones (the benchmark score is violin music; a
+  rendered score has no recording of its own).
 
     PYTHONPATH=. python benchmarks/output_level.py [--models models] [--seconds 60]
 
@@ -129,11 +130,14 @@ def rendered(models: Path, seconds: float) -> None:
 
     manifest = read_manifest(ROOT / "data/audio16k")
     train = set(read_split(ROOT / "data/features", load_params(ROOT / "params.yaml").split).train)
+    index = pd.read_csv(ROOT / "data/features/index.csv", dtype={"id": str})
+    polyphonic = dict(zip(index["id"], index["polyphonic"].astype(bool)))
     by_performer = pd.DataFrame(
         {
             "performer": [r.performer for r in manifest],
             "path": [ROOT / "data/audio16k" / r.audio for r in manifest],
             "train": [r.id in train for r in manifest],
+            "solo": [not polyphonic.get(r.id, True) for r in manifest],
         }
     )
     performer_bin = Path(sys.executable).with_name("performer")
@@ -142,7 +146,9 @@ def rendered(models: Path, seconds: float) -> None:
         write_score(score, seconds)
         for performer, group in by_performer.groupby("performer"):
             signals = {p: sf.read(p, dtype="float64")[0] for p in group["path"]}
-            median = float(np.median([np.sqrt(np.mean(np.square(x))) for x in signals.values()]))
+            rms_of = {p: float(np.sqrt(np.mean(np.square(x)))) for p, x in signals.items()}
+            median = float(np.median(list(rms_of.values())))
+            solo = float(np.median([rms_of[p] for p in group[group["solo"]]["path"]]))  # the score is violin music
             trained = [signals[p] for p in group[group["train"]]["path"]]
             pooled = np.sqrt(sum(np.square(x).sum() for x in trained) / max(1, sum(len(x) for x in trained)))
             for loudness in ("calibrated", "performer", "model"):
@@ -157,7 +163,8 @@ def rendered(models: Path, seconds: float) -> None:
                     f"render {performer} --loudness {loudness}: {len(audio) / rate:.1f} s, RMS {rms:.4f}, "
                     f"{vs_train} vs its {len(trained)} training recordings pooled ({pooled:.4f}), "
                     f"{20 * np.log10(rms / median):+.1f} dB vs the median of its {len(signals)} recordings "
-                    f"({median:.4f}); DC {float(np.mean(audio)):+.1e}, peak {float(np.abs(audio).max()):.2f}"
+                    f"({median:.4f}), {20 * np.log10(rms / solo):+.1f} dB vs the median of its solo violin "
+                    f"recordings ({solo:.4f}); DC {float(np.mean(audio)):+.1e}, peak {float(np.abs(audio).max()):.2f}"
                 )
 
 
