@@ -184,3 +184,59 @@ def test_model_files_are_the_same_bytes_for_the_same_weights(tmp_path):
     state = {"step": 3, "weights": model.state_dict()}
     first, second = save_checkpoint(tmp_path / "c", state), save_checkpoint(tmp_path / "d", state)
     assert first.read_bytes() == second.read_bytes()
+
+
+class ScaledRecording(torch.nn.Module):
+    """A stand-in vocoder whose output is given: what HifiganTask.calibrate measures against the audio."""
+
+    excitation = False
+    hop_length = MEL.hop_length
+
+    def __init__(self, out: torch.Tensor) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.out[:, None, :]
+
+
+def test_the_vocoder_task_measures_the_shortfall_on_real_samples_only():
+    from dataclasses import replace
+
+    from pipeline.training.hifigan_task import HifiganTask
+    from pipeline.training.pianoroll_hifigan_task import PianoRollHifiganTask
+
+    frames = 40
+    audio = torch.from_numpy(np.stack([sine(0.1, frames * MEL.hop_length / MEL.sample_rate)] * 2))
+    out = audio * 0.5  # 6.02 dB short
+    out[1, 20 * MEL.hop_length :] = 10.0  # padding past the second clip's end: must not count
+    mask = torch.ones(2, frames, dtype=torch.bool)
+    mask[1, 20:] = False
+    config = PARAMS.train_hifigan
+    config = replace(config, discriminator_start=config.train.max_steps)  # no discriminators to build
+    task = HifiganTask(ScaledRecording(out), config, MEL, steps_per_epoch=1)
+    measured = task.calibrate([{"audio": audio, "frame_mask": mask}])
+    assert measured == {"level_offset_db": pytest.approx(20 * math.log10(2), abs=1e-3)}
+    assert task.generator.level_offset_db == measured["level_offset_db"]
+    assert PianoRollHifiganTask.calibrates_level is False  # the baseline's output is scored as it is
+
+
+def test_vocode_adds_the_vocoders_measured_offset_and_it_survives_a_model_file(tmp_path):
+    from pipeline.inference import vocode
+    from pipeline.models.persistence import load_model
+    from pipeline.models.vocoders import build_vocoder, vocoder_hparams
+    from tests.test_inference import SMALL_VOCODER
+
+    torch.manual_seed(0)
+    plain = build_vocoder("hifigan", **SMALL_VOCODER)
+    assert "level_offset_db" not in vocoder_hparams(plain)  # unmeasured: absent, so checkpoints resume
+    plain.level_offset_db = 20 * math.log10(2)
+    save_model(tmp_path / "model.pt", plain, vocoder_hparams(plain))
+    loaded = load_model(tmp_path / "model.pt", build_vocoder).remove_weight_norm()
+    assert loaded.level_offset_db == pytest.approx(6.0206, abs=1e-4)
+    mel = np.random.default_rng(0).normal(-5, 1, (MEL.n_mels, 30)).astype(np.float32)
+    louder = vocode(loaded, mel)
+    loaded.level_offset_db = 0.0
+    np.testing.assert_allclose(louder, 2.0 * vocode(loaded, mel), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="finite"):
+        build_vocoder("hifigan", level_offset_db=math.inf, **SMALL_VOCODER)

@@ -324,7 +324,10 @@ def vocode(
 
     ``source``: the excitation ``([channels,] frames * hop)`` of a source-filter vocoder
     (``vocoder.make_source``); required by such a vocoder, ignored by the plain one. ``progress``: show a
-    progress bar of the mel frames with this description (:mod:`pipeline.progress`; None: none)."""
+    progress bar of the mel frames with this description (:mod:`pipeline.progress`; None: none).
+
+    The output is made ``vocoder.level_offset_db`` dB louder: the shortfall its training stage measured
+    on its validation clips (:func:`pipeline.models.vocoders.build_vocoder`)."""
     device = next(vocoder.parameters()).device
     hop = vocoder.hop_length
     bins = vocoder.config()["in_channels"]
@@ -342,13 +345,14 @@ def vocode(
         if source_t.shape[-1] != n_frames * hop:
             raise PipelineError(f"excitation has {source_t.shape[-1]} samples, expected {n_frames * hop}")
     out = np.zeros(n_frames * hop, np.float32)
+    gain = np.float32(10.0 ** (float(getattr(vocoder, "level_offset_db", 0.0)) / 20.0))
     with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
         for start in range(0, n_frames, chunk_frames):
             stop = min(n_frames, start + chunk_frames)
             lo, hi = max(0, start - context), min(n_frames, stop + context)
             chunk_source = None if source_t is None else source_t[..., lo * hop : hi * hop][None]
             audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
-            out[start * hop : stop * hop] = audio[(start - lo) * hop : (stop - lo) * hop]
+            out[start * hop : stop * hop] = gain * audio[(start - lo) * hop : (stop - lo) * hop]
             bar.update(stop - start)
     return out
 

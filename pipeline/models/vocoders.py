@@ -11,6 +11,7 @@ those are HiFi-GAN), so ``load_model(path, build_vocoder)`` rebuilds whichever w
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pipeline.config import VOCODERS, MelConfig
@@ -23,11 +24,20 @@ VOCODER_KINDS: dict[str, type] = {"hifigan": Generator, "source_filter": SourceF
 assert tuple(VOCODER_KINDS) == VOCODERS, "pipeline.config.VOCODERS must name the vocoders built here"
 
 
-def build_vocoder(kind: str = "hifigan", **kwargs: Any) -> Vocoder:
-    """The vocoder ``kind`` built with its constructor keyword arguments."""
+def build_vocoder(kind: str = "hifigan", level_offset_db: float = 0.0, **kwargs: Any) -> Vocoder:
+    """The vocoder ``kind`` built with its constructor keyword arguments.
+
+    ``level_offset_db``: the dB its output falls short of the recordings' level on its validation clips,
+    measured by its training stage after training (:meth:`pipeline.training.hifigan_task.HifiganTask.calibrate`)
+    and added back by :func:`pipeline.inference.render.vocode`; not a setting of the network, so it is
+    an attribute beside it (0 for vocoders trained before it was measured)."""
     if kind not in VOCODER_KINDS:
         raise ValueError(f"unknown vocoder {kind!r} (known: {', '.join(VOCODER_KINDS)})")
-    return VOCODER_KINDS[kind](**kwargs)
+    if not math.isfinite(level_offset_db):
+        raise ValueError(f"level_offset_db must be a finite number of dB, not {level_offset_db}")
+    vocoder = VOCODER_KINDS[kind](**kwargs)
+    vocoder.level_offset_db = float(level_offset_db)
+    return vocoder
 
 
 def vocoder_kind(model: Vocoder) -> str:
@@ -38,8 +48,10 @@ def vocoder_kind(model: Vocoder) -> str:
 
 
 def vocoder_hparams(model: Vocoder) -> dict[str, Any]:
-    """What :func:`build_vocoder` needs to rebuild ``model``: its kind and constructor arguments."""
-    return {"kind": vocoder_kind(model), **model.config()}
+    """What :func:`build_vocoder` needs to rebuild ``model``: its kind and constructor arguments, and its
+    level offset once measured (absent before: a checkpoint written then still resumes)."""
+    offset = float(getattr(model, "level_offset_db", 0.0))
+    return {"kind": vocoder_kind(model), **model.config(), **({"level_offset_db": offset} if offset else {})}
 
 
 def vocoder_for_mel(kind: str, kwargs: dict[str, Any], mel: MelConfig) -> Vocoder:

@@ -12,12 +12,14 @@ feed the score's rolls (the piano-roll baseline) and shares everything else.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pipeline.config import MelConfig, TrainHifiganBaselineConfig, TrainHifiganConfig
+from pipeline.loudness import level_offset_db
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.hifigan import (
     HifiganLossWeights,
@@ -41,6 +43,8 @@ class HifiganTask:
     # the vocoder reports its MR-STFT distance (a column of the evaluate table; the loss term when
     # stft_weight > 0, else 0 in training); the piano-roll baseline keeps its recorded metrics
     log_stft = True
+    # after training, the vocoder's level shortfall is measured (calibrate); not the baseline's: no vocoder
+    calibrates_level = True
 
     def __init__(
         self,
@@ -131,6 +135,30 @@ class HifiganTask:
         if self.log_stft:
             scores["mr_stft"] = multi_resolution_stft_loss(audio, fake).item()
         return scores
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """After training: set the vocoder's ``level_offset_db`` to the dB its output falls short of the
+        recordings on ``batches`` (the validation clips), their real samples' power pooled
+        (:mod:`pipeline.loudness`); :func:`pipeline.inference.render.vocode` adds it back. Returns it as the
+        argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing for the piano-roll
+        baseline, which is no vocoder)."""
+        if not self.calibrates_level:
+            return {}
+        was_training = self.generator.training
+        self.generator.eval()
+        target_power = produced_power = 0.0
+        for batch in batches:
+            inputs, audio = self.generator_io(batch, training=False)
+            fake = self.generator(*inputs).float()[:, 0]
+            n = min(fake.shape[-1], audio.shape[-1])
+            real = batch["frame_mask"].repeat_interleave(self.generator.hop_length, dim=1)[:, :n]
+            target_power += float((audio[:, :n].double() ** 2 * real).sum())
+            produced_power += float((fake[:, :n].double() ** 2 * real).sum())
+        self.generator.train(was_training)
+        offset = round(level_offset_db(target_power, produced_power), 4)
+        setattr(self.generator, "level_offset_db", offset)  # an attribute beside the network, not a module  # noqa: B010
+        return {"level_offset_db": offset}
 
     def examples(self, batch) -> dict[str, Any]:
         inputs, audio = self.generator_io({k: v[:1] for k, v in batch.items()}, training=False)

@@ -18,6 +18,7 @@ from pipeline.training.windows import random_windows, take_frames, take_samples
 
 class PianoRollHifiganTask(HifiganTask):
     log_stft = False
+    calibrates_level = False  # its output is the system's, scored as it is
 
     def __init__(
         self, model: PianoRollHifigan, config: TrainHifiganBaselineConfig, mel: MelConfig, steps_per_epoch: int
