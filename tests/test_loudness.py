@@ -218,6 +218,9 @@ def test_the_vocoder_task_measures_the_shortfall_on_real_samples_only():
     measured = task.calibrate([{"audio": audio, "frame_mask": mask}])
     assert measured == {"level_offset_db": pytest.approx(20 * math.log10(2), abs=1e-3)}
     assert task.generator.level_offset_db == measured["level_offset_db"]
+    # the vocoder stage's segments are whole windows, without a frame mask: every sample counts
+    task = HifiganTask(ScaledRecording(audio * 0.5), config, MEL, steps_per_epoch=1)
+    assert task.calibrate([{"audio": audio}]) == measured
     assert PianoRollHifiganTask.calibrates_level is False  # the baseline's output is scored as it is
 
 

@@ -139,7 +139,7 @@ class HifiganTask:
     @torch.no_grad()
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """After training: set the vocoder's ``level_offset_db`` to the dB its output falls short of the
-        recordings on ``batches`` (the validation clips), their real samples' power pooled
+        recordings on ``batches`` (the validation segments or clips), their real samples' power pooled
         (:mod:`pipeline.loudness`); :func:`pipeline.inference.render.vocode` adds it back. Returns it as the
         argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing for the piano-roll
         baseline, which is no vocoder)."""
@@ -152,9 +152,12 @@ class HifiganTask:
             inputs, audio = self.generator_io(batch, training=False)
             fake = self.generator(*inputs).float()[:, 0]
             n = min(fake.shape[-1], audio.shape[-1])
-            real = batch["frame_mask"].repeat_interleave(self.generator.hop_length, dim=1)[:, :n]
-            target_power += float((audio[:, :n].double() ** 2 * real).sum())
-            produced_power += float((fake[:, :n].double() ** 2 * real).sum())
+            target, produced = audio[:, :n].double() ** 2, fake[:, :n].double() ** 2
+            if "frame_mask" in batch:  # clips padded to the batch's longest (segments are whole windows)
+                real = batch["frame_mask"].repeat_interleave(self.generator.hop_length, dim=1)[:, :n]
+                target, produced = target * real, produced * real
+            target_power += float(target.sum())
+            produced_power += float(produced.sum())
         self.generator.train(was_training)
         offset = round(level_offset_db(target_power, produced_power), 4)
         setattr(self.generator, "level_offset_db", offset)  # an attribute beside the network, not a module  # noqa: B010
