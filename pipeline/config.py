@@ -223,6 +223,9 @@ class TrainHifiganConfig(GanConfig):
     dc_weight: float  # weight of the output's DC error (pipeline.models.hifigan.dc_offset_loss); 0: the paper's recipe
     stft_weight: float  # weight of the multi-resolution STFT loss (pipeline.models.stft_loss); 0: the paper's recipe
     mel_augment: float  # share of training mels blurred and noised (pipeline.training.mel_augment); 0: the paper's
+    # after training, measure the dB the output falls short of the validation recordings and store it with the
+    # vocoder, which then adds it (HifiganTask.calibrate, pipeline.loudness); false: the paper's recipe
+    level_calibration: bool
 
     def __post_init__(self) -> None:
         if self.vocoder not in VOCODERS:

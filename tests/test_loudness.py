@@ -222,6 +222,16 @@ def test_the_vocoder_task_measures_the_shortfall_on_real_samples_only():
     task = HifiganTask(ScaledRecording(audio * 0.5), config, MEL, steps_per_epoch=1)
     assert task.calibrate([{"audio": audio}]) == measured
     assert PianoRollHifiganTask.calibrates_level is False  # the baseline's output is scored as it is
+    paper = HifiganTask(ScaledRecording(out), replace(config, level_calibration=False), MEL, steps_per_epoch=1)
+    assert paper.calibrate([{"audio": audio, "frame_mask": mask}]) == {}  # the paper's V2: its output as it is
+
+
+def test_a_post_training_setting_does_not_stop_a_finished_checkpoint_from_resuming():
+    from pipeline.training.run import resume_settings
+
+    logged = {"learning_rate": 0.001, "level_calibration": True, "train": {"max_steps": 10, "batch_size": 8}}
+    assert resume_settings(logged) == resume_settings({**logged, "level_calibration": False})
+    assert resume_settings(logged) != resume_settings({**logged, "learning_rate": 0.002})
 
 
 def test_vocode_adds_the_vocoders_measured_offset_and_it_survives_a_model_file(tmp_path):

@@ -141,9 +141,10 @@ class HifiganTask:
         """After training: set the vocoder's ``level_offset_db`` to the dB its output falls short of the
         recordings on ``batches`` (the validation segments or clips), their real samples' power pooled
         (:mod:`pipeline.loudness`); :func:`pipeline.inference.render.vocode` adds it back. Returns it as the
-        argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing for the piano-roll
-        baseline, which is no vocoder)."""
-        if not self.calibrates_level:
+        argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing where the stage's
+        ``level_calibration`` is off, as for the paper's HiFi-GAN V2, nor for the piano-roll baseline,
+        which is no vocoder)."""
+        if not self.calibrates_level or not getattr(self.config, "level_calibration", False):
             return {}
         was_training = self.generator.training
         self.generator.eval()

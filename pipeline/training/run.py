@@ -93,10 +93,15 @@ class TrainingOutputs:
 RESUMABLE = ("max_steps", "validate_every", "checkpoint_every", "log_every", "num_workers")
 
 
+# stage settings that act only after training (a measurement stored with the model): a finished checkpoint
+# still resumes when they change
+AFTER_TRAINING = ("level_calibration",)
+
+
 def resume_settings(logged_params: dict[str, Any]) -> dict[str, Any]:
     """The training settings a checkpoint must share to be resumed: ``logged_params`` without the
-    :data:`RESUMABLE` entries of its ``train`` block."""
-    settings = dict(logged_params)
+    :data:`RESUMABLE` entries of its ``train`` block and without :data:`AFTER_TRAINING`."""
+    settings = {k: v for k, v in logged_params.items() if k not in AFTER_TRAINING}
     if isinstance(settings.get("train"), dict):
         settings["train"] = {k: v for k, v in settings["train"].items() if k not in RESUMABLE}
     return settings
