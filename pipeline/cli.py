@@ -293,8 +293,10 @@ def render(
         if timing is not None:
             check_output(timing, (".csv",), "--timing")
         _check_tempo(tempo)
-        if loudness not in ("calibrated", "performer", "model"):
-            raise PipelineError(f"--loudness must be calibrated, performer or model, not {loudness!r}")
+        from pipeline.loudness import LOUDNESS  # numpy only: checked before torch is imported
+
+        if loudness not in LOUDNESS:
+            raise PipelineError(f"--loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
     except PipelineError as err:
         _fail(err)
     import torch

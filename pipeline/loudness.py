@@ -23,6 +23,8 @@ import math
 import numpy as np
 
 DB_PER_LOG_UNIT = 20.0 / math.log(10.0)  # dB per unit of log magnitude
+# `performer render --loudness`: the measured offsets added back | the performer's training level | as predicted
+LOUDNESS = ("calibrated", "performer", "model")
 
 
 def mel_power(log_mel: np.ndarray) -> tuple[float, int]:

@@ -319,6 +319,10 @@ def test_render_command_errors_are_one_line_and_leave_nothing(tmp_path):
         "ana, ben",
     )
     assert_one_line_error(performer_cli("render", good, "-o", out, "--models", tmp_path / "nothing"), "nothing")
+    assert_one_line_error(
+        performer_cli("render", good, "-o", out, "--models", models, "--loudness", "loud"),
+        "--loudness must be one of calibrated, performer, model, not 'loud'",
+    )
     zero = performer_cli("render", good, "-o", out, "--models", models, "--threads", "0")
     assert zero.returncode != 0 and "--threads" in zero.stderr and "Traceback" not in zero.stderr
     assert not out.exists()

@@ -8,7 +8,7 @@ import torch
 from pipeline.models.mixer import PolyphonicMixer, sounding_and_position
 from pipeline.models.notewise_pe import NoteWisePositionalEncoding
 from pipeline.models.persistence import load_model, save_model
-from pipeline.models.rolls import piano_and_position_rolls
+from pipeline.models.rolls import piano_and_position_rolls, piano_roll
 from pipeline.models.synthesis import SynthesisModel, synthesis_loss
 
 SMALL = dict(d_model=32, encoder_layers=1, decoder_layers=2, heads=2, attention_dim=32, ffn_dim=64, dropout=0.0)
@@ -118,6 +118,9 @@ def test_piano_and_position_rolls_match_explicit_loops():
     assert torch.equal(piano, exp_piano)
     assert torch.allclose(position, exp_position)
     assert torch.allclose(piano_vel, exp_vel)
+    # the piano roll alone (the harmonic prior's and PerformanceNet's input) is the same roll
+    assert torch.equal(piano_roll(pitch, onset, offset, mask, n_frames), exp_piano)
+    assert torch.allclose(piano_roll(pitch, onset, offset, mask, n_frames, velocity=velocity), exp_vel)
     # a note's value falls linearly 1 -> 0 across it (pitch 60 in frames 7..13, cut at frame 12)
     assert position[0, 7:12, 60].tolist() == pytest.approx([1, 5 / 6, 4 / 6, 3 / 6, 2 / 6])
     assert position[1, 4:9, 60].tolist() == pytest.approx([1, 1, 0.5, 0.25, 0])  # sum of overlaps, <= 1

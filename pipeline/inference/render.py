@@ -48,7 +48,7 @@ from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.inference.blend import PerformerSpec
 from pipeline.inference.models import PerformerModels
-from pipeline.loudness import set_mel_level, shift_mel_db
+from pipeline.loudness import LOUDNESS, set_mel_level, shift_mel_db
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo, to_timeline
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder
@@ -373,9 +373,6 @@ class Rendering:
     @property
     def seconds(self) -> float:
         return len(self.audio) / self.sample_rate
-
-
-LOUDNESS = ("calibrated", "performer", "model")
 
 
 def render_score(

@@ -42,10 +42,18 @@ def sounding_and_position(
     t = torch.arange(n_frames, device=onset_frame.device)[None, :, None]
     onset = onset_frame.long()[:, None, :]
     offset = offset_frame.long()[:, None, :]
-    sounding = (t >= onset) & (t < offset) & note_mask[:, None, :]
+    sounding = sounding_mask(onset_frame, offset_frame, note_mask, n_frames).to(dtype)
     span = (offset - onset - 1).clamp(min=1).to(dtype)
     position = ((t - onset).to(dtype) / span).clamp(0.0, 1.0)
-    return sounding.to(dtype), position * sounding.to(dtype)
+    return sounding, position * sounding
+
+
+def sounding_mask(
+    onset_frame: torch.Tensor, offset_frame: torch.Tensor, note_mask: torch.Tensor, n_frames: int
+) -> torch.Tensor:
+    """(B, T, N) bool: note n sounds in frame t (onset <= t < offset, a real note)."""
+    t = torch.arange(n_frames, device=onset_frame.device)[None, :, None]
+    return (t >= onset_frame.long()[:, None, :]) & (t < offset_frame.long()[:, None, :]) & note_mask[:, None, :]
 
 
 class PolyphonicMixer(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.models.mixer import sounding_and_position
+from pipeline.models.mixer import sounding_and_position, sounding_mask
 
 
 def piano_roll(
@@ -28,9 +28,8 @@ def piano_roll(
 ) -> torch.Tensor:
     """The piano roll (B, T, 128) alone, from (B, N) notes in frames (for callers that do not use
     the position roll: the harmonic prior, PerformanceNet)."""
-    t = torch.arange(n_frames, device=onset_frame.device)[None, :, None]
-    sounding = (t >= onset_frame.long()[:, None, :]) & (t < offset_frame.long()[:, None, :]) & note_mask[:, None, :]
-    return _pitch_roll(sounding.to(dtype), pitch, velocity, dtype)
+    sounding = sounding_mask(onset_frame, offset_frame, note_mask, n_frames).to(dtype)
+    return _pitch_roll(sounding, pitch, velocity, dtype)
 
 
 def _pitch_roll(

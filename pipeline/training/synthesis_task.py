@@ -39,6 +39,7 @@ class SynthesisTask:
         """After training: set the model's ``level_offset_db`` to the dB its mel falls short of the
         recordings' on ``batches`` (the validation clips: pieces it did not train on), pooled over their
         frames (:mod:`pipeline.loudness`). Returns it as the constructor argument that stores it."""
+        was_training = self.model.training
         self.model.eval()
         target_power = predicted_power = 0.0
         for batch in batches:
@@ -46,6 +47,7 @@ class SynthesisTask:
             predicted = self.model(**synthesis_inputs(self.model, batch)).double()  # not DDP's: rank 0 alone
             target_power += float((torch.exp(2 * batch["mel"].double()) * mask).sum())
             predicted_power += float((torch.exp(2 * predicted) * mask).sum())
+        self.model.train(was_training)
         self.model.level_offset_db = round(level_offset_db(target_power, predicted_power), 4)
         return {"level_offset_db": self.model.level_offset_db}
 
