@@ -45,17 +45,22 @@ def seed_everything(seed: int) -> None:
 
 
 def data_fingerprint(*paths: str | Path, extra: object = None) -> str:
-    """Identity of the training data: path, size and mtime of every file under ``paths``, plus ``extra``.
+    """Identity of the training data: the name and bytes of every file under ``paths``, plus ``extra``.
 
-    Conservative by design: an upstream stage that re-writes its outputs (even identically) makes
-    the next training start afresh, so a checkpoint is never resumed on data it was not trained on.
+    By content, not by mtime: an upstream stage that re-runs and writes the same bytes (as every
+    data stage does for the same code and params) keeps a finished checkpoint resumable, while any
+    changed byte makes the next training start afresh, so a checkpoint is never resumed on data it
+    was not trained on. Names are relative to each root, so a moved or re-cloned repo resumes too.
     """
     digest = hashlib.sha256(repr(extra).encode())
     for root in map(Path, paths):
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for f in files:
-            stat = f.stat()
-            digest.update(f"{f}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            name = f.relative_to(root).as_posix() if root.is_dir() else f.name
+            digest.update(f"{name}|{f.stat().st_size}|".encode())
+            with f.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()
 
 
