@@ -3,15 +3,17 @@
 Writes a MIDI file of ``--seconds`` of built-in violin material (``align_benchmark.long_score``), then
 ``--repeats`` times each:
 
-* ``command``: wall time of ``performer render SCORE -o OUT --models MODELS`` in a fresh process
-  (interpreter start, imports, score reading, model loading, rendering, writing the audio);
+* ``command``: wall time of ``performer render SCORE -o OUT --models MODELS --backend B`` in a fresh
+  process (interpreter start, imports, score reading, model loading, rendering, writing the audio), for
+  each backend (``onnx``: the export_onnx stage's graphs on onnxruntime, no torch imported; ``torch``);
 * ``render``: ``pipeline.inference.render_score`` alone on the same notes, in this process, models
-  already loaded (what ``benchmarks/render_benchmark.py`` calls the render part).
+  already loaded (what ``benchmarks/render_benchmark.py`` calls the render part), for each backend.
 
 Prints the medians, the real-time factors (seconds per second of audio) and the ratio command /
-render; the figures in docs/benchmarks.md ("Render command") come from here.
+render; the figures in docs/benchmarks.md ("Render command") come from here. The models folder needs
+its export (``dvc repro export_onnx``) for the onnx rows.
 
-    python benchmarks/render_command.py [--models models] [--threads 1] [--repeats 5]
+    python benchmarks/render_command.py [--models models] [--threads 1] [--repeats 5] [--backends onnx,torch]
 """
 
 from __future__ import annotations
@@ -66,55 +68,64 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=1, help="the command's --threads (and this process's)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backends", default="onnx,torch", help="the command's --backend values to time")
     args = parser.parse_args()
 
     import torch
 
     from pipeline.config import load_params
     from pipeline.inference import render_score
+    from pipeline.inference.onnx_models import OnnxModels
     from pipeline.registry.loading import load_models
     from pipeline.scores import read_score
 
     torch.set_num_threads(args.threads)
+    backends = args.backends.split(",")
+    walls: dict[str, list[float]] = {b: [] for b in backends}
+    renders: dict[str, list[float]] = {b: [] for b in backends}
     with tempfile.TemporaryDirectory() as tmp:
         score, out = Path(tmp) / "score.mid", Path(tmp) / "out.wav"
         count = write_score(score, args.seconds)
         performer_bin = Path(sys.executable).with_name("performer")
-        command = [
-            str(performer_bin),
-            "render",
-            str(score),
-            "-o",
-            str(out),
-            "--models",
-            args.models,
-            "--threads",
-            str(args.threads),
-        ]
-        walls = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-            walls.append(time.perf_counter() - start)
-        models = load_models(args.models, load_params(ROOT / "params.yaml").mel)
+        for _ in range(args.repeats):  # interleaved: a drift in the machine's load hits every backend alike
+            for backend in backends:
+                command = [str(performer_bin), "render", str(score), "-o", str(out), "--models", args.models]
+                command += ["--threads", str(args.threads), "--backend", backend]
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                walls[backend].append(time.perf_counter() - start)
         notes = read_score(score)
-        performer = models.performers[0]
-        with torch.inference_mode():
+        bundles = {
+            "torch": lambda: load_models(args.models, load_params(ROOT / "params.yaml").mel),
+            "onnx": lambda: OnnxModels(Path(args.models) / "onnx", threads=args.threads),
+        }
+        audio_s = 0.0
+        for backend in backends:
+            models = bundles[backend]()
+            performer = models.performers[0]
             render_score(models, notes.subset(range(min(20, len(notes)))), performer)  # warm-up
-            renders, audio_s = [], 0.0
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 result = render_score(models, notes, performer)
-                renders.append(time.perf_counter() - start)
+                renders[backend].append(time.perf_counter() - start)
                 audio_s = result.seconds
-    wall, render = statistics.median(walls), statistics.median(renders)
     print(
         f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}; "
         f"{count} notes, {audio_s:.1f} s of audio; medians of {args.repeats}"
     )
-    print(f"command {wall:.2f} s (RTF {wall / audio_s:.3f}; runs {', '.join(f'{w:.2f}' for w in walls)})")
-    print(f"render part {render:.2f} s (RTF {render / audio_s:.3f}; runs {', '.join(f'{r:.2f}' for r in renders)})")
-    print(f"command / render part: {wall / render:.2f}x")
+    for backend in backends:
+        wall, render = statistics.median(walls[backend]), statistics.median(renders[backend])
+        print(f"--backend {backend}:")
+        print(f"  command {wall:.2f} s (RTF {wall / audio_s:.3f}; runs {', '.join(f'{w:.2f}' for w in walls[backend])})")
+        print(
+            f"  render part {render:.2f} s (RTF {render / audio_s:.3f}; "
+            f"runs {', '.join(f'{r:.2f}' for r in renders[backend])})"
+        )
+        print(f"  command / render part: {wall / render:.2f}x")
+    if {"onnx", "torch"} <= set(backends):
+        onnx_wall, torch_wall = statistics.median(walls["onnx"]), statistics.median(walls["torch"])
+        print(f"command, onnx / torch: {onnx_wall / torch_wall:.2f}x; onnx command / torch render part: "
+              f"{onnx_wall / statistics.median(renders['torch']):.2f}x")
 
 
 if __name__ == "__main__":

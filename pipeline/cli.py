@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.inference.bundle import ModelBundle
+    from pipeline.inference.models import PerformerModels
 
 app = typer.Typer(
     help="Deep Performer: score-to-audio performance synthesis pipeline.",
@@ -259,7 +264,16 @@ def render(
         "MLflow model URIs (models:/deep-performer@ALIAS, models:/deep-performer-{name}@ALIAS, "
         "models:/@ALIAS, or alignment,synthesis,hifigan)",
     ),
-    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
+    device: str = typer.Option(
+        "auto",
+        help="auto (CUDA when present; the ONNX backend runs on the CPU), cpu or cuda (which renders with torch)",
+    ),
+    backend: str = typer.Option(
+        "auto",
+        help="onnx: the models' ONNX export (<models>/onnx, `dvc repro export_onnx`) on onnxruntime, without "
+        "importing torch; torch: the models themselves; auto: onnx where the export is there and current for a "
+        'models folder, else torch (docs/benchmarks.md, "Render command")',
+    ),
     mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
     timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
     loudness: str = typer.Option(
@@ -297,24 +311,24 @@ def render(
 
         if loudness not in LOUDNESS:
             raise PipelineError(f"--loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
+        onnx_folder = _render_backend(backend, models, device, params)
     except PipelineError as err:
         _fail(err)
-    import torch
-
     from pipeline.audio import write_audio
-    from pipeline.config import load_mel
-    from pipeline.device import select_device
-    from pipeline.inference import render_score
-    from pipeline.registry.loading import load_models
+    from pipeline.inference.render import render_score
     from pipeline.scores import read_score
 
-    torch.set_num_threads(threads)
     try:
         notes = read_score(score)
         if len(notes) == 0:
             raise PipelineError("the score has no notes", score)
-        mel = load_mel(params) if params.is_file() else None  # a composite model carries its own
-        bundle = load_models(models, mel, select_device(device))
+        bundle: ModelBundle
+        if onnx_folder is not None:
+            from pipeline.inference.onnx_models import OnnxModels
+
+            bundle = OnnxModels(onnx_folder, threads=threads)
+        else:
+            bundle = _torch_models(models, device, params, threads)
         if performer is None:
             performer = bundle.performers[0] if bundle.performers else "0"
         result = render_score(bundle, notes, performer, tempo, loudness=loudness)
@@ -333,6 +347,64 @@ def render(
         f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {result.performer}, "
         f"{time.perf_counter() - started:.1f} s)"
     )
+
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def _render_backend(backend: str, models: str, device: str, params: Path) -> Path | None:
+    """The folder of the ONNX export `performer render` runs (None: render with torch), numpy only.
+
+    ``auto`` takes the export of a models folder when it is current (exported from the ``model.pt``
+    files there now, with the mel recipe of ``params``) and no GPU was asked for, and says on stderr
+    why not when it is there but cannot be used; ``onnx`` insists on it."""
+    if backend not in BACKENDS:
+        raise PipelineError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "torch":
+        return None
+    models_dir = Path(models)
+    if models.startswith("models:/") or "," in models or not models_dir.is_dir():
+        if backend == "onnx":
+            raise PipelineError("--backend onnx renders a models folder's export, not registered models", models)
+        return None
+    if device == "cuda":
+        if backend == "onnx":
+            raise PipelineError("--backend onnx runs on the CPU: leave --device out or use --backend torch")
+        return None
+    from pipeline.inference.onnx_models import onnx_status, read_render_json
+
+    folder = models_dir / "onnx"
+    why = onnx_status(models_dir, folder)
+    if why is None and params.is_file():
+        from pipeline.config import load_mel
+
+        if _asdict(load_mel(params)) != read_render_json(folder)["mel"]:
+            why = f"{folder / 'render.json'}: exported with another mel recipe than {params}'s"
+    if why is None:
+        return folder
+    if backend == "onnx":
+        raise PipelineError(f"cannot render with the ONNX export: {why}")
+    if (folder / "render.json").exists():
+        typer.echo(f"rendering with torch: {why}", err=True)
+    return None
+
+
+def _asdict(config: object) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(config)  # type: ignore[call-overload]
+
+
+def _torch_models(models: str, device: str, params: Path, threads: int) -> PerformerModels:
+    import torch
+
+    from pipeline.config import load_mel
+    from pipeline.device import select_device
+    from pipeline.registry.loading import load_models
+
+    torch.set_num_threads(threads)
+    mel = load_mel(params) if params.is_file() else None  # a composite model carries its own
+    return load_models(models, mel, select_device(device))
 
 
 def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:

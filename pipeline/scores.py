@@ -10,13 +10,16 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pipeline.config import TICKS_PER_QUARTER
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
+
+if TYPE_CHECKING:  # pandas costs 0.3 s to import: `performer render` reads no note table
+    import pandas as pd
 
 DEFAULT_TEMPO_QPM = 100.0
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -156,6 +159,8 @@ class NoteTable:
         return out
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame({c: getattr(self, c) for c in NOTE_COLUMNS})
 
     def to_csv(self, path: str | Path) -> None:
@@ -191,6 +196,8 @@ class NoteTable:
                         meta[key] = float(value)
             except ValueError as err:
                 raise PipelineError(f"unreadable header line {first.strip()!r} ({err})", path) from err
+        import pandas as pd
+
         frame = pd.read_csv(path, comment="#")
         missing = [c for c in NOTE_COLUMNS if c not in frame.columns]
         if missing:

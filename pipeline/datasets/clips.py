@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from pipeline.datasets.batching import NOTE_KEYS, collate_arrays, cut_clip  # noqa: F401  (re-exported)
 from pipeline.errors import PipelineError
 from pipeline.features import load_features
 from pipeline.loudness import level_db, mel_power
@@ -40,34 +41,6 @@ def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int, min_
             if length >= min_frames:
                 refs.append(ClipRef(rec, start, length))
     return refs
-
-
-def cut_clip(data: dict[str, np.ndarray], start: int, frames: int, notes: str = "sounding") -> dict[str, Any]:
-    """The notes and mel frames of one window; note frames relative to ``start``, clipped to it.
-
-    ``notes="sounding"`` keeps every note heard in the window (synthesis); ``"starting"`` only the
-    notes whose onset lies in it (alignment: every target onset is then inside the clip).
-    """
-    stop = start + frames
-    on, off = data["onset_frame"].astype(np.int64), data["offset_frame"].astype(np.int64)
-    keep = (on < stop) & (off > start) if notes == "sounding" else (on >= start) & (on < stop)
-    score_onset = data["score_onset"][keep].astype(np.int64)
-    origin = int(score_onset.min()) if keep.any() else 0
-    # alignment clips count performed time from their first note (where a grid cut falls is arbitrary)
-    time_origin = int(on[keep].min()) if notes == "starting" and keep.any() else start
-    return {
-        "mel": data["mel"][:, start:stop],
-        "pitch": data["pitch"][keep].astype(np.int64),
-        "velocity": data["velocity"][keep].astype(np.int64),
-        "score_onset": score_onset - origin,
-        "score_duration": data["score_duration"][keep].astype(np.int64),
-        "onset_frame": np.clip(on[keep] - start, 0, frames - 1),
-        "offset_frame": np.clip(off[keep] - start, 1, frames),
-        # unclipped performed timing, the alignment model's target (frames from the time origin)
-        "target_onset": (on[keep] - time_origin).astype(np.float32),
-        "target_duration": (off[keep] - on[keep]).astype(np.float32),
-        "performer_id": np.int64(data["performer_id"]),
-    }
 
 
 class ClipDataset(Dataset):
@@ -173,51 +146,6 @@ class ClipDataset(Dataset):
         return signal
 
 
-NOTE_KEYS = (
-    "pitch",
-    "velocity",
-    "score_onset",
-    "score_duration",
-    "onset_frame",
-    "offset_frame",
-    "target_onset",
-    "target_duration",
-)
-
-
 def collate_clips(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    """Pad notes and frames to the longest in the batch; masks are True where data is real.
-
-    Shapes: note arrays (B, N), ``note_mask`` (B, N), ``mel`` (B, n_mels, T), ``frame_mask`` (B, T),
-    ``performer`` (B,), ``tempo_qpm`` (B,); ``audio`` (B, T * hop) and ``tuning_cents`` (B,) when the
-    clips carry audio.
-    """
-    batch = len(items)
-    n_notes = max(1, max(len(it["pitch"]) for it in items))
-    n_frames = max(it["mel"].shape[1] for it in items)
-    n_mels = items[0]["mel"].shape[0]
-    out: dict[str, torch.Tensor] = {}
-    for key in NOTE_KEYS:
-        dtype = torch.float32 if key.startswith("target") else torch.long
-        tensor = torch.zeros(batch, n_notes, dtype=dtype)
-        for b, it in enumerate(items):
-            tensor[b, : len(it[key])] = torch.as_tensor(it[key], dtype=dtype)
-        out[key] = tensor
-    out["offset_frame"] = torch.maximum(out["offset_frame"], out["onset_frame"] + 1)  # keep padding well-formed
-    out["note_mask"] = torch.zeros(batch, n_notes, dtype=torch.bool)
-    out["mel"] = torch.full((batch, n_mels, n_frames), float(np.log(1e-5)))
-    out["frame_mask"] = torch.zeros(batch, n_frames, dtype=torch.bool)
-    for b, it in enumerate(items):
-        out["note_mask"][b, : len(it["pitch"])] = True
-        out["mel"][b, :, : it["mel"].shape[1]] = torch.as_tensor(it["mel"])
-        out["frame_mask"][b, : it["mel"].shape[1]] = True
-    out["performer"] = torch.as_tensor([int(it["performer_id"]) for it in items], dtype=torch.long)
-    out["tempo_qpm"] = torch.as_tensor([float(it.get("tempo_qpm", 100.0)) for it in items], dtype=torch.float32)
-    if "tuning_cents" in items[0]:
-        out["tuning_cents"] = torch.as_tensor([float(it["tuning_cents"]) for it in items], dtype=torch.float32)
-    if "audio" in items[0]:
-        samples = max(len(it["audio"]) for it in items)
-        out["audio"] = torch.zeros(batch, samples)
-        for b, it in enumerate(items):
-            out["audio"][b, : len(it["audio"])] = torch.as_tensor(it["audio"])
-    return out
+    """:func:`pipeline.datasets.batching.collate_arrays` as torch tensors (shapes and dtypes there)."""
+    return {key: torch.from_numpy(value) for key, value in collate_arrays(items).items()}

@@ -42,16 +42,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from pipeline.datasets.clips import collate_clips, cut_clip
+from pipeline.datasets.batching import collate_arrays, cut_clip
 from pipeline.errors import PipelineError
 from pipeline.inference.blend import PerformerSpec
-from pipeline.inference.models import PerformerModels
+from pipeline.inference.bundle import ModelBundle
+from pipeline.inference.networks import mel_network, timing_network, wave_network
 from pipeline.loudness import LOUDNESS, set_mel_level, shift_mel_db
-from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo, to_timeline
-from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
-from pipeline.models.vocoders import Vocoder
 from pipeline.progress import progress_bar
 from pipeline.scores import NoteTable
 
@@ -79,9 +76,8 @@ def _chord_windows(group_ticks: np.ndarray, span: float) -> list[tuple[int, int]
         a = min(max(nxt, a + 1), b - 1)
 
 
-@torch.inference_mode()
 def predict_timing(
-    model: AlignmentModel,
+    model: Any,
     notes: NoteTable,
     performer: int,
     tempo_qpm: float,
@@ -100,10 +96,12 @@ def predict_timing(
 
     ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
     instead of ``performer``. ``progress``: show a progress bar of the windows with this description
-    (:mod:`pipeline.progress`; None: none)."""
+    (:mod:`pipeline.progress`; None: none).
+
+    ``model``: the torch ``AlignmentModel`` or a :class:`pipeline.inference.networks.TimingNetwork`."""
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
-    device = next(model.parameters()).device
+    network = timing_network(model)
     ticks = notes.onset.astype(np.int64)
     group_ticks, group = np.unique(ticks, return_inverse=True)
     if len(notes.tempo_map(tempo_qpm)) == 1:  # one tempo: windows in ticks
@@ -111,7 +109,7 @@ def predict_timing(
     else:  # windows of window_seconds of score time along the tempo map
         windows = _chord_windows(notes.time_at(group_ticks, tempo_qpm), window_seconds)
 
-    low, high = (float(q) for q in model.hparams["tempo_range"])
+    low, high = (float(q) for q in network.hparams["tempo_range"])
     items, members, tempi, played_tempi = [], [], [], []
     for a, b in windows:
         idx = np.flatnonzero((group >= a) & (group < b))
@@ -121,11 +119,6 @@ def predict_timing(
         played = min(max(qpm, low), high)  # the model's classes end there (tempo_classes clamps too)
         played_tempi.append(played)
         items.append(_note_item(notes, idx, performer, played, performer_weights, (onset, duration)))
-    # the model is told its tempo class, whose centre is up to half a class away from the tempo asked
-    # for (+-2 % with 60 classes): its frames are rescaled from the centre to that tempo, so a piece
-    # lasts its true length (an untrained model, the constant-tempo prior, then plays it exactly)
-    centers = model_class_tempo(model, torch.tensor(played_tempi, dtype=torch.float32)).numpy()
-    rescale = centers / np.asarray(played_tempi)
     slowest, fastest = min(tempi), max(tempi)
     for extreme, played in ((slowest, low),) * (slowest < low) + ((fastest, high),) * (fastest > high):
         warnings.warn(
@@ -134,12 +127,15 @@ def predict_timing(
             TempoRangeWarning,
             stacklevel=3,  # the caller of predict_timing (inference_mode's wrapper is one frame)
         )
+    # the model is told its tempo class, whose centre is up to half a class away from the tempo asked
+    # for (+-2 % with 60 classes): its frames are rescaled from the centre to that tempo, so a piece
+    # lasts its true length (an untrained model, the constant-tempo prior, then plays it exactly)
     preds: list[np.ndarray] = []
     with progress_bar(len(items), progress or "", "windows", disable=progress is None) as bar:
         for i in range(0, len(items), batch_size):
-            batch = {k: v.to(device) for k, v in _collate(items[i : i + batch_size]).items()}
-            pred = model(**alignment_inputs(model, batch)).float().cpu().numpy()
-            preds.extend(pred[j, : len(members[i + j])] * rescale[i + j] for j in range(len(pred)))
+            pred, centers = network.predict(_collate(items[i : i + batch_size]))
+            rescale = centers / np.asarray(played_tempi[i : i + len(pred)])
+            preds.extend(pred[j, : len(members[i + j])] * rescale[j] for j in range(len(pred)))
             bar.update(len(pred))
 
     # chord j's interval (from chord j - 1) and durations come from the window whose core holds j
@@ -157,11 +153,29 @@ def predict_timing(
         own = (group[idx] >= lo) & (group[idx] < hi)
         duration[idx[own]] = pred[own, 1]
     chord_time = np.cumsum(np.maximum(interval, 0.0))
-    pred = torch.from_numpy(np.stack([chord_time[group], duration], axis=-1)).float()[None]
-    onset_frame, offset_frame = to_timeline(
-        pred, torch.from_numpy(ticks)[None], torch.ones(1, len(notes), dtype=torch.bool)
-    )
-    return onset_frame[0].numpy(), offset_frame[0].numpy()
+    return frame_timeline(chord_time[group], duration, ticks)
+
+
+def frame_timeline(onset: np.ndarray, duration: np.ndarray, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(onset_frame, offset_frame)`` int64 of notes predicted at ``onset`` / ``duration`` frames, with score
+    onsets ``ticks``: :func:`pipeline.models.alignment.to_timeline` for one piece, in numpy (float32, in
+    its order of operations, so both give the same frames; tested): chords at their mean onset, onsets a
+    running maximum in score order and >= 0, ``offset = onset + max(1, round(duration))``."""
+    onset, duration = np.asarray(onset, np.float32), np.asarray(duration, np.float32)
+    order = np.argsort(ticks, kind="stable")
+    sorted_key = np.asarray(ticks)[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = sorted_key[1:] != sorted_key[:-1]
+    group = np.cumsum(starts) - 1
+    total = np.zeros(len(order), np.float32)
+    count = np.zeros(len(order), np.float32)
+    np.add.at(total, group, onset[order])
+    np.add.at(count, group, np.float32(1.0))
+    chord = (total / np.maximum(count, np.float32(1.0)))[group]
+    chord = np.maximum(np.maximum.accumulate(chord), np.float32(0.0))
+    onset_frame = np.empty(len(order), np.int64)
+    onset_frame[order] = np.round(chord).astype(np.int64)
+    return onset_frame, onset_frame + np.maximum(np.round(duration), np.float32(1.0)).astype(np.int64)
 
 
 def _window_tempo(notes: NoteTable, idx: np.ndarray, tempo_qpm: float) -> tuple[float, np.ndarray, np.ndarray]:
@@ -222,11 +236,11 @@ def _with_weights(item: dict[str, Any], performer_weights: np.ndarray | None) ->
     return item
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """``collate_clips``, plus ``performer_weights`` (B, n_performers) when the items carry a blend."""
-    batch = collate_clips(items)
+def _collate(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """``collate_arrays``, plus ``performer_weights`` (B, n_performers) when the items carry a blend."""
+    batch = collate_arrays(items)
     if "performer_weights" in items[0]:
-        batch["performer_weights"] = torch.from_numpy(np.stack([it["performer_weights"] for it in items]))
+        batch["performer_weights"] = np.stack([it["performer_weights"] for it in items]).astype(np.float32)
     return batch
 
 
@@ -254,9 +268,8 @@ def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
     return w
 
 
-@torch.inference_mode()
 def synthesize_mel(
-    model: SynthesisModel,
+    model: Any,
     notes: NoteTable,
     onset_frame: np.ndarray,
     offset_frame: np.ndarray,
@@ -273,11 +286,13 @@ def synthesize_mel(
 
     ``performer_weights``: optional ``(n_performers,)`` blend of the model's performers, played
     instead of ``performer``. ``progress``: show a progress bar of the windows with this description
-    (:mod:`pipeline.progress`; None: none)."""
+    (:mod:`pipeline.progress`; None: none).
+
+    ``model``: the torch ``SynthesisModel`` or a :class:`pipeline.inference.networks.MelNetwork`."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
-    device = next(model.parameters()).device
-    n_mels = model.hparams["n_mels"]
+    network = mel_network(model)
+    n_mels = network.hparams["n_mels"]
     data: dict[str, Any] = {
         "mel": np.zeros((n_mels, n_frames), np.float32),  # untouched pages: costs no memory
         "pitch": notes.pitch,
@@ -295,8 +310,7 @@ def synthesize_mel(
         for i in range(0, len(starts), batch_size):
             chunk = starts[i : i + batch_size]
             clips = [_with_weights(cut_clip(data, s, min(window, n_frames - s)), performer_weights) for s in chunk]
-            batch = {k: v.to(device) for k, v in _collate(clips).items()}
-            mel = model(**synthesis_inputs(model, batch)).float().cpu().numpy()
+            mel = network.predict(_collate(clips))
             for j, s in enumerate(chunk):
                 length = clips[j]["mel"].shape[1]
                 first, last = s == 0, s + length >= n_frames
@@ -310,9 +324,8 @@ def synthesize_mel(
 # ------------------------------------------------------------------------------------------ waveform
 
 
-@torch.inference_mode()
 def vocode(
-    vocoder: Vocoder,
+    vocoder: Any,
     mel: np.ndarray,
     chunk_frames: int = 1024,
     context: int = 32,
@@ -327,31 +340,35 @@ def vocode(
     progress bar of the mel frames with this description (:mod:`pipeline.progress`; None: none).
 
     The output is made ``vocoder.level_offset_db`` dB louder: the shortfall its training stage measured
-    on its validation clips (:func:`pipeline.models.vocoders.build_vocoder`)."""
-    device = next(vocoder.parameters()).device
-    hop = vocoder.hop_length
-    bins = vocoder.config()["in_channels"]
+    on its validation clips (:func:`pipeline.models.vocoders.build_vocoder`).
+
+    ``vocoder``: a torch vocoder or a :class:`pipeline.inference.networks.WaveNetwork`."""
+    network = wave_network(vocoder)
+    hop = network.hop_length
+    bins = network.n_mels
     if mel.ndim != 2 or mel.shape[0] != bins:
         raise PipelineError(f"the vocoder takes a mel of shape ({bins}, frames), got {tuple(mel.shape)}")
     if not np.isfinite(mel).all():
         raise PipelineError("the mel holds NaN or infinite values: nothing to vocode")
     n_frames = mel.shape[1]
-    if getattr(vocoder, "excitation", False) and source is None:
+    if network.excitation and source is None:
         raise PipelineError("this vocoder needs the notes' excitation (vocoder.make_source)")
-    mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)).to(device)
-    source_t = None
-    if getattr(vocoder, "excitation", False):
-        source_t = torch.from_numpy(np.ascontiguousarray(source, dtype=np.float32)).to(device)
-        if source_t.shape[-1] != n_frames * hop:
-            raise PipelineError(f"excitation has {source_t.shape[-1]} samples, expected {n_frames * hop}")
+    mel = np.asarray(mel, np.float32)
+    if network.excitation:
+        assert source is not None
+        source = np.asarray(source, np.float32)
+        if source.shape[-1] != n_frames * hop:
+            raise PipelineError(f"excitation has {source.shape[-1]} samples, expected {n_frames * hop}")
+    else:
+        source = None
     out = np.zeros(n_frames * hop, np.float32)
-    gain = np.float32(10.0 ** (float(getattr(vocoder, "level_offset_db", 0.0)) / 20.0))
+    gain = np.float32(10.0 ** (network.level_offset_db / 20.0))
     with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
         for start in range(0, n_frames, chunk_frames):
             stop = min(n_frames, start + chunk_frames)
             lo, hi = max(0, start - context), min(n_frames, stop + context)
-            chunk_source = None if source_t is None else source_t[..., lo * hop : hi * hop][None]
-            audio = vocoder(mel_t[None, :, lo:hi], chunk_source)[0, 0].float().cpu().numpy()
+            chunk_source = None if source is None else source[..., lo * hop : hi * hop][None]
+            audio = network.synthesize(mel[None, :, lo:hi], chunk_source)
             out[start * hop : stop * hop] = gain * audio[(start - lo) * hop : (stop - lo) * hop]
             bar.update(stop - start)
     return out
@@ -376,7 +393,7 @@ class Rendering:
 
 
 def render_score(
-    models: PerformerModels,
+    models: ModelBundle,
     notes: NoteTable,
     performer: PerformerSpec,
     tempo_qpm: float | None = None,
@@ -438,7 +455,9 @@ def render_score(
         spec = shift_mel_db(spec, models.level_offset_db)
     onset_frame, offset_frame = np.empty_like(onset_sorted), np.empty_like(offset_sorted)
     onset_frame[order], offset_frame[order] = onset_sorted, offset_sorted
-    source = models.vocoder.make_source(played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate)
+    source = wave_network(models.vocoder).make_source(
+        played.pitch, onset_sorted, offset_sorted, n_frames, mel.sample_rate
+    )
     audio = vocode(models.vocoder, spec, source=source, progress="render: vocoder")
     peak = float(np.abs(audio).max())
     if peak > 0.99:  # keep the dynamics; only avoid clipping

@@ -86,3 +86,55 @@ def _partials(phase: np.ndarray, count: int, decay: float) -> np.ndarray:
     for k in range(1, count + 1):
         tone += np.sin(k * phase) / k**decay
     return tone
+
+
+NOISE_SEED = 0  # the source-filter vocoder's noise channel is a fixed sequence: the same notes give the same bytes
+
+
+def vocoder_source(
+    kind: str,
+    hparams: dict,
+    hop_length: int,
+    pitch: np.ndarray,
+    onset_frame: np.ndarray,
+    offset_frame: np.ndarray,
+    frames: int,
+    sample_rate: int,
+    tuning_cents: float = 0.0,
+) -> np.ndarray | None:
+    """The source a vocoder of ``kind`` (``pipeline.models.vocoders``) with constructor arguments
+    ``hparams`` was trained with, for notes sounding in ``frames`` mel frames; the one definition its
+    ``make_source`` and the torch-free renderer (:mod:`pipeline.inference.onnx_models`) both use.
+
+    * ``source_filter``: ``(2, frames * hop_length)`` float32, the notes' harmonic tones (every partial
+      below Nyquist, flat) and a fixed white noise;
+    * ``hifigan`` with ``excitation``: ``(frames * hop_length,)`` float32, the notes' harmonic tones;
+    * ``hifigan`` without: None (a mel-only vocoder)."""
+    if kind == "source_filter":
+        harmonic = harmonic_excitation(
+            pitch,
+            onset_frame,
+            offset_frame,
+            frames,
+            hop_length,
+            sample_rate,
+            harmonics=0,
+            amplitude=hparams["excitation_amplitude"],
+            tuning_cents=tuning_cents,
+            decay=0.0,
+        )
+        noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
+        return np.stack([harmonic, (hparams["noise_amplitude"] * noise).astype(np.float32)])
+    if not hparams.get("excitation", False):
+        return None
+    return harmonic_excitation(
+        pitch,
+        onset_frame,
+        offset_frame,
+        frames,
+        hop_length,
+        sample_rate,
+        hparams["excitation_harmonics"],
+        hparams["excitation_amplitude"],
+        tuning_cents,
+    )

@@ -250,19 +250,17 @@ class Generator(nn.Module):
     def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0):
         """The excitation this vocoder was trained with, for notes sounding in ``frames`` mel frames
         (a numpy array ``(frames * hop_length,)``); None for the plain (mel-only) vocoder."""
-        if not self.excitation:
-            return None
-        from pipeline.models.excitation import harmonic_excitation
+        from pipeline.models.excitation import vocoder_source
 
-        return harmonic_excitation(
+        return vocoder_source(
+            "hifigan",
+            self._hparams,
+            self.hop_length,
             pitch,
             onset_frame,
             offset_frame,
             frames,
-            self.hop_length,
             sample_rate,
-            self._hparams["excitation_harmonics"],
-            self._hparams["excitation_amplitude"],
             tuning_cents,
         )
 

@@ -35,8 +35,6 @@ from torch import nn
 from pipeline.models.convnext import ConvNeXtBlock
 from pipeline.models.mel_filters import slaney_mel_basis
 
-NOISE_SEED = 0  # the noise channel is a fixed sequence: the same notes give the same bytes
-
 
 def _unit(spectrum: torch.Tensor) -> torch.Tensor:
     return spectrum / spectrum.abs().clamp(min=1e-8)
@@ -144,42 +142,48 @@ class SourceFilterVocoder(nn.Module):
             raise ValueError(f"source must be (B, 2, {t * self.hop_length}) for {t} frames, got {tuple(source.shape)}")
         spectra = self._stft(source.reshape(2 * b, -1)).reshape(b, 2, self.bins, t)
         harmonic, noise = spectra[:, 0] / self.harmonic_scale, spectra[:, 1]
-        mel = mel.float()
-        x = self.mel_in(mel) + self.source_in(torch.log(harmonic.abs() + 1e-3))
+        magnitude, harmonic_gain = self.filters(mel.float(), harmonic.abs())
+        # phase: the score's partials where the network weights them up, the noise's phase elsewhere
+        mixed = harmonic_gain * harmonic + noise / noise.abs().clamp(min=1e-8)
+        spectrum = magnitude * _unit(mixed)
+        for _ in range(self.phase_iterations):
+            spectrum = magnitude * _unit(self._stft(self._istft(spectrum)))
+        return self._istft(spectrum).unsqueeze(1)
+
+    def filters(self, mel: torch.Tensor, harmonic_magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network: ``(magnitude, harmonic_gain)``, each ``(B, bins, T)``, of the output spectrum, from
+        the log-mel ``(B, in_channels, T)`` and the harmonic source's STFT magnitude ``(B, bins, T)`` (in
+        units of ``harmonic_scale``). Real-valued, so the onnxruntime export runs it as it is
+        (:mod:`pipeline.inference.onnx_export`)."""
+        x = self.mel_in(mel) + self.source_in(torch.log(harmonic_magnitude + 1e-3))
         for block in self.blocks:
             x = block(x)
         correction, weight = self.head(self.norm(x.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)  # (B, bins, T)
         # magnitude: the mel's energy spread evenly over each band's bins, corrected per bin by the network
         envelope = torch.log((self.envelope @ torch.exp(mel)).clamp(min=1e-5))
         magnitude = torch.exp((envelope + correction).clamp(max=12.0)) * self.pass_band[:, None]
-        # phase: the score's partials where the network weights them up, the noise's phase elsewhere
-        mixed = torch.exp(weight.clamp(max=10.0) + 2.0) * harmonic + noise / noise.abs().clamp(min=1e-8)
-        spectrum = magnitude * _unit(mixed)
-        for _ in range(self.phase_iterations):
-            spectrum = magnitude * _unit(self._stft(self._istft(spectrum)))
-        return self._istft(spectrum).unsqueeze(1)
+        return magnitude, torch.exp(weight.clamp(max=10.0) + 2.0)
 
     def make_source(
         self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
     ) -> np.ndarray:
         """The source ``(2, frames * hop_length)`` float32 of notes sounding in ``frames`` mel frames:
         their harmonic tones (every partial below Nyquist, flat) and a fixed white noise."""
-        from pipeline.models.excitation import harmonic_excitation
+        from pipeline.models.excitation import vocoder_source
 
-        harmonic = harmonic_excitation(
+        source = vocoder_source(
+            "source_filter",
+            self._hparams,
+            self.hop_length,
             pitch,
             onset_frame,
             offset_frame,
             frames,
-            self.hop_length,
             sample_rate,
-            harmonics=0,
-            amplitude=self._hparams["excitation_amplitude"],
-            tuning_cents=tuning_cents,
-            decay=0.0,
+            tuning_cents,
         )
-        noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
-        return np.stack([harmonic, (self._hparams["noise_amplitude"] * noise).astype(np.float32)])
+        assert source is not None
+        return source
 
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
