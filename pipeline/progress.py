@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # imported when a bar is made: 20 ms that `performer render --help` and others need not pay
+    from tqdm import tqdm
 
 TTY_DELAY = 1.0  # seconds before a bar appears on a terminal
 LOG_INTERVAL = 30.0  # seconds between two lines when stderr is not a terminal
@@ -65,6 +66,8 @@ def progress_bar(
     where it goes (default ``sys.stderr``, looked up at the call, so a test's capture applies);
     ``disable``: no bar at all (for a caller that shows progress only when asked).
     """
+    from tqdm import tqdm
+
     stream = sys.stderr if stream is None else stream
     counted = f" {unit}" if unit else ""
     tty = bool(getattr(stream, "isatty", lambda: False)())
