@@ -2,7 +2,7 @@
 onnxruntime without importing torch (pipeline/inference/onnx_export.py says what each graph takes).
 
 Writes the export folder: timing.onnx, mel.onnx, vocoder.onnx and render.json (the hparams, the mel
-recipe and the md5 of each model.pt it came from: a model trained again is not rendered through a
+recipe and the SHA-256 of each model.pt it came from: a model trained again is not rendered through a
 stale export).
 """
 

@@ -170,7 +170,7 @@ def test_a_stale_or_missing_export_is_named(tmp_path):
     onnx = write_and_export(tmp_path, models)
     assert onnx_status(tmp_path, onnx) is None
     meta = json.loads((onnx / "render.json").read_text())
-    assert set(meta["md5"]) == {"alignment", "synthesis", "hifigan"} and meta["synthesis"]["level_offset_db"] == 2.5
+    assert set(meta["sha256"]) == {"alignment", "synthesis", "hifigan"} and meta["synthesis"]["level_offset_db"] == 2.5
     models.synthesis.level_offset_db = 3.0  # the model trained or calibrated again
     save_model(tmp_path / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
     assert "synthesis/model.pt changed since it was exported" in onnx_status(tmp_path, onnx)

@@ -19,7 +19,7 @@ weights). Single performers are rendered as one-hot blends, which give exactly t
 (:func:`pipeline.models.performer_blend.performer_vectors`).
 
 ``render.json`` beside the graphs carries what rendering needs besides them (hparams, mel recipe,
-level offsets) and the md5 of every ``model.pt`` they were exported from, so a model trained
+level offsets) and the SHA-256 of every ``model.pt`` they were exported from, so a model trained
 again is never rendered through a stale graph (:func:`pipeline.inference.onnx_models.onnx_status`).
 """
 
@@ -37,7 +37,7 @@ from torch import nn
 
 from pipeline.errors import PipelineError
 from pipeline.inference.models import MODEL_NAMES, PerformerModels
-from pipeline.io import atomic_dir, file_md5
+from pipeline.io import atomic_dir, file_sha256
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo
 from pipeline.models.source_filter import SourceFilterVocoder
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
@@ -195,7 +195,7 @@ def render_metadata(models: PerformerModels, hashes: dict[str, str]) -> dict[str
             "excitation": bool(getattr(vocoder, "excitation", False)),
             "level_offset_db": float(getattr(vocoder, "level_offset_db", 0.0)),
         },
-        "md5": hashes,
+        "sha256": hashes,
     }
 
 
@@ -207,7 +207,7 @@ def export_onnx(models_dir: Path, out: Path, models: PerformerModels) -> None:
         raise PipelineError(
             "the ONNX export does not run phase_iterations > 0: render with --backend torch", models_dir
         )
-    hashes = {name: file_md5(models_dir / name / "model.pt") for name in MODEL_NAMES}
+    hashes = {name: file_sha256(models_dir / name / "model.pt") for name in MODEL_NAMES}
     models.to("cpu")
     _register_cummax()
     n_performers = int(models.synthesis.hparams["n_performers"])
