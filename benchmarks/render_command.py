@@ -116,7 +116,9 @@ def main() -> None:
     for backend in backends:
         wall, render = statistics.median(walls[backend]), statistics.median(renders[backend])
         print(f"--backend {backend}:")
-        print(f"  command {wall:.2f} s (RTF {wall / audio_s:.3f}; runs {', '.join(f'{w:.2f}' for w in walls[backend])})")
+        print(
+            f"  command {wall:.2f} s (RTF {wall / audio_s:.3f}; runs {', '.join(f'{w:.2f}' for w in walls[backend])})"
+        )
         print(
             f"  render part {render:.2f} s (RTF {render / audio_s:.3f}; "
             f"runs {', '.join(f'{r:.2f}' for r in renders[backend])})"
@@ -124,8 +126,10 @@ def main() -> None:
         print(f"  command / render part: {wall / render:.2f}x")
     if {"onnx", "torch"} <= set(backends):
         onnx_wall, torch_wall = statistics.median(walls["onnx"]), statistics.median(walls["torch"])
-        print(f"command, onnx / torch: {onnx_wall / torch_wall:.2f}x; onnx command / torch render part: "
-              f"{onnx_wall / statistics.median(renders['torch']):.2f}x")
+        print(
+            f"command, onnx / torch: {onnx_wall / torch_wall:.2f}x; onnx command / torch render part: "
+            f"{onnx_wall / statistics.median(renders['torch']):.2f}x"
+        )
 
 
 if __name__ == "__main__":
