@@ -180,6 +180,16 @@ def test_a_stale_or_missing_export_is_named(tmp_path):
         OnnxModels(onnx)
 
 
+def test_the_runner_reads_what_the_exporter_writes():
+    """onnx_models cannot import onnx_export (it imports torch): their shared constants are checked here."""
+    from pipeline.inference import onnx_export, onnx_models
+    from pipeline.inference.models import MODEL_NAMES
+
+    assert onnx_models.FORMAT == onnx_export.FORMAT
+    assert onnx_models.GRAPHS == onnx_export.GRAPHS
+    assert onnx_models.MODEL_NAMES == MODEL_NAMES == tuple(onnx_export.GRAPHS)
+
+
 def test_export_refuses_what_it_cannot_run(tmp_path):
     models = make_models()
     models.vocoder = SourceFilterVocoder(**SMALL_SOURCE_FILTER, phase_iterations=1)

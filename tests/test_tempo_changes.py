@@ -349,6 +349,7 @@ def test_tempo_outside_the_model_classes_is_a_warning(midi_path):
     assert [str(w.message) for w in caught] == [
         "tempo 10 qpm is outside the 30-300 qpm the alignment model was trained for: played at 30 qpm"
     ]
+    assert caught[0].filename == __file__  # the warning points at the call, not into the library
     with pytest.warns(TempoRangeWarning) as caught:
         predict_timing(model, table, performer=0, tempo_qpm=100.0)  # 100 -> 400 qpm
     assert [str(w.message) for w in caught] == [

@@ -110,9 +110,6 @@ class OnnxWave(WaveNetwork):
             self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
             self.harmonic_scale = float(self.hparams["excitation_amplitude"]) * n_fft / 4.0
 
-    def config(self) -> dict[str, Any]:
-        return dict(self.hparams)
-
     def synthesize(self, mel: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         if self.kind != "source_filter":
             feed = {"mel": mel} if source is None else {"mel": mel, "source": source}

@@ -125,7 +125,7 @@ def predict_timing(
             f"tempo {extreme:.4g} qpm is outside the {low:g}-{high:g} qpm the alignment model was "
             f"trained for: played at {played:g} qpm",
             TempoRangeWarning,
-            stacklevel=3,  # the caller of predict_timing (inference_mode's wrapper is one frame)
+            stacklevel=2,  # the caller of predict_timing
         )
     # the model is told its tempo class, whose centre is up to half a class away from the tempo asked
     # for (+-2 % with 60 classes): its frames are rescaled from the centre to that tempo, so a piece
