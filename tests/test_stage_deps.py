@@ -34,6 +34,29 @@ def test_the_import_closure_follows_imports_inside_functions_and_packages(tmp_pa
     ]
 
 
+def test_names_a_package_loads_lazily_count_as_imports_of_their_modules(tmp_path):
+    """``from pipeline.inference import render_score`` runs render.py although the package's ``__init__``
+    imports nothing (``_LAZY``, PEP 562): the stage depends on render.py, not on the other lazy modules."""
+    (tmp_path / "pipeline" / "pkg").mkdir(parents=True)
+    (tmp_path / "stages").mkdir()
+    for name in ("pipeline/__init__.py", "stages/__init__.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "pipeline" / "pkg" / "__init__.py").write_text(
+        '_LAZY = {"f": "pipeline.pkg.used", "g": "pipeline.pkg.other"}\n'
+        "def __getattr__(name):\n    import importlib\n    return getattr(importlib.import_module(_LAZY[name]), name)\n"
+    )
+    (tmp_path / "pipeline" / "pkg" / "used.py").write_text("def f(): pass\n")
+    (tmp_path / "pipeline" / "pkg" / "other.py").write_text("def g(): pass\n")
+    (tmp_path / "stages" / "s.py").write_text("from pipeline.pkg import f\n")
+    assert stage_deps.import_closure("stages.s", tmp_path) == [
+        "pipeline/__init__.py",
+        "pipeline/pkg/__init__.py",
+        "pipeline/pkg/used.py",
+        "stages/__init__.py",
+        "stages/s.py",
+    ]
+
+
 # ------------------------------------------------------------------ every path named once, in dvc.yaml
 
 
