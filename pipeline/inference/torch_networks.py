@@ -50,11 +50,6 @@ class TorchWave(WaveNetwork):
         self.excitation = bool(getattr(vocoder, "excitation", False))
         self.level_offset_db = float(getattr(vocoder, "level_offset_db", 0.0))
 
-    def make_source(
-        self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
-    ) -> np.ndarray | None:
-        return self.vocoder.make_source(pitch, onset_frame, offset_frame, frames, sample_rate, tuning_cents)
-
     @torch.inference_mode()
     def synthesize(self, mel: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         device = next(self.vocoder.parameters()).device

@@ -110,31 +110,22 @@ def vocoder_source(
       below Nyquist, flat) and a fixed white noise;
     * ``hifigan`` with ``excitation``: ``(frames * hop_length,)`` float32, the notes' harmonic tones;
     * ``hifigan`` without: None (a mel-only vocoder)."""
-    if kind == "source_filter":
-        harmonic = harmonic_excitation(
-            pitch,
-            onset_frame,
-            offset_frame,
-            frames,
-            hop_length,
-            sample_rate,
-            harmonics=0,
-            amplitude=hparams["excitation_amplitude"],
-            tuning_cents=tuning_cents,
-            decay=0.0,
-        )
-        noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
-        return np.stack([harmonic, (hparams["noise_amplitude"] * noise).astype(np.float32)])
-    if not hparams.get("excitation", False):
+    flat = kind == "source_filter"  # every partial below Nyquist, equal amplitudes; HiFi-GAN's: a few, 1/k
+    if not flat and not hparams.get("excitation", False):
         return None
-    return harmonic_excitation(
+    harmonic = harmonic_excitation(
         pitch,
         onset_frame,
         offset_frame,
         frames,
         hop_length,
         sample_rate,
-        hparams["excitation_harmonics"],
-        hparams["excitation_amplitude"],
-        tuning_cents,
+        harmonics=0 if flat else hparams["excitation_harmonics"],
+        amplitude=hparams["excitation_amplitude"],
+        tuning_cents=tuning_cents,
+        decay=0.0 if flat else 1.0,
     )
+    if not flat:
+        return harmonic
+    noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
+    return np.stack([harmonic, (hparams["noise_amplitude"] * noise).astype(np.float32)])
