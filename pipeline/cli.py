@@ -371,15 +371,11 @@ def _render_backend(backend: str, models: str, device: str, params: Path) -> Pat
         if backend == "onnx":
             raise PipelineError("--backend onnx runs on the CPU: leave --device out or use --backend torch")
         return None
-    from pipeline.inference.onnx_models import onnx_status, read_render_json
+    from pipeline.config import load_mel
+    from pipeline.inference.onnx_models import onnx_status
 
     folder = models_dir / "onnx"
-    why = onnx_status(models_dir, folder)
-    if why is None and params.is_file():
-        from pipeline.config import load_mel
-
-        if _asdict(load_mel(params)) != read_render_json(folder)["mel"]:
-            why = f"{folder / 'render.json'}: exported with another mel recipe than {params}'s"
+    why = onnx_status(models_dir, folder, load_mel(params) if params.is_file() else None)
     if why is None:
         return folder
     if backend == "onnx":
@@ -387,12 +383,6 @@ def _render_backend(backend: str, models: str, device: str, params: Path) -> Pat
     if (folder / "render.json").exists():
         typer.echo(f"rendering with torch: {why}", err=True)
     return None
-
-
-def _asdict(config: object) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(config)  # type: ignore[call-overload]
 
 
 def _torch_models(models: str, device: str, params: Path, threads: int) -> PerformerModels:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +141,12 @@ def test_render_score_on_onnxruntime_matches_torch(exported):
         a = render_score(models, notes, "ben", loudness=loudness)
         b = render_score(onnx, notes, "ben", loudness=loudness)
         assert len(a.audio) == len(b.audio) and b.performer == "ben"
-        assert np.abs(a.onset_frame - b.onset_frame).max() <= 1
-        # equal timing (nearly always): equal sound, within float noise
-        if np.array_equal(a.onset_frame, b.onset_frame) and np.array_equal(a.offset_frame, b.offset_frame):
-            np.testing.assert_allclose(b.mel, a.mel, atol=1e-4)
-            np.testing.assert_allclose(b.audio, a.audio, atol=1e-3 * np.abs(a.audio).max())
+        # these small models' timing lands on the same frames on both (a frame's half can be crossed by
+        # float rounding in general: test_each_graph_computes_its_model), so the sound is equal too
+        np.testing.assert_array_equal(b.onset_frame, a.onset_frame)
+        np.testing.assert_array_equal(b.offset_frame, a.offset_frame)
+        np.testing.assert_allclose(b.mel, a.mel, atol=1e-4)
+        np.testing.assert_allclose(b.audio, a.audio, atol=1e-3 * np.abs(a.audio).max())
     assert onnx.level_offset_db == models.level_offset_db == 2.5
     assert onnx.vocoder.level_offset_db == 0.5
     assert onnx.performers == NAMES
@@ -168,7 +170,8 @@ def test_the_onnx_path_imports_no_torch(exported):
 def test_a_stale_or_missing_export_is_named(tmp_path):
     models = make_models()
     onnx = write_and_export(tmp_path, models)
-    assert onnx_status(tmp_path, onnx) is None
+    assert onnx_status(tmp_path, onnx) is None and onnx_status(tmp_path, onnx, MEL) is None
+    assert "another mel recipe" in onnx_status(tmp_path, onnx, replace(MEL, clamp=MEL.clamp * 10))
     meta = json.loads((onnx / "render.json").read_text())
     assert set(meta["sha256"]) == {"alignment", "synthesis", "hifigan"} and meta["synthesis"]["level_offset_db"] == 2.5
     models.synthesis.level_offset_db = 3.0  # the model trained or calibrated again

@@ -38,9 +38,9 @@ from torch import nn
 from pipeline.errors import PipelineError
 from pipeline.inference.models import MODEL_NAMES, PerformerModels
 from pipeline.io import atomic_dir, file_sha256
-from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo
+from pipeline.models.alignment import alignment_inputs, model_class_tempo
 from pipeline.models.source_filter import SourceFilterVocoder
-from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
+from pipeline.models.synthesis import synthesis_inputs
 from pipeline.models.vocoders import vocoder_kind
 
 OPSET = 17
@@ -50,55 +50,19 @@ TIMING_INPUTS = ("pitch", "velocity", "score_onset", "score_duration", "note_mas
 MEL_INPUTS = TIMING_INPUTS[:5] + ("onset_frame", "offset_frame", "frame_mask", "performer_weights")
 
 
-class _TimingGraph(nn.Module):
-    def __init__(self, model: AlignmentModel) -> None:
+class _BatchGraph(nn.Module):
+    """``model(**inputs(model, batch))`` of a batch given as the tensors named ``keys``, in that order (what
+    the graph takes); with ``class_tempo``, also the alignment model's tempo class centres."""
+
+    def __init__(self, model: Any, keys: tuple[str, ...], inputs: Any, class_tempo: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.keys, self.inputs, self.class_tempo = model, keys, inputs, class_tempo
 
-    def forward(self, pitch, velocity, score_onset, score_duration, note_mask, tempo_qpm, performer_weights):
-        batch = dict(
-            pitch=pitch,
-            velocity=velocity,
-            score_onset=score_onset,
-            score_duration=score_duration,
-            note_mask=note_mask,
-            performer=torch.zeros_like(pitch[:, 0]),  # unused: the weights choose the performer
-            tempo_qpm=tempo_qpm,
-            performer_weights=performer_weights,
-        )
-        return self.model(**alignment_inputs(self.model, batch)), model_class_tempo(self.model, tempo_qpm)
-
-
-class _MelGraph(nn.Module):
-    def __init__(self, model: SynthesisModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        pitch,
-        velocity,
-        score_onset,
-        score_duration,
-        note_mask,
-        onset_frame,
-        offset_frame,
-        frame_mask,
-        performer_weights,
-    ):
-        batch = dict(
-            pitch=pitch,
-            velocity=velocity,
-            score_onset=score_onset,
-            score_duration=score_duration,
-            note_mask=note_mask,
-            onset_frame=onset_frame,
-            offset_frame=offset_frame,
-            frame_mask=frame_mask,
-            performer=torch.zeros_like(pitch[:, 0]),
-            performer_weights=performer_weights,
-        )
-        return self.model(**synthesis_inputs(self.model, batch))
+    def forward(self, *tensors: torch.Tensor) -> Any:
+        batch = dict(zip(self.keys, tensors))
+        batch["performer"] = torch.zeros_like(batch["pitch"][:, 0])  # unused: the weights choose the performer
+        out = self.model(**self.inputs(self.model, batch))
+        return (out, model_class_tempo(self.model, batch["tempo_qpm"])) if self.class_tempo else out
 
 
 class _FilterGraph(nn.Module):
@@ -134,9 +98,8 @@ def _export(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(),
-            (),
+            tuple(inputs.values()),
             str(path),
-            kwargs=inputs,
             input_names=list(inputs),
             output_names=outputs,
             dynamic_axes=axes,
@@ -215,14 +178,14 @@ def export_onnx(models_dir: Path, out: Path, models: PerformerModels) -> None:
     with atomic_dir(out) as tmp:
         timing_inputs = {k: notes[k] for k in TIMING_INPUTS}
         _export(
-            _TimingGraph(models.alignment),
+            _BatchGraph(models.alignment, TIMING_INPUTS, alignment_inputs, class_tempo=True),
             timing_inputs,
             ["timing", "class_tempo"],
             {**_note_axes(TIMING_INPUTS), "timing": {0: "batch", 1: "notes"}, "class_tempo": {0: "batch"}},
             tmp / GRAPHS["alignment"],
         )
         _export(
-            _MelGraph(models.synthesis),
+            _BatchGraph(models.synthesis, MEL_INPUTS, synthesis_inputs),
             {k: notes[k] for k in MEL_INPUTS},
             ["mel"],
             {**_note_axes(MEL_INPUTS), "mel": {0: "batch", 2: "frames"}},

@@ -75,9 +75,9 @@ class OnnxMel(MelNetwork):
 
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         _check_notes(batch, self.hparams, "synthesis")
-        if batch["frame_mask"].shape[1] > int(self.hparams.get("max_frames", 1000)):
+        if batch["frame_mask"].shape[1] > int(self.hparams["max_frames"]):
             raise PipelineError(
-                f"the ONNX synthesis graph takes at most {self.hparams.get('max_frames', 1000)} frames a window: "
+                f"the ONNX synthesis graph takes at most {self.hparams['max_frames']} frames a window: "
                 "render with --backend torch"
             )
         return self.graph.run(_with_weights(batch, int(self.hparams["n_performers"])))[0]
@@ -86,7 +86,7 @@ class OnnxMel(MelNetwork):
 def _check_notes(batch: dict[str, np.ndarray], hparams: dict[str, Any], name: str) -> None:
     """The traced position tables hold ``max_notes`` rows; torch computes a longer one on the fly, the
     graph cannot."""
-    limit = int(hparams.get("max_notes", 1000))
+    limit = int(hparams["max_notes"])
     if batch["pitch"].shape[1] > limit:
         raise PipelineError(
             f"a window holds {batch['pitch'].shape[1]} notes, more than the {limit} the ONNX {name} graph takes: "
@@ -177,15 +177,20 @@ def read_render_json(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def onnx_status(models_dir: Path, folder: Path) -> str | None:
-    """Why the export in ``folder`` cannot stand in for the models of ``models_dir`` (missing, or exported
-    from other ``model.pt`` files than those there now: compared by SHA-256: 20 ms for the built-in models), or None when it can."""
+def onnx_status(models_dir: Path, folder: Path, mel: MelConfig | None = None) -> str | None:
+    """Why the export in ``folder`` cannot stand in for the models of ``models_dir`` (missing, exported from
+    other ``model.pt`` files than those there now: compared by SHA-256, 20 ms for the built-in models; or,
+    given ``mel``, with another mel recipe), or None when it can."""
+    from dataclasses import asdict
+
     from pipeline.io import file_sha256
 
     try:
         meta = read_render_json(folder)
     except PipelineError as err:
         return str(err)
+    if mel is not None and asdict(mel) != meta["mel"]:
+        return f"{folder / 'render.json'}: exported with another mel recipe than the parameter file's"
     for name in MODEL_NAMES:
         model = models_dir / name / "model.pt"
         if not model.is_file():
