@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NoReturn
 
 import typer
 
 from pipeline.errors import PipelineError
-
-if TYPE_CHECKING:
-    from pipeline.inference.bundle import ModelBundle
-    from pipeline.inference.models import PerformerModels
 
 app = typer.Typer(
     help="Deep Performer: score-to-audio performance synthesis pipeline.",
@@ -29,7 +25,7 @@ app.add_typer(__import__("pipeline.flows.cli", fromlist=["flow_app"]).flow_app, 
 app.add_typer(__import__("pipeline.registry_cli", fromlist=["models_app"]).models_app, name="models")  # MLflow registry
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception) -> NoReturn:
     from pipeline.failures import report
 
     report(err)
@@ -242,9 +238,6 @@ def mel(
     typer.echo(f"wrote {output} {spec.shape}")
 
 
-RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
-
-
 @app.command()
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
@@ -283,11 +276,16 @@ def render(
         "level of the performer's training recordings; model: the synthesis model's own level, several dB "
         'quieter (docs/benchmarks.md, "Output level")',
     ),
-    threads: int = typer.Option(
-        RENDER_THREADS,
+    threads: int | None = typer.Option(
+        None,
         min=1,
-        help="CPU threads for the models (docs/benchmarks.md, "
+        help="CPU threads for the models (default 1, or a render server's; docs/benchmarks.md, "
         '"Render command": one is as fast on an idle machine and far faster on a busy one)',
+    ),
+    server: str = typer.Option(
+        "auto",
+        help="auto: when `performer serve` runs for these models and parameters, it renders (the models stay "
+        "loaded: a shorter wait, the same bytes); off: render in this process",
     ),
     params: Path = typer.Option(
         Path("params.yaml"),
@@ -298,110 +296,81 @@ def render(
     import time
 
     started = time.perf_counter()
-    from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
+    from pipeline.outputs import AUDIO_SUFFIXES, check_output
+    from pipeline.serving.job import (
+        RENDER_THREADS,
+        RenderDone,
+        RenderRequest,
+        check_loudness,
+        choose_backend,
+        is_models_folder,
+        load_bundle,
+        read_request_score,
+        render_files,
+    )
 
-    try:  # the outputs first, before the seconds of importing torch: a bad path fails at once
+    done: RenderDone | None = None
+    request = RenderRequest(
+        str(score),
+        str(output),
+        performer,
+        tempo,
+        loudness,
+        *(None if p is None else str(p) for p in (mel_plot, timing)),
+    )
+    try:  # the outputs first, before the seconds of loading models: a bad path fails at once
         check_output(output, AUDIO_SUFFIXES)
         if mel_plot is not None:
             check_output(mel_plot, (".png",), "--mel-plot")
         if timing is not None:
             check_output(timing, (".csv",), "--timing")
         _check_tempo(tempo)
-        from pipeline.loudness import LOUDNESS  # numpy only: checked before torch is imported
+        if server not in SERVER_MODES:
+            raise PipelineError(f"--server must be one of {', '.join(SERVER_MODES)}, not {server!r}")
+        if server == "auto" and is_models_folder(models):
+            from pipeline.serving.client import ask_server
 
-        if loudness not in LOUDNESS:
-            raise PipelineError(f"--loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
-        onnx_folder = _render_backend(backend, models, device, params)
-    except PipelineError as err:
-        _fail(err)
-    from pipeline.audio import write_audio
-    from pipeline.inference.render import render_score
-    from pipeline.scores import read_score
-
-    try:
-        notes = read_score(score)
-        if len(notes) == 0:
-            raise PipelineError("the score has no notes", score)
-        bundle: ModelBundle
-        if onnx_folder is not None:
-            from pipeline.inference.onnx_models import OnnxModels
-
-            bundle = OnnxModels(onnx_folder, threads=threads)
-        else:
-            bundle = _torch_models(models, device, params, threads)
-        if performer is None:
-            performer = bundle.performers[0] if bundle.performers else "0"
-        result = render_score(bundle, notes, performer, tempo, loudness=loudness)
-        with all_or_nothing([output, mel_plot, timing]):
-            write_audio(output, result.audio, result.sample_rate)
-            if mel_plot is not None:
-                _plot_rendering(mel_plot, result, notes, score.name, bundle.mel)
-            if timing is not None:
-                from pipeline.datasets.layout import write_reference
-
-                frame = result.hop_length / result.sample_rate
-                write_reference(timing, result.onset_frame * frame, result.offset_frame * frame)
+            options = {"backend": backend, "device": device, "threads": threads}
+            done = ask_server(Path(models), params, request, options)
+        if done is None:
+            check_loudness(loudness)
+            onnx_folder = choose_backend(backend, models, device, params)
+            notes = read_request_score(request)
+            bundle = load_bundle(models, device, params, threads or RENDER_THREADS, onnx_folder)
+            done = render_files(bundle, request, notes)
     except PipelineError as err:
         _fail(err)
     typer.echo(
-        f"wrote {output} ({len(notes)} notes, {result.seconds:.1f} s, performer {result.performer}, "
+        f"wrote {output} ({done.notes} notes, {done.seconds:.1f} s, performer {done.performer}, "
         f"{time.perf_counter() - started:.1f} s)"
     )
 
 
-BACKENDS = ("auto", "onnx", "torch")
+SERVER_MODES = ("auto", "off")
 
 
-def _render_backend(backend: str, models: str, device: str, params: Path) -> Path | None:
-    """The folder of the ONNX export `performer render` runs (None: render with torch), numpy only.
+@app.command()
+def serve(
+    models: Path = typer.Option(Path("models"), "--models", "--model", help="folder of the training stages' outputs"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on"),
+    backend: str = typer.Option("auto", help="as `performer render --backend`"),
+    device: str = typer.Option("auto", help="as `performer render --device`"),
+    threads: int = typer.Option(1, min=1, help="CPU threads for the models (as `performer render --threads`)"),
+    idle_minutes: float = typer.Option(
+        30.0, help="stop after this many minutes without a job (0: only on Ctrl-C or SIGTERM)"
+    ),
+) -> None:
+    """Keep a models folder loaded for `performer render` (same files, a shorter wait; stops when idle).
 
-    ``auto`` takes the export of a models folder when it is current (exported from the ``model.pt``
-    files there now, with the mel recipe of ``params``) and no GPU was asked for, and says on stderr
-    why not when it is there but cannot be used; ``onnx`` insists on it."""
-    if backend not in BACKENDS:
-        raise PipelineError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "torch":
-        return None
-    models_dir = Path(models)
-    if models.startswith("models:/") or "," in models or not models_dir.is_dir():
-        if backend == "onnx":
-            raise PipelineError("--backend onnx renders a models folder's export, not registered models", models)
-        return None
-    if device == "cuda":
-        if backend == "onnx":
-            raise PipelineError("--backend onnx runs on the CPU: leave --device out or use --backend torch")
-        return None
-    from pipeline.config import load_mel
-    from pipeline.inference.onnx_models import onnx_status
+    `performer render --models M --params P` hands its job to the server of M and P when one runs. The
+    server loads the models again when their files or the parameters change, and stops when its own
+    code changed; it listens on a Unix socket only this user can reach (README, "Render server")."""
+    from pipeline.serving.server import serve as run_server
 
-    folder = models_dir / "onnx"
-    why = onnx_status(models_dir, folder, load_mel(params) if params.is_file() else None)
-    if why is None:
-        return folder
-    if backend == "onnx":
-        raise PipelineError(f"cannot render with the ONNX export: {why}")
-    if (folder / "render.json").exists():
-        typer.echo(f"rendering with torch: {why}", err=True)
-    return None
-
-
-def _torch_models(models: str, device: str, params: Path, threads: int) -> PerformerModels:
-    import torch
-
-    from pipeline.config import load_mel
-    from pipeline.device import select_device
-    from pipeline.registry.loading import load_models
-
-    torch.set_num_threads(threads)
-    mel = load_mel(params) if params.is_file() else None  # a composite model carries its own
-    return load_models(models, mel, select_device(device))
-
-
-def _plot_rendering(path: Path, result, notes, title: str, mel) -> None:
-    from pipeline.plots import plot_mel_with_notes
-
-    timed = {"pitch": notes.pitch, "onset_frame": result.onset_frame, "offset_frame": result.offset_frame}
-    plot_mel_with_notes(path, result.mel, timed, mel, title=title)
+    try:
+        run_server(models, params, backend=backend, device=device, threads=threads, idle_timeout_s=idle_minutes * 60)
+    except PipelineError as err:
+        _fail(err)
 
 
 def main() -> None:

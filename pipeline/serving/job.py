@@ -1,0 +1,197 @@
+"""One `performer render` job, wherever it runs: in the command's own process, or in a render server
+(:mod:`pipeline.serving.server`) that keeps the models loaded between commands. Both choose the
+backend with :func:`choose_backend`, load with :func:`load_bundle` and write with
+:func:`render_files`, so a served render writes the same bytes as the command alone.
+
+Importing this module costs nothing (numpy, onnxruntime and torch are imported by the functions that
+need them): the command imports it before it knows whether a server will do the work.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.config import MelConfig
+    from pipeline.inference.bundle import ModelBundle
+    from pipeline.inference.render import Rendering
+    from pipeline.scores import NoteTable
+
+BACKENDS = ("auto", "onnx", "torch")
+RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What `performer render` renders and writes: every option that does not choose the models.
+    Paths are strings as the user gave them (:meth:`absolute` for a server in another folder)."""
+
+    score: str
+    output: str
+    performer: str | None = None
+    tempo: float | None = None
+    loudness: str = "calibrated"
+    mel_plot: str | None = None
+    timing: str | None = None
+
+    PATHS = ("score", "output", "mel_plot", "timing")
+
+    def absolute(self) -> RenderRequest:
+        """The request with its paths absolute (resolved against this process's working folder)."""
+        values = asdict(self)
+        for name in self.PATHS:
+            if values[name] is not None:
+                values[name] = str(Path(values[name]).absolute())
+        return RenderRequest(**values)
+
+    @classmethod
+    def from_json(cls, data: Any) -> RenderRequest:
+        """The request sent as JSON; anything else is a PipelineError (a client of another version)."""
+        kinds: dict[str, tuple[type, ...]] = {
+            "score": (str,),
+            "output": (str,),
+            "performer": (str, type(None)),
+            "tempo": (int, float, type(None)),
+            "loudness": (str,),
+            "mel_plot": (str, type(None)),
+            "timing": (str, type(None)),
+        }
+        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
+            raise PipelineError(f"a render request has the fields {', '.join(kinds)}")
+        for name, allowed in kinds.items():
+            if not isinstance(data[name], allowed) or isinstance(data[name], bool):
+                raise PipelineError(f"a render request's {name} cannot be {data[name]!r}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RenderDone:
+    """What the command says when the files are written."""
+
+    notes: int
+    seconds: float  # of audio
+    performer: str
+
+
+def check_loudness(loudness: str) -> None:
+    from pipeline.loudness import LOUDNESS
+
+    if loudness not in LOUDNESS:
+        raise PipelineError(f"--loudness must be one of {', '.join(LOUDNESS)}, not {loudness!r}")
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def is_models_folder(models: str) -> bool:
+    """``--models`` names a folder of the training stages' outputs (not MLflow model URIs)."""
+    return not models.startswith("models:/") and "," not in models and Path(models).is_dir()
+
+
+def choose_backend(
+    backend: str, models: str, device: str, params: Path, say: Callable[[str], None] = _to_stderr
+) -> Path | None:
+    """The folder of the ONNX export to render with (None: render with torch); imports no torch.
+
+    ``auto`` takes the export of a models folder when it is current (exported from the ``model.pt``
+    files there now, with the mel recipe of ``params``) and no GPU was asked for, and says through
+    ``say`` why not when it is there but cannot be used; ``onnx`` insists on it."""
+    if backend not in BACKENDS:
+        raise PipelineError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "torch":
+        return None
+    if not is_models_folder(models):
+        if backend == "onnx":
+            raise PipelineError("--backend onnx renders a models folder's export, not registered models", models)
+        return None
+    if device == "cuda":
+        if backend == "onnx":
+            raise PipelineError("--backend onnx runs on the CPU: leave --device out or use --backend torch")
+        return None
+    from pipeline.inference.onnx_models import onnx_status
+
+    folder = Path(models) / "onnx"
+    why = onnx_status(Path(models), folder, _params_mel(params))
+    if why is None:
+        return folder
+    if backend == "onnx":
+        raise PipelineError(f"cannot render with the ONNX export: {why}")
+    if (folder / "render.json").exists():
+        say(f"rendering with torch: {why}")
+    return None
+
+
+def _params_mel(params: Path) -> MelConfig | None:
+    from pipeline.config import load_mel
+
+    return load_mel(params) if params.is_file() else None  # a composite registered model carries its own
+
+
+def load_bundle(models: str, device: str, params: Path, threads: int, onnx_folder: Path | None) -> ModelBundle:
+    """The three models: the ONNX export in ``onnx_folder`` (from :func:`choose_backend`), else the torch
+    models of ``models`` (a folder or MLflow URIs, :func:`pipeline.registry.loading.load_models`)."""
+    if onnx_folder is not None:
+        from pipeline.inference.onnx_models import OnnxModels
+
+        return OnnxModels(onnx_folder, threads=threads)
+    import torch
+
+    from pipeline.device import select_device
+    from pipeline.registry.loading import load_models
+
+    torch.set_num_threads(threads)
+    return load_models(models, _params_mel(params), select_device(device))
+
+
+def read_request_score(request: RenderRequest) -> NoteTable:
+    from pipeline.scores import read_score
+
+    notes = read_score(request.score)
+    if len(notes) == 0:
+        raise PipelineError("the score has no notes", request.score)
+    return notes
+
+
+def render_files(
+    bundle: ModelBundle,
+    request: RenderRequest,
+    notes: NoteTable,
+    before_writing: Callable[[], None] | None = None,
+) -> RenderDone:
+    """Render ``notes`` (the request's score) and write the request's files, all of them or none.
+    ``before_writing`` runs between the rendering and the first file (the server checks there that
+    its client still waits: one that left gets no files)."""
+    from pipeline.audio import write_audio
+    from pipeline.inference.render import render_score
+    from pipeline.outputs import all_or_nothing
+
+    performer = request.performer
+    if performer is None:
+        performer = bundle.performers[0] if bundle.performers else "0"
+    result = render_score(bundle, notes, performer, request.tempo, loudness=request.loudness)
+    if before_writing is not None:
+        before_writing()
+    with all_or_nothing([request.output, request.mel_plot, request.timing]):
+        write_audio(request.output, result.audio, result.sample_rate)
+        if request.mel_plot is not None:
+            _plot_rendering(Path(request.mel_plot), result, notes, Path(request.score).name, bundle.mel)
+        if request.timing is not None:
+            from pipeline.datasets.layout import write_reference
+
+            frame = result.hop_length / result.sample_rate
+            write_reference(Path(request.timing), result.onset_frame * frame, result.offset_frame * frame)
+    return RenderDone(notes=len(notes), seconds=result.seconds, performer=result.performer)
+
+
+def _plot_rendering(path: Path, result: Rendering, notes: NoteTable, title: str, mel: MelConfig) -> None:
+    from pipeline.plots import plot_mel_with_notes
+
+    timed = {"pitch": notes.pitch, "onset_frame": result.onset_frame, "offset_frame": result.offset_frame}
+    plot_mel_with_notes(path, result.mel, timed, mel, title=title)
