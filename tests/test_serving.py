@@ -141,7 +141,9 @@ def test_a_served_render_is_the_same_file(workdir, running):
     assert socket_file.parent.stat().st_mode & 0o777 == 0o700
     assert running.server.kind == "onnx"
     models = workdir / "models"
-    served = RenderRequest(str(workdir / "tune.mid"), str(workdir / "served.wav"), "ben", None, "calibrated", None, None)
+    served = RenderRequest(
+        str(workdir / "tune.mid"), str(workdir / "served.wav"), "ben", None, "calibrated", None, None
+    )
     done = ask_server(models, PARAMS, served, OPTIONS)
     assert done is not None and done.notes == 24 and done.performer == "ben" and done.seconds > 5
     assert any("tune.mid" in line and "24 notes" in line for line in running.lines)
@@ -156,6 +158,13 @@ def test_a_served_render_is_the_same_file(workdir, running):
     assert "--threads 1, the command asked for 2" in said[0]
     # no server for other models or parameters
     assert ask_server(workdir, PARAMS, served, OPTIONS) is None
+    # nor in a folder others can enter: whoever listens there is not asked
+    socket_file.parent.chmod(0o755)
+    said.clear()
+    assert ask_server(models, PARAMS, served, OPTIONS, say=said.append) is None
+    assert len(said) == 1 and said[0].startswith("warning: rendering here, not on a render server: ")
+    assert "mode 755" in said[0]
+    socket_file.parent.chmod(0o700)
 
 
 def test_a_fault_is_the_commands_own_line(workdir, running, monkeypatch):
@@ -181,10 +190,8 @@ def test_changed_models_are_loaded_again(workdir, running):
     request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "served.wav"))
     assert ask_server(models, PARAMS, request, OPTIONS, say=said.append) is not None
     assert running.server.kind == "torch"  # the export is stale now: as the command alone, torch renders
-    assert said == [
-        f"rendering with torch: {models / 'synthesis' / 'model.pt'} changed since it was exported "
-        "(run `dvc repro export_onnx`)"
-    ]
+    stale = f"{models / 'synthesis' / 'model.pt'} changed since it was exported (run `dvc repro export_onnx`)"
+    assert said == [f"rendering with torch: {stale}"]
     assert any("loading the models again" in line for line in running.lines)
     alone_request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "alone.wav"))
     assert (workdir / "served.wav").read_bytes() == alone(models, alone_request)
@@ -210,7 +217,9 @@ def test_a_server_whose_code_changed_stops(workdir, running, tmp_path):
     said: list[str] = []
     request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "out.wav"))
     assert ask_server(workdir / "models", PARAMS, request, OPTIONS, say=said.append) is None
-    assert said == [f"rendering here, not on the render server: {source} changed since this server started, so it stops (start it again)"]
+    assert said == [
+        f"rendering here, not on the render server: {source} changed since this server started, so it stops (start it again)"
+    ]
     running.thread.join(timeout=5)
     assert not running.thread.is_alive()
 
@@ -280,7 +289,9 @@ def test_serve_and_render_commands(workdir, runtime):
         alone_run = performer_cli(*args, "-o", "alone.wav", "--server", "off", cwd=workdir)
         assert alone_run.returncode == 0, alone_run.stderr
         assert (workdir / "served.wav").read_bytes() == (workdir / "alone.wav").read_bytes()
-        assert_one_line_error(performer_cli(*args, "-o", "x.wav", "--server", "always", cwd=workdir), "--server must be")
+        assert_one_line_error(
+            performer_cli(*args, "-o", "x.wav", "--server", "always", cwd=workdir), "--server must be"
+        )
         socket_file = socket_path(workdir / "models", PARAMS)
         assert socket_file.exists()
     finally:

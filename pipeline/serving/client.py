@@ -121,7 +121,11 @@ def ask_server(
             return None
     except FileNotFoundError:
         return None
-    check_private_dir(path.parent)
+    try:
+        check_private_dir(path.parent)
+    except PipelineError as err:  # not this user's own folder: whoever listens there is not asked
+        say(f"warning: rendering here, not on a render server: {err}")
+        return None
     absolute = request.absolute()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
