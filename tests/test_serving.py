@@ -197,6 +197,20 @@ def test_changed_models_are_loaded_again(workdir, running):
     assert (workdir / "served.wav").read_bytes() == alone(models, alone_request)
 
 
+def test_models_that_went_missing_are_a_fault_until_they_are_back(workdir, running):
+    vocoder = workdir / "models" / "hifigan" / "model.pt"
+    weights = vocoder.read_bytes()
+    vocoder.unlink()
+    request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "out.wav"))
+    said: list[str] = []
+    with pytest.raises(PipelineError, match="no trained hifigan model"):
+        ask_server(workdir / "models", PARAMS, request, OPTIONS, say=said.append)
+    assert said == [f"rendering with torch: {vocoder}: missing"]  # what the command alone says first
+    vocoder.write_bytes(weights)
+    assert ask_server(workdir / "models", PARAMS, request, OPTIONS) is not None
+    assert running.server.kind == "onnx" and (workdir / "out.wav").exists()
+
+
 def test_a_command_that_left_gets_no_files(workdir, running):
     request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "left.wav"))
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

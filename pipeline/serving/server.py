@@ -258,11 +258,13 @@ class RenderServer:
 
     def _load(self) -> None:
         self._bundle = None  # a failed load leaves no models: the next job tries again
+        self._load_notes = []
         notes: list[str] = []
         stamp = self._models_stamp()  # before loading: a change while it loads is seen at the next job
         onnx_folder = choose_backend(self.backend, str(self.models), self.device, self.params, say=notes.append)
+        self._load_notes = notes  # said before a failed load too, as the command says it
         self._bundle = load_bundle(str(self.models), self.device, self.params, self.threads, onnx_folder)
-        self._loaded_stamp, self._load_notes = stamp, notes
+        self._loaded_stamp = stamp
         self.kind = "onnx" if onnx_folder is not None else "torch"
 
     def _warm_up(self) -> None:
@@ -307,15 +309,10 @@ class RenderServer:
         except ClientGone:
             self.log("the command stopped waiting: its files were not written")
             return
-        try:
-            send_line(conn, answer)
-        except OSError:
-            self.log("the command stopped waiting before the answer (its files are written)")
         took = time.perf_counter() - started
-        if "done" in answer:
+        if "done" in answer:  # logged before the answer: once the command has its answer, the log has the job
             self.jobs += 1
-            done = answer["done"]
-            request = message["request"]
+            done, request = answer["done"], message["request"]
             self.log(
                 f"{request['score']} -> {request['output']}: {done['notes']} notes, "
                 f"{done['seconds']:.1f} s of audio in {took:.2f} s"
@@ -323,6 +320,10 @@ class RenderServer:
         else:
             kind = "error" if "error" in answer else "declined"
             self.log(f"{kind}: {answer[kind]}")
+        try:
+            send_line(conn, answer)
+        except OSError:
+            self.log("the command stopped waiting before the answer (its files are written)")
 
     def _mismatch(self, options: Any) -> str | None:
         if not isinstance(options, dict):
