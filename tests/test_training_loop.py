@@ -45,11 +45,16 @@ def test_interrupted_and_resumed_training_matches_uninterrupted(tmp_path):
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
     first = train(tmp_path, 8)
-    again = Trainer(TinyTask(), Points(), None, collate, train_config(max_steps=8, **CONFIG), tmp_path)
+    again = Trainer(TinyTask(), Points(), Points(16, seed=1), collate, train_config(max_steps=8, **CONFIG), tmp_path)
     assert again.step == 8
-    again.fit()
+    final = again.fit()
     for a, b in zip(first.modules["net"].parameters(), again.modules["net"].parameters()):
         assert torch.equal(a, b)
+    # the same validation, and the same history: no second row for the last step's validation (the loss
+    # curves of a stage resumed at its end are the bytes of the whole run's)
+    assert final == {k: v for k, v in first.history[-1].items() if k not in ("step", "split")}
+    assert again.history == first.history
+    assert [row["step"] for row in again.history if row["split"] == "val"] == [4, 8]
 
 
 def test_epoch_batches_are_deterministic_and_split_between_ranks():

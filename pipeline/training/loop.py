@@ -238,7 +238,8 @@ class Trainer:
             yield {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self, record: bool = True) -> dict[str, float]:
+        """Mean validation losses; ``record``: also a row of the history (and examples in MLflow)."""
         if self.val_set is None or len(cast(Sized, self.val_set)) == 0:
             return {}
         self._set_mode(False)
@@ -257,8 +258,9 @@ class Trainer:
             values = torch.tensor(list(metrics.values()), device=self.device, dtype=torch.float64)
             dist.all_reduce(values)
             metrics = dict(zip(metrics, (values / self.world).tolist()))
-        self._log("val", metrics)
-        if self.tracker is not None and self.is_main and first is not None:
+        if record:
+            self._log("val", metrics)
+        if record and self.tracker is not None and self.is_main and first is not None:
             self.tracker.log_examples(self.task.examples(first), self.step)
         self._set_mode(True)
         return metrics
@@ -299,6 +301,7 @@ class Trainer:
                 self.save()
             bar.update(1)
         bar.close()
-        if not last_val:
-            last_val = self.validate()
+        if not last_val:  # resumed at its last step: its validation row is in the history already
+            logged = any(row["split"] == "val" and row["step"] == self.step for row in self.history)
+            last_val = self.validate(record=not logged)  # so a resumed run writes what the whole run wrote
         return last_val
