@@ -96,3 +96,13 @@ def test_a_checkpoint_of_other_model_settings_is_not_resumed(tmp_path):
     other = Trainer(TinyTask(), Points(), None, collate, config, tmp_path, hparams={"width": 64})
     assert same.resumed and same.step == 4
     assert not other.resumed and other.step == 0
+
+
+def test_training_speed_counts_every_session_of_a_run(tmp_path):
+    from pipeline.training.run import training_speed
+
+    assert training_speed(tmp_path, 0, 10, 2.0) == 5.0
+    assert training_speed(tmp_path, 10, 20, 8.0) == 2.0  # resumed at 10: 20 steps in 10 s
+    assert training_speed(tmp_path, 20, 20, 0.1) == 2.0  # resumed at its end: no step to time, the run's speed
+    assert training_speed(tmp_path, 0, 4, 1.0) == 4.0  # a fresh start is a new record
+    assert training_speed(tmp_path, 8, 8, 0.1) is None  # resumed where the record does not reach: unknown

@@ -6,6 +6,9 @@ The outputs of a training stage (:class:`TrainingOutputs`; dvc.yaml names the pa
     <model_dir>/model.pt              {"hparams": constructor kwargs, "state_dict": weights}
     <model_dir>/checkpoints/          the resumable state (kept across runs: DVC ``persist``)
     <model_dir>/mlflow.json           the MLflow run and the logged model's URI
+    <model_dir>/training_time.json    the steps trained and the seconds they took, over every session of
+                                      the run (what steps per second is computed from; like mlflow.json,
+                                      outside the folder's DVC hash: seconds differ run to run)
     <metrics>                         final validation losses, steps, steps per second (JSON)
     <loss_csv>                        step, split, loss (for ``dvc plots``)
     <loss_png>                        the loss curves as a picture
@@ -14,6 +17,7 @@ The outputs of a training stage (:class:`TrainingOutputs`; dvc.yaml names the pa
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +116,31 @@ def resume_settings(logged_params: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+TRAINING_TIME = "training_time.json"
+
+
+def training_speed(out_dir: Path, start_step: int, end_step: int, elapsed: float) -> float | None:
+    """Steps per second of the run that has reached ``end_step``: this session's ``elapsed`` seconds for
+    steps ``start_step`` to ``end_step``, added to the sessions before it (``<out_dir>/training_time.json``).
+    So a stage resumed at its last step (no step to time) still reports the speed its steps were trained
+    at; None when no step of this run was ever timed (its record lost)."""
+    path = out_dir / TRAINING_TIME
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = None
+    if not (isinstance(record, dict) and start_step > 0 and record.get("to_step") == start_step):
+        record = {"steps": 0, "seconds": 0.0, "to_step": start_step}  # a fresh run, or sessions not on record
+    if end_step > start_step:
+        record = {
+            "steps": record["steps"] + end_step - start_step,
+            "seconds": record["seconds"] + elapsed,
+            "to_step": end_step,
+        }
+        write_json(path, record)
+    return round(record["steps"] / record["seconds"], 4) if record["steps"] and record["seconds"] > 0 else None
+
+
 def run_training(
     name: str,
     task,
@@ -182,13 +211,12 @@ def run_training(
         hparams = {**hparams, **measured}  # model's level offset) and reported with the metrics
     save_model(out_dir / "model.pt", model, hparams)
     history = pd.DataFrame(trainer.history)
-    steps_run = trainer.step - start_step
     metrics = {
         "steps": trainer.step,
         "train_loss": float(history[history.split == "train"]["loss"].iloc[-1]) if len(history) else float("nan"),
         **{f"val_{k}": round(float(v), 6) for k, v in final.items()},
         **measured,
-        "steps_per_second": round(steps_run / elapsed, 4) if steps_run else None,
+        "steps_per_second": training_speed(out_dir, start_step, trainer.step, elapsed),
         "device": str(trainer.device),
         "world_size": world,
     }
