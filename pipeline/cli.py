@@ -14,6 +14,7 @@ from typing import NoReturn
 import typer
 
 from pipeline.errors import PipelineError
+from pipeline.serving.job import IDLE_TIMEOUT_S, RENDER_THREADS
 
 app = typer.Typer(
     help="Deep Performer: score-to-audio performance synthesis pipeline.",
@@ -298,7 +299,6 @@ def render(
     started = time.perf_counter()
     from pipeline.outputs import AUDIO_SUFFIXES, check_output
     from pipeline.serving.job import (
-        RENDER_THREADS,
         RenderDone,
         RenderRequest,
         check_loudness,
@@ -355,9 +355,11 @@ def serve(
     params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on"),
     backend: str = typer.Option("auto", help="as `performer render --backend`"),
     device: str = typer.Option("auto", help="as `performer render --device`"),
-    threads: int = typer.Option(1, min=1, help="CPU threads for the models (as `performer render --threads`)"),
+    threads: int = typer.Option(
+        RENDER_THREADS, min=1, help="CPU threads for the models (as `performer render --threads`)"
+    ),
     idle_minutes: float = typer.Option(
-        30.0, help="stop after this many minutes without a job (0: only on Ctrl-C or SIGTERM)"
+        IDLE_TIMEOUT_S / 60, min=0, help="stop after this many minutes without a job (0: only on Ctrl-C or SIGTERM)"
     ),
 ) -> None:
     """Keep a models folder loaded for `performer render` (same files, a shorter wait; stops when idle).

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "onnx", "torch")
 RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
+IDLE_TIMEOUT_S = 1800.0  # a render server without a job for this long stops
 
 
 @dataclass(frozen=True)

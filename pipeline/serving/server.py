@@ -43,6 +43,7 @@ from pipeline.failures import describe
 from pipeline.serving.client import PROTOCOL, check_private_dir, read_line, send_line, socket_path
 from pipeline.serving.job import (
     BACKENDS,
+    IDLE_TIMEOUT_S,
     RENDER_THREADS,
     RenderRequest,
     check_loudness,
@@ -56,7 +57,6 @@ from pipeline.serving.job import (
 if TYPE_CHECKING:
     from pipeline.inference.bundle import ModelBundle
 
-IDLE_TIMEOUT_S = 1800.0
 POLL_S = 0.5  # how often the waiting loop looks at the idle clock and at stop()
 REQUEST_TIMEOUT_S = 5.0  # for the request line, which a client sends as soon as it connects
 WARM_UP_NOTES = 8  # a first render allocates onnxruntime's memory arenas: 0.07 s the first job would pay
