@@ -367,10 +367,13 @@ def serve(
     `performer render --models M --params P` hands its job to the server of M and P when one runs. The
     server loads the models again when their files or the parameters change, and stops when its own
     code changed; it listens on a Unix socket only this user can reach (README, "Render server")."""
-    from pipeline.serving.server import serve as run_server
+    from pipeline.serving.server import RenderServer
 
     try:
-        run_server(models, params, backend=backend, device=device, threads=threads, idle_timeout_s=idle_minutes * 60)
+        server = RenderServer(
+            models, params, backend=backend, device=device, threads=threads, idle_timeout_s=idle_minutes * 60
+        )
+        server.run()
     except PipelineError as err:
         _fail(err)
 

@@ -191,6 +191,23 @@ class RenderServer:
                 self._handle(conn)
             last_job = time.monotonic()
 
+    def run(self) -> int:
+        """start(), say where it serves, serve() and close(): `performer serve`. Returns the jobs it rendered."""
+        with self:
+            self.start()
+            threads = f"{self.threads} thread{'s' * (self.threads > 1)}"
+            idle = (
+                f"after {self.idle_timeout_s / 60:g} min without a job"
+                if self.idle_timeout_s > 0
+                else "never when idle"
+            )
+            self.log(
+                f"serving {self.models} ({self.kind}, {threads}) on {self.socket}: "
+                f"`performer render --models {self.models}` renders here; stops {idle} or on Ctrl-C"
+            )
+            self.serve()
+        return self.jobs
+
     def stop(self) -> None:
         """Stop after the job in hand (within POLL_S when there is none); callable from another thread."""
         self._stopping = True
@@ -369,27 +386,3 @@ class RenderServer:
         answer["warnings"] = [str(w.message) for w in caught]
         answer["notes"] = self._load_notes
         return answer
-
-
-def serve(
-    models: Path,
-    params: Path,
-    *,
-    backend: str = "auto",
-    device: str = "auto",
-    threads: int = RENDER_THREADS,
-    idle_timeout_s: float = IDLE_TIMEOUT_S,
-    log: Callable[[str], None] = _log,
-) -> int:
-    """Run a render server until it is idle ``idle_timeout_s`` (or Ctrl-C / SIGTERM); returns its job count."""
-    with RenderServer(
-        models, params, backend=backend, device=device, threads=threads, idle_timeout_s=idle_timeout_s, log=log
-    ) as server:
-        server.start()
-        idle = f"after {idle_timeout_s / 60:g} min without a job" if idle_timeout_s > 0 else "never when idle"
-        log(
-            f"serving {models} ({server.kind}, {threads} thread{'s' * (threads > 1)}) on {server.socket}: "
-            f"`performer render --models {models}` renders here; stops {idle} or on Ctrl-C"
-        )
-        server.serve()
-        return server.jobs
