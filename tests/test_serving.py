@@ -149,6 +149,10 @@ def test_a_served_render_is_the_same_file(workdir, running):
     assert any("tune.mid" in line and "24 notes" in line for line in running.lines)
     request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "alone.wav"), "ben")
     assert (workdir / "served.wav").read_bytes() == alone(models, request)
+    # a module a job imports first is watched from then on (as if none had been imported at the start)
+    running.server._sources = {}
+    assert ask_server(models, PARAMS, served, OPTIONS) is not None
+    assert str(Path(sys.modules["pipeline.serving.server"].__file__)) in running.server._sources
     # the same options given explicitly (the server's own) are served too; other ones are not
     assert ask_server(models, PARAMS, served, {**OPTIONS, "threads": 1}) is not None
     said: list[str] = []

@@ -23,6 +23,7 @@ import socket
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def _say(line: str) -> None:
 
 
 def ask_server(
-    models: Path, params: Path, request: RenderRequest, options: dict[str, Any], say: Any = _say
+    models: Path, params: Path, request: RenderRequest, options: dict[str, Any], say: Callable[[str], None] = _say
 ) -> RenderDone | None:
     """The files of ``request`` rendered and written by the running server of ``models`` and ``params``;
     None when there is none or it declined (then ``say`` gets the reason: the caller renders itself).

@@ -385,4 +385,5 @@ class RenderServer:
                 answer = {"error": describe(err)}
         answer["warnings"] = [str(w.message) for w in caught]
         answer["notes"] = self._load_notes
+        self._sources = pipeline_sources(self._sources)  # modules the job imported first (plots, torch's path)
         return answer
