@@ -239,6 +239,9 @@ def mel(
     typer.echo(f"wrote {output} {spec.shape}")
 
 
+SERVER_MODES = ("auto", "off")
+
+
 @app.command()
 def render(
     score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
@@ -311,12 +314,13 @@ def render(
 
     done: RenderDone | None = None
     request = RenderRequest(
-        str(score),
-        str(output),
-        performer,
-        tempo,
-        loudness,
-        *(None if p is None else str(p) for p in (mel_plot, timing)),
+        score=str(score),
+        output=str(output),
+        performer=performer,
+        tempo=tempo,
+        loudness=loudness,
+        mel_plot=None if mel_plot is None else str(mel_plot),
+        timing=None if timing is None else str(timing),
     )
     try:  # the outputs first, before the seconds of loading models: a bad path fails at once
         check_output(output, AUDIO_SUFFIXES)
@@ -344,9 +348,6 @@ def render(
         f"wrote {output} ({done.notes} notes, {done.seconds:.1f} s, performer {done.performer}, "
         f"{time.perf_counter() - started:.1f} s)"
     )
-
-
-SERVER_MODES = ("auto", "off")
 
 
 @app.command()
