@@ -106,7 +106,7 @@ def at_level(models: Path, vocoder, rate: int, loudness: str):
     from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 
     model = load_model(models / "synthesis" / "model.pt", SynthesisModel)
-    levels = model.hparams["performer_levels_db"]
+    levels = model.calibration.performer_levels_db
 
     @torch.inference_mode()
     def run(batch):

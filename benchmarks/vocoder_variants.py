@@ -26,8 +26,7 @@ from pipeline.datasets.split import read_split
 from pipeline.evaluation import systems as sys_
 from pipeline.evaluation.evaluate import ClipScorer, Scores, clip_infos, run_systems, settle_latency
 from pipeline.evaluation.transcription import Transcriber
-from pipeline.models.persistence import load_model
-from pipeline.models.vocoders import build_vocoder
+from pipeline.models.vocoders import load_vocoder
 
 FEATURES, AUDIO = Path("data/features"), Path("data/audio16k")
 SHOWN = ("note_onset_f1", "raw_pitch_accuracy", "multipitch_accuracy", "audio_mel_mse", "mr_stft")
@@ -50,7 +49,7 @@ def main() -> None:
     rate = params.mel.sample_rate
     systems = {}
     for folder in args.vocoders:
-        vocoder = load_model(Path(folder) / "model.pt", build_vocoder).remove_weight_norm()
+        vocoder = load_vocoder(Path(folder) / "model.pt")
         systems[folder] = sys_.vocoder_reconstruction(vocoder, rate)
     systems["Griffin-Lim"] = sys_.griffin_lim_reconstruction(
         params.mel, params.train_performancenet.griffin_lim_iterations

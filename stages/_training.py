@@ -1,15 +1,21 @@
-"""Shared by the training stage scripts: their paths and the clip datasets of the pipeline's one split."""
+"""Shared by the training stage scripts: their paths, the clip datasets of the pipeline's one split, and
+the one way a stage builds its :class:`pipeline.training.run.TrainingJob` (:func:`training_job`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from pipeline.config import MelConfig, SplitConfig
-from pipeline.datasets.clips import ClipDataset
+from pipeline.config import MelConfig, Params, SplitConfig
+from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.layout import read_performers
 from pipeline.datasets.split import read_split
 from pipeline.errors import PipelineError
-from pipeline.training.run import TrainingOutputs
+from pipeline.models.base import Model
+from pipeline.models.calibration import Calibration
+from pipeline.training.run import TrainingJob, TrainingOutputs, data_fingerprint
 
 # the paths every training stage takes (dvc.yaml names them in its command)
 OUTPUT_PATHS = {
@@ -23,6 +29,8 @@ CLIP_PATHS = {
     "performers": "input: the performer table (performers.json of the resample stage)",
 }
 AUDIO_PATH = {"audio": "input: the resample stage's 16 kHz audio folder"}
+# the options every training stage takes
+TRAINING_OPTIONS = {"init-from": "a model.pt of the same model whose weights a fresh run starts from (fine-tuning)"}
 
 
 def training_outputs(out: Path, metrics: Path, loss_csv: Path, loss_png: Path) -> TrainingOutputs:
@@ -54,3 +62,44 @@ def clip_datasets(
         raise PipelineError("performer ids must be 0 .. n-1", performers)
     frames = dict(clip_frames=mel.clip_frames, hop_length=mel.hop_length, notes=notes, audio_dir=audio)
     return ClipDataset(features, train_ids, **frames), ClipDataset(features, val_ids, **frames), names
+
+
+def training_job(
+    name: str,
+    group: Any,
+    params: Params,
+    task: Any,
+    model: Model,
+    train_set: Any,
+    val_set: Any,
+    *,
+    data: Sequence[Path],
+    recordings: tuple[Sequence[str], Sequence[str]],
+    paths: dict[str, Path],
+    collate: Callable[[list], dict] = collate_clips,
+    settings: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
+    init_from: str | Path | None = None,
+    dvc_stage: str | None = None,
+) -> TrainingJob:
+    """The job of stage ``train_<name>`` whose params group is ``group`` (its ``train`` block drives the
+    loop; the group is what MLflow logs unless ``settings`` says more). ``data``: the input folders whose
+    bytes identify the training data, with the ``recordings`` (train, validation) drawn from them;
+    ``paths``: the stage's output options (:data:`OUTPUT_PATHS`); ``init_from``: the ``--init-from``
+    option."""
+    return TrainingJob(
+        name=name,
+        task=task,
+        model=model,
+        train_set=train_set,
+        val_set=val_set,
+        collate=collate,
+        config=group.train,
+        settings=settings if settings is not None else asdict(group),
+        mel=params.mel,
+        outputs=training_outputs(**paths),
+        data_id=data_fingerprint(*data, extra=(list(recordings[0]), list(recordings[1]))),
+        calibration=calibration or Calibration(),
+        init_from=Path(init_from) if init_from else None,
+        dvc_stage=dvc_stage,
+    )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.datasets.clips import collate_clips
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.arguments import PERFORMERS, check_arguments
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import data_fingerprint, run_training, seed_everything
+from pipeline.training.run import run_training, seed_everything
 from stages._common import stage_main
-from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
+from stages._training import CLIP_PATHS, OUTPUT_PATHS, TRAINING_OPTIONS, clip_datasets, training_job
 
 
 def check_params(params: Params) -> None:
@@ -20,7 +18,7 @@ def check_params(params: Params) -> None:
     check_arguments(AlignmentModel, params.train_alignment.model, "train_alignment.model", (*PERFORMERS, "frame_rate"))
 
 
-def run(params: Params, features: Path, performers: Path, **outputs: Path) -> None:
+def run(params: Params, features: Path, performers: Path, init_from: str | None = None, **outputs: Path) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_alignment
     train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, notes="starting")
@@ -29,21 +27,24 @@ def run(params: Params, features: Path, performers: Path, **outputs: Path) -> No
         **{"n_performers": len(names), "performer_names": names, **config.model},
         frame_rate=params.mel.sample_rate / params.mel.hop_length,
     )
+    task = AlignmentTask(model, config.optimizer)
+    recordings = (train_set.recordings, val_set.recordings)
     run_training(
-        "alignment",
-        AlignmentTask(model, config.optimizer),
-        model,
-        model.config(),
-        train_set,
-        val_set,
-        collate_clips,
-        config.train,
-        asdict(config),
-        params.mel,
-        training_outputs(**outputs),
-        data_id=data_fingerprint(features, extra=(train_set.recordings, val_set.recordings)),
+        training_job(
+            "alignment",
+            config,
+            params,
+            task,
+            model,
+            train_set,
+            val_set,
+            data=[features],
+            recordings=recordings,
+            paths=outputs,
+            init_from=init_from,
+        )
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__, {**CLIP_PATHS, **OUTPUT_PATHS})
+    stage_main(run, __doc__, {**CLIP_PATHS, **OUTPUT_PATHS}, TRAINING_OPTIONS)

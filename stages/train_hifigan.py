@@ -6,18 +6,17 @@ With ``--variant v2`` (stage ``train_hifigan_v2``), the same training with param
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.datasets.segments import AudioSegments, collate_segments
 from pipeline.errors import PipelineError
 from pipeline.models.arguments import MEL_RECIPE, check_arguments
-from pipeline.models.vocoders import VOCODER_KINDS, vocoder_for_mel, vocoder_hparams
+from pipeline.models.vocoders import VOCODER_KINDS, vocoder_for_mel
 from pipeline.training.hifigan_task import HifiganTask, recording_excitation
-from pipeline.training.run import data_fingerprint, run_training, seed_everything
+from pipeline.training.run import run_training, seed_everything
 from stages._common import stage_main
-from stages._training import AUDIO_PATH, OUTPUT_PATHS, training_outputs, training_recordings
+from stages._training import AUDIO_PATH, OUTPUT_PATHS, TRAINING_OPTIONS, training_job, training_recordings
 
 VARIANTS = {"v2": "train_hifigan_v2"}  # variant -> its params group
 FEATURES_PATH = {"features": "input: the mel stage's folder (the split's index.csv; the notes of each recording)"}
@@ -32,7 +31,14 @@ def check_params(params: Params, variant: str | None = None) -> None:
     check_arguments(VOCODER_KINDS[config.vocoder], config.generator, f"{group}.generator", MEL_RECIPE)
 
 
-def run(params: Params, features: Path, audio: Path, variant: str | None = None, **outputs: Path) -> None:
+def run(
+    params: Params,
+    features: Path,
+    audio: Path,
+    variant: str | None = None,
+    init_from: str | None = None,
+    **outputs: Path,
+) -> None:
     check_params(params, variant)  # a typo in a model block fails here, before any data is read
     config = getattr(params, VARIANTS[variant]) if variant else params.train_hifigan
     train_ids, val_ids = training_recordings(features, params.split)
@@ -43,20 +49,21 @@ def run(params: Params, features: Path, audio: Path, variant: str | None = None,
     train_set = AudioSegments(audio, train_ids, config.segment_samples, config.segment_hop, excitation)
     val_set = AudioSegments(audio, val_ids, config.segment_samples, excitation=excitation)
     steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
-    task = HifiganTask(vocoder, config, params.mel, steps_per_epoch)
     run_training(
-        f"hifigan_{variant}" if variant else "hifigan",
-        task,
-        vocoder,
-        vocoder_hparams(vocoder),
-        train_set,
-        val_set,
-        collate_segments,
-        config.train,
-        asdict(config),
-        params.mel,
-        training_outputs(**outputs),
-        data_id=data_fingerprint(audio, *([features] if excitation else []), extra=(train_ids, val_ids)),
+        training_job(
+            f"hifigan_{variant}" if variant else "hifigan",
+            config,
+            params,
+            HifiganTask(vocoder, config, params.mel, steps_per_epoch),
+            vocoder,
+            train_set,
+            val_set,
+            data=[audio, *([features] if excitation else [])],
+            recordings=(train_ids, val_ids),
+            paths=outputs,
+            collate=collate_segments,
+            init_from=init_from,
+        )
     )
 
 
@@ -65,5 +72,5 @@ if __name__ == "__main__":
         run,
         __doc__,
         {**FEATURES_PATH, **AUDIO_PATH, **OUTPUT_PATHS},
-        {"variant": "v2: the paper's HiFi-GAN V2 (params train_hifigan_v2)"},
+        {"variant": "v2: the paper's HiFi-GAN V2 (params train_hifigan_v2)", **TRAINING_OPTIONS},
     )

@@ -6,17 +6,15 @@ log1p power spectrogram on the mel recipe's frames (so it is scored on the same 
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.datasets.clips import collate_clips
 from pipeline.models.arguments import check_arguments
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.training.performancenet_task import PerformanceNetTask
-from pipeline.training.run import data_fingerprint, run_training, seed_everything
+from pipeline.training.run import run_training, seed_everything
 from stages._common import stage_main
-from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
+from stages._training import AUDIO_PATH, CLIP_PATHS, OUTPUT_PATHS, TRAINING_OPTIONS, clip_datasets, training_job
 
 
 def check_params(params: Params) -> None:
@@ -24,27 +22,32 @@ def check_params(params: Params) -> None:
     check_arguments(PerformanceNet, params.train_performancenet.model, "train_performancenet.model", ("bins",))
 
 
-def run(params: Params, features: Path, performers: Path, audio: Path, **outputs: Path) -> None:
+def run(
+    params: Params, features: Path, performers: Path, audio: Path, init_from: str | None = None, **outputs: Path
+) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_performancenet
     train_set, val_set, _ = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)
     model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
+    task = PerformanceNetTask(model, config, params.mel)
+    recordings = (train_set.recordings, val_set.recordings)
     run_training(
-        "performancenet",
-        PerformanceNetTask(model, config, params.mel),
-        model,
-        model.config(),
-        train_set,
-        val_set,
-        collate_clips,
-        config.train,
-        asdict(config),
-        params.mel,
-        training_outputs(**outputs),
-        data_id=data_fingerprint(features, audio, extra=(train_set.recordings, val_set.recordings)),
+        training_job(
+            "performancenet",
+            config,
+            params,
+            task,
+            model,
+            train_set,
+            val_set,
+            data=[features, audio],
+            recordings=recordings,
+            paths=outputs,
+            init_from=init_from,
+        )
     )
 
 
 if __name__ == "__main__":
-    stage_main(run, __doc__, {**CLIP_PATHS, **AUDIO_PATH, **OUTPUT_PATHS})
+    stage_main(run, __doc__, {**CLIP_PATHS, **AUDIO_PATH, **OUTPUT_PATHS}, TRAINING_OPTIONS)

@@ -10,28 +10,33 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.datasets.clips import collate_clips
 from pipeline.errors import PipelineError
-from pipeline.models.arguments import PERFORMER_LEVELS, PERFORMERS, SYNTHESIS_MEL_RECIPE, check_arguments
+from pipeline.models.arguments import PERFORMERS, SYNTHESIS_MEL_RECIPE, check_arguments
+from pipeline.models.calibration import Calibration
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.training.run import data_fingerprint, run_training, seed_everything
+from pipeline.training.run import run_training, seed_everything
 from pipeline.training.synthesis_task import SynthesisTask
 from stages._common import stage_main
-from stages._training import CLIP_PATHS, OUTPUT_PATHS, clip_datasets, training_outputs
+from stages._training import CLIP_PATHS, OUTPUT_PATHS, TRAINING_OPTIONS, clip_datasets, training_job
 
 
 def check_params(params: Params) -> None:
     """The model block and each ablation's overrides against SynthesisModel's constructor."""
     config = params.train_synthesis
-    check_arguments(
-        SynthesisModel, config.model, "train_synthesis.model", PERFORMERS + SYNTHESIS_MEL_RECIPE + PERFORMER_LEVELS
-    )
+    check_arguments(SynthesisModel, config.model, "train_synthesis.model", PERFORMERS + SYNTHESIS_MEL_RECIPE)
     for name, overrides in config.ablations.items():
         where = f"train_synthesis.ablations.{name}"
-        check_arguments(SynthesisModel, overrides or {}, where, PERFORMERS + SYNTHESIS_MEL_RECIPE + PERFORMER_LEVELS)
+        check_arguments(SynthesisModel, overrides or {}, where, PERFORMERS + SYNTHESIS_MEL_RECIPE)
 
 
-def run(params: Params, features: Path, performers: Path, ablation: str | None = None, **outputs: Path) -> None:
+def run(
+    params: Params,
+    features: Path,
+    performers: Path,
+    ablation: str | None = None,
+    init_from: str | None = None,
+    **outputs: Path,
+) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_synthesis
     try:
@@ -41,27 +46,26 @@ def run(params: Params, features: Path, performers: Path, ablation: str | None =
     train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel)
     seed_everything(config.train.seed)
     recipe = {key: getattr(params.mel, key) for key in SYNTHESIS_MEL_RECIPE}  # the harmonic prior's mel
-    corpus = {
-        "n_performers": len(names),
-        "performer_names": names,
-        "performer_levels_db": train_set.performer_levels_db(len(names)),  # what `performer render` plays at
-    }
-    model = SynthesisModel(**{**corpus, **recipe, **kwargs})
-    logged = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
+    model = SynthesisModel(**{"n_performers": len(names), "performer_names": names, **recipe, **kwargs})
+    # each performer's level in its training recordings: what `performer render --loudness performer` plays at
+    levels = Calibration(performer_levels_db=train_set.performer_levels_db(len(names)))
     run_training(
-        f"synthesis_{ablation}" if ablation else "synthesis",
-        SynthesisTask(model, config.optimizer, params.mel),
-        model,
-        model.config(),
-        train_set,
-        val_set,
-        collate_clips,
-        config.train,
-        logged,
-        params.mel,
-        training_outputs(**outputs),
-        data_id=data_fingerprint(features, extra=(train_set.recordings, val_set.recordings)),
-        dvc_stage=f"train_ablation@{ablation}" if ablation else None,
+        training_job(
+            f"synthesis_{ablation}" if ablation else "synthesis",
+            config,
+            params,
+            SynthesisTask(model, config.optimizer, params.mel),
+            model,
+            train_set,
+            val_set,
+            data=[features],
+            recordings=(train_set.recordings, val_set.recordings),
+            paths=outputs,
+            settings={**asdict(config), "ablation": ablation or "none", "model": kwargs},
+            calibration=levels,
+            init_from=init_from,
+            dvc_stage=f"train_ablation@{ablation}" if ablation else None,
+        )
     )
 
 
@@ -70,5 +74,5 @@ if __name__ == "__main__":
         run,
         __doc__,
         {**CLIP_PATHS, **OUTPUT_PATHS},
-        {"ablation": "one of train_synthesis.ablations (default: the full model)"},
+        {"ablation": "one of train_synthesis.ablations (default: the full model)", **TRAINING_OPTIONS},
     )

@@ -65,7 +65,7 @@ def test_performancenet_output_is_bins_by_frames_for_any_length(frames):
 
 def test_performancenet_paper_widths_and_rebuild():
     paper = PerformanceNet()
-    assert paper.config()["channels"] == [256, 512, 1024, 2048, 4096]
+    assert paper.config()["channels"] == (256, 512, 1024, 2048, 4096)
     assert 150e6 < sum(p.numel() for p in paper.parameters()) < 250e6  # "about 250 M" at F = 1025; 513 bins here
     small = PerformanceNet(bins=65, **SMALL_PN)
     again = PerformanceNet(**small.config())
@@ -154,7 +154,7 @@ def test_pianoroll_hifigan_shapes_performer_and_weight_norm():
         assert not torch.allclose(out, other)  # the performer embedding conditions the output
         model.remove_weight_norm()
         torch.testing.assert_close(model(rolls, torch.tensor([0, 1])), out, atol=1e-5, rtol=1e-4)
-    assert model.config()["generator"]["upsample_rates"] == [8, 8, 2, 2]
+    assert model.generator.config()["upsample_rates"] == (8, 8, 2, 2)
     with pytest.raises(ValueError, match="performer names"):
         PianoRollHifigan(n_performers=1, performer_names=("a", "b"))
 

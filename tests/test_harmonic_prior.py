@@ -69,7 +69,7 @@ def test_a_model_with_the_prior_needs_the_mel_recipe_and_round_trips(tmp_path):
     with pytest.raises(ValueError, match="harmonic_prior needs the mel recipe: pass sample_rate, n_fft, fmin, fmax"):
         SynthesisModel(harmonic_prior=True, **SMALL)
     model = SynthesisModel(n_performers=3, harmonic_prior=True, **RECIPE, **SMALL)
-    save_model(tmp_path / "model.pt", model, model.config())
+    save_model(tmp_path / "model.pt", model)
     clone = load_model(tmp_path / "model.pt", SynthesisModel)
     assert clone.config() == model.config() and clone.prior is not None
     assert torch.equal(clone.prior.templates, model.prior.templates)

@@ -24,6 +24,7 @@ from pipeline.inference import (
     vocode,
 )
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
+from pipeline.models.calibration import Calibration
 from pipeline.models.hifigan import Generator
 from pipeline.models.persistence import save_model
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
@@ -150,6 +151,7 @@ class PianoRollStub(nn.Module):
     """A context-free 'synthesis model': the piano roll scaled by (performer + 1), 128 bins."""
 
     hparams: ClassVar[dict] = {"n_mels": 128, "use_velocity": False}
+    calibration: ClassVar[Calibration] = Calibration()
 
     def __init__(self) -> None:
         super().__init__()
@@ -247,10 +249,10 @@ def test_render_score_length_and_errors():
 
 
 def write_models(folder, models: PerformerModels) -> None:
-    save_model(folder / "alignment" / "model.pt", models.alignment, models.alignment.config())
-    save_model(folder / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
+    save_model(folder / "alignment" / "model.pt", models.alignment)
+    save_model(folder / "synthesis" / "model.pt", models.synthesis)
     vocoder = Generator(**SMALL_VOCODER)  # saved with weight norm, like the stage does
-    save_model(folder / "hifigan" / "model.pt", vocoder, vocoder.config())
+    save_model(folder / "hifigan" / "model.pt", vocoder)
 
 
 def performer_cli(*args, cwd=None):

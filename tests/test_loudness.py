@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,12 @@ from pipeline.errors import PipelineError
 from pipeline.features import save_features
 from pipeline.loudness import DB_PER_LOG_UNIT, level_offset_db, mel_level_db, mel_power, set_mel_level, shift_mel_db
 from pipeline.mel import log_mel
+from pipeline.models.calibration import Calibration
 from pipeline.models.persistence import save_model
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.checkpoint import save_checkpoint
 from tests._params import MEL, PARAMS
-from tests.test_inference import NAMES, SMALL_SYNTHESIS, long_score, small_models
+from tests.test_inference import SMALL_SYNTHESIS, long_score, small_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -90,8 +92,8 @@ def test_the_synthesis_task_measures_its_models_shortfall_on_the_batches_it_is_g
         batch["mel"] = model(**synthesis_inputs(model, batch)) + 0.25  # the recordings: 0.25 louder in log
     task = SynthesisTask(model, PARAMS.train_synthesis.optimizer, MEL)
     assert task.calibrate([batch]) == {"level_offset_db": pytest.approx(0.25 * DB_PER_LOG_UNIT, abs=1e-3)}
-    assert model.config()["level_offset_db"] == pytest.approx(2.1715, abs=1e-3)
-    assert "level_offset_db" not in SynthesisModel(n_performers=2, **SMALL_SYNTHESIS).config()  # unset: absent
+    assert "level_offset_db" not in model.config()  # a measurement, not a constructor argument
+    assert model.calibration == Calibration()  # the task measures; run_training stores it
 
 
 def write_recording(root, name: str, performer: int, magnitude: float, frames: int) -> dict:
@@ -129,20 +131,19 @@ def test_each_performer_gets_the_level_of_all_their_frames(tmp_path):
         data.performer_levels_db(1)
 
 
-def test_the_synthesis_model_checks_and_keeps_its_performer_levels():
-    model = SynthesisModel(n_performers=2, performer_names=NAMES, performer_levels_db=(-20.0, -3.5), **SMALL_SYNTHESIS)
-    assert SynthesisModel(**model.config()).hparams["performer_levels_db"] == (-20.0, -3.5)
-    with pytest.raises(ValueError, match="1 performer levels for 2 performers"):
-        SynthesisModel(n_performers=2, performer_levels_db=(-20.0,), **SMALL_SYNTHESIS)
+def test_a_calibration_checks_its_values():
+    assert Calibration(performer_levels_db=[-20, -3.5]).performer_levels_db == (-20.0, -3.5)
     with pytest.raises(ValueError, match="finite"):
-        SynthesisModel(n_performers=2, performer_levels_db=(-20.0, math.nan), **SMALL_SYNTHESIS)
+        Calibration(performer_levels_db=(-20.0, math.nan))
+    with pytest.raises(ValueError, match="finite"):
+        Calibration(level_offset_db=math.inf)
+    with pytest.raises(ValueError, match="unknown calibration values: gain"):
+        Calibration.from_dict({"gain": 1.0})
 
 
 def with_levels(levels: tuple[float, ...]):
     models = small_models()
-    synthesis = SynthesisModel(n_performers=2, performer_names=NAMES, performer_levels_db=levels, **SMALL_SYNTHESIS)
-    synthesis.load_state_dict(models.synthesis.state_dict())
-    models.synthesis = synthesis.eval()
+    models.synthesis.calibration = Calibration(performer_levels_db=levels)
     return models
 
 
@@ -160,12 +161,12 @@ def test_render_plays_at_the_calibrated_or_the_performers_level():
     assert mel_level_db(ana.mel) == pytest.approx(-30.0, abs=1e-3)
     half = render_score(models, notes, "ana:0.5,ben:0.5", loudness="performer")
     assert mel_level_db(half.mel) == pytest.approx(-21.0, abs=1e-3)
-    # a model from before the levels were stored plays at its own level
+    # a model whose calibration holds no levels plays at its own level
     old = small_models()
     for loudness in ("calibrated", "performer"):
         assert np.array_equal(render_score(old, notes, "ben", loudness=loudness).mel, own.mel)
     # calibrated (the default): the model's own level plus its measured shortfall
-    models.synthesis.level_offset_db = 4.5
+    models.synthesis.calibration = replace(models.synthesis.calibration, level_offset_db=4.5)
     calibrated = render_score(models, notes, "ben")
     assert mel_level_db(calibrated.mel) - mel_level_db(own.mel) == pytest.approx(4.5, abs=1e-3)
     assert np.ptp(calibrated.mel - own.mel) < 1e-4
@@ -178,8 +179,8 @@ def test_model_files_are_the_same_bytes_for_the_same_weights(tmp_path):
     temporary name of an atomic write, the bytes would differ run to run (DVC hashes them)."""
     torch.manual_seed(0)
     model = SynthesisModel(n_performers=2, **SMALL_SYNTHESIS)
-    save_model(tmp_path / "a" / "model.pt", model, model.config())
-    save_model(tmp_path / "b" / "model.pt", model, model.config())
+    save_model(tmp_path / "a" / "model.pt", model)
+    save_model(tmp_path / "b" / "model.pt", model)
     assert (tmp_path / "a/model.pt").read_bytes() == (tmp_path / "b/model.pt").read_bytes()
     state = {"step": 3, "weights": model.state_dict()}
     first, second = save_checkpoint(tmp_path / "c", state), save_checkpoint(tmp_path / "d", state)
@@ -217,7 +218,6 @@ def test_the_vocoder_task_measures_the_shortfall_on_real_samples_only():
     task = HifiganTask(ScaledRecording(out), config, MEL, steps_per_epoch=1)
     measured = task.calibrate([{"audio": audio, "frame_mask": mask}])
     assert measured == {"level_offset_db": pytest.approx(20 * math.log10(2), abs=1e-3)}
-    assert task.generator.level_offset_db == measured["level_offset_db"]
     # the vocoder stage's segments are whole windows, without a frame mask: every sample counts
     task = HifiganTask(ScaledRecording(audio * 0.5), config, MEL, steps_per_epoch=1)
     assert task.calibrate([{"audio": audio}]) == measured
@@ -236,20 +236,16 @@ def test_a_post_training_setting_does_not_stop_a_finished_checkpoint_from_resumi
 
 def test_vocode_adds_the_vocoders_measured_offset_and_it_survives_a_model_file(tmp_path):
     from pipeline.inference import vocode
-    from pipeline.models.persistence import load_model
-    from pipeline.models.vocoders import build_vocoder, vocoder_hparams
+    from pipeline.models.vocoders import build_vocoder, load_vocoder
     from tests.test_inference import SMALL_VOCODER
 
     torch.manual_seed(0)
     plain = build_vocoder("hifigan", **SMALL_VOCODER)
-    assert "level_offset_db" not in vocoder_hparams(plain)  # unmeasured: absent, so checkpoints resume
-    plain.level_offset_db = 20 * math.log10(2)
-    save_model(tmp_path / "model.pt", plain, vocoder_hparams(plain))
-    loaded = load_model(tmp_path / "model.pt", build_vocoder).remove_weight_norm()
-    assert loaded.level_offset_db == pytest.approx(6.0206, abs=1e-4)
+    plain.calibration = Calibration(level_offset_db=20 * math.log10(2))
+    save_model(tmp_path / "model.pt", plain)
+    loaded = load_vocoder(tmp_path / "model.pt")
+    assert loaded.calibration.level_offset_db == pytest.approx(6.0206, abs=1e-4)
     mel = np.random.default_rng(0).normal(-5, 1, (MEL.n_mels, 30)).astype(np.float32)
     louder = vocode(loaded, mel)
-    loaded.level_offset_db = 0.0
+    loaded.calibration = Calibration()
     np.testing.assert_allclose(louder, 2.0 * vocode(loaded, mel), rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="finite"):
-        build_vocoder("hifigan", level_offset_db=math.inf, **SMALL_VOCODER)

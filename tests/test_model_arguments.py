@@ -86,7 +86,7 @@ def _replace(params, group: str, **changes):
             "train_synthesis",
             "model",
             {"performer_levels_db": [-20.0]},
-            "train_synthesis.model.performer_levels_db: set by the pipeline",
+            "train_synthesis.model.performer_levels_db: not a setting of SynthesisModel",
         ),
         ("train_alignment", "train_alignment", "model", {"layers": 2.5}, "train_alignment.model.layers: must be int"),
         ("train_alignment", "train_alignment", "model", {"frame_rate": 50.0}, "frame_rate: set by the pipeline"),

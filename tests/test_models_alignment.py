@@ -226,7 +226,7 @@ def test_to_timeline_handles_unsorted_scores():
 
 def test_config_round_trip_through_a_checkpoint(tmp_path):
     model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=5, n_tempo_classes=8, use_velocity=True, **SMALL)
-    save_model(tmp_path / "model.pt", model, model.config())  # the stages' own save/load path
+    save_model(tmp_path / "model.pt", model)  # the stages' own save/load path
     clone = load_model(tmp_path / "model.pt", AlignmentModel)
     assert clone.config() == model.config()
     for a, b in zip(clone.state_dict().values(), model.state_dict().values()):

@@ -305,7 +305,7 @@ def test_config_round_trip_through_a_checkpoint(tmp_path):
     model = SynthesisModel(
         n_performers=10, use_velocity=True, max_time=100, max_duration=100, note_wise_pe=False, **SMALL
     )
-    save_model(tmp_path / "model.pt", model, model.config())  # the stages' own save/load path
+    save_model(tmp_path / "model.pt", model)  # the stages' own save/load path
     clone = load_model(tmp_path / "model.pt", SynthesisModel)
     assert clone.config() == model.config()
     for a, b in zip(clone.state_dict().values(), model.state_dict().values()):

@@ -20,10 +20,11 @@ from pipeline.inference.onnx_export import export_onnx
 from pipeline.inference.onnx_models import OnnxModels, onnx_status
 from pipeline.inference.render import frame_timeline
 from pipeline.models.alignment import to_timeline
+from pipeline.models.calibration import Calibration
 from pipeline.models.persistence import save_model
 from pipeline.models.source_filter import SourceFilterVocoder
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.models.vocoders import build_vocoder, vocoder_hparams
+from pipeline.models.vocoders import build_vocoder
 from tests._params import MEL
 from tests.test_cli import assert_one_line_error
 from tests.test_inference import NAMES, SMALL_SYNTHESIS, SMALL_VOCODER, long_score, performer_cli, small_alignment
@@ -39,9 +40,10 @@ def make_models(vocoder: str = "source_filter", seed: int = 0) -> PerformerModel
     depends on the performer, a vocoder whose filter is not flat), and level offsets."""
     torch.manual_seed(seed)
     synthesis = SynthesisModel(n_performers=2, performer_names=NAMES, **SMALL_SYNTHESIS).eval()
-    synthesis.level_offset_db = 2.5
+    synthesis.calibration = Calibration(level_offset_db=2.5, performer_levels_db=(-20.0, -10.0))
     if vocoder == "source_filter":
-        voc = build_vocoder("source_filter", level_offset_db=0.5, **SMALL_SOURCE_FILTER).eval()
+        voc = build_vocoder("source_filter", **SMALL_SOURCE_FILTER).eval()
+        voc.calibration = Calibration(level_offset_db=0.5)
         torch.nn.init.normal_(voc.head.weight, std=0.05)
     else:
         voc = build_vocoder("hifigan", **SMALL_VOCODER, excitation=vocoder == "hifigan+excitation").eval()
@@ -49,9 +51,9 @@ def make_models(vocoder: str = "source_filter", seed: int = 0) -> PerformerModel
 
 
 def write_and_export(folder: Path, models: PerformerModels) -> Path:
-    save_model(folder / "alignment" / "model.pt", models.alignment, models.alignment.config())
-    save_model(folder / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
-    save_model(folder / "hifigan" / "model.pt", models.vocoder, vocoder_hparams(models.vocoder))
+    save_model(folder / "alignment" / "model.pt", models.alignment)
+    save_model(folder / "synthesis" / "model.pt", models.synthesis)
+    save_model(folder / "hifigan" / "model.pt", models.vocoder)
     export_onnx(folder, folder / "onnx", load_folder(folder, MEL))
     return folder / "onnx"
 
@@ -148,7 +150,8 @@ def test_render_score_on_onnxruntime_matches_torch(exported):
         np.testing.assert_allclose(b.mel, a.mel, atol=1e-4)
         np.testing.assert_allclose(b.audio, a.audio, atol=1e-3 * np.abs(a.audio).max())
     assert onnx.level_offset_db == models.level_offset_db == 2.5
-    assert onnx.vocoder.level_offset_db == 0.5
+    assert onnx.synthesis.calibration == models.synthesis.calibration  # the performers' levels too
+    assert onnx.vocoder.calibration.level_offset_db == 0.5
     assert onnx.performers == NAMES
 
 
@@ -173,9 +176,12 @@ def test_a_stale_or_missing_export_is_named(tmp_path):
     assert onnx_status(tmp_path, onnx) is None and onnx_status(tmp_path, onnx, MEL) is None
     assert "another mel recipe" in onnx_status(tmp_path, onnx, replace(MEL, clamp=MEL.clamp * 10))
     meta = json.loads((onnx / "render.json").read_text())
-    assert set(meta["sha256"]) == {"alignment", "synthesis", "hifigan"} and meta["synthesis"]["level_offset_db"] == 2.5
-    models.synthesis.level_offset_db = 3.0  # the model trained or calibrated again
-    save_model(tmp_path / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
+    assert (
+        set(meta["sha256"]) == {"alignment", "synthesis", "hifigan"}
+        and meta["synthesis"]["calibration"]["level_offset_db"] == 2.5
+    )
+    models.synthesis.calibration = Calibration(level_offset_db=3.0)  # the model trained or calibrated again
+    save_model(tmp_path / "synthesis" / "model.pt", models.synthesis)
     assert "synthesis/model.pt changed since it was exported" in onnx_status(tmp_path, onnx)
     assert "no exported models here" in onnx_status(tmp_path, tmp_path / "nowhere")
     (onnx / "render.json").write_text("{")
@@ -226,8 +232,8 @@ def test_render_command_backends(tmp_path):
     assert len(waves["onnx"]) == len(waves["torch"])
     assert np.abs(waves["onnx"] - waves["torch"]).max() < 0.02 * np.abs(waves["torch"]).max()
 
-    models.synthesis.level_offset_db = 4.0  # trained again: the export is stale
-    save_model(tmp_path / "synthesis" / "model.pt", models.synthesis, models.synthesis.config())
+    models.synthesis.calibration = Calibration(level_offset_db=4.0)  # trained again: the export is stale
+    save_model(tmp_path / "synthesis" / "model.pt", models.synthesis)
     stale = performer_cli("render", score, "-o", out, "--models", tmp_path)
     assert (
         stale.returncode == 0

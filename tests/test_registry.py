@@ -227,7 +227,7 @@ def test_register_refuses_an_evaluation_of_other_models(store):
     assert client.get_model_version("deep-performer-synthesis", "1").tags["model_md5"] == synthesis_md5
 
     retrained = small_models(seed=6).synthesis  # train_synthesis re-ran: other weights in model.pt
-    save_model(root / "models" / "synthesis" / "model.pt", retrained, retrained.config())
+    save_model(root / "models" / "synthesis" / "model.pt", retrained)
     assert file_md5(root / "models" / "synthesis" / "model.pt") != synthesis_md5
     with pytest.raises(PipelineError, match=r"evaluates other models than models/synthesis/model\.pt") as err:
         register_candidate(root)

@@ -189,7 +189,7 @@ def test_a_fault_is_the_commands_own_line(workdir, running, monkeypatch):
 def test_changed_models_are_loaded_again(workdir, running):
     models = workdir / "models"
     retrained = make_models(seed=3)
-    save_model(models / "synthesis" / "model.pt", retrained.synthesis, retrained.synthesis.config())
+    save_model(models / "synthesis" / "model.pt", retrained.synthesis)
     said: list[str] = []
     request = RenderRequest(str(workdir / "tune.mid"), str(workdir / "served.wav"))
     assert ask_server(models, PARAMS, request, OPTIONS, say=said.append) is not None

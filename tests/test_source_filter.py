@@ -12,11 +12,12 @@ from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.excitation import _partials, harmonic_excitation
-from pipeline.models.hifigan import Generator, mel_l1_loss
-from pipeline.models.persistence import load_model, save_model
+from pipeline.models.hifigan import mel_l1_loss
+from pipeline.models.persistence import save_model
 from pipeline.models.source_filter import SourceFilterVocoder
 from pipeline.models.stft_loss import multi_resolution_stft_loss
-from pipeline.models.vocoders import VOCODER_KINDS, build_vocoder, vocoder_for_mel, vocoder_hparams
+from pipeline.models.synthesis import SynthesisModel
+from pipeline.models.vocoders import VOCODER_KINDS, build_vocoder, load_vocoder, vocoder_for_mel
 from tests._params import MEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,17 +138,17 @@ def test_every_vocoder_kind_round_trips_through_a_checkpoint(tmp_path):
     for kind, kwargs in (("source_filter", SMALL), ("hifigan", {"upsample_initial_channel": 16})):
         model = build_vocoder(kind, **kwargs)
         path = tmp_path / kind / "model.pt"
-        save_model(path, model, vocoder_hparams(model))
-        loaded = load_model(path, build_vocoder).remove_weight_norm()
+        save_model(path, model)
+        loaded = load_vocoder(path)
         assert type(loaded) is type(model)
         source = None
         if kind == "source_filter":
             source = torch.from_numpy(model.make_source([60], [0], [9], 9, SR))[None]
         torch.testing.assert_close(loaded(mel, source), model.eval()(mel, source), atol=1e-5, rtol=1e-4)
-    # a checkpoint written before there was a choice (no kind) is HiFi-GAN
-    old = Generator(upsample_initial_channel=16)
-    save_model(tmp_path / "old.pt", old, old.config())
-    assert isinstance(load_model(tmp_path / "old.pt", build_vocoder), Generator)
+    # a model file that holds no vocoder is refused, naming what it holds
+    save_model(tmp_path / "synthesis.pt", SynthesisModel(n_performers=1, d_model=16, ffn_dim=16, attention_dim=16))
+    with pytest.raises(PipelineError, match="holds a SynthesisModel, not a Generator or SourceFilterVocoder"):
+        load_vocoder(tmp_path / "synthesis.pt")
     with pytest.raises(ValueError, match="unknown vocoder"):
         build_vocoder("wavenet")
 

@@ -13,12 +13,13 @@ import torch
 
 from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import split_corpus
+from pipeline.errors import PipelineError
 from pipeline.features import save_features
 from pipeline.models.alignment import AlignmentModel
-from pipeline.models.persistence import load_model
+from pipeline.models.persistence import load_model, save_model
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.training.alignment_task import AlignmentTask
-from pipeline.training.run import TrainingOutputs, run_training
+from pipeline.training.run import TrainingJob, TrainingOutputs, run_training
 from pipeline.training.synthesis_task import SynthesisTask
 from tests._params import MEL, PARAMS
 
@@ -89,7 +90,7 @@ def test_clip_batches_have_masks_and_clip_relative_frames(features):
     assert starting["target_onset"][0] == 0 and (starting["target_onset"] >= 0).all()
 
 
-def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id="", learning_rate=1.0):
+def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id="", learning_rate=1.0, init_from=None):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     notes = "starting" if name == "alignment" else "sounding"
@@ -105,25 +106,56 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
     )
     logged = {"learning_rate": learning_rate, "train": dataclasses.asdict(config)}  # as the stages log asdict(config)
     return run_training(
-        name,
-        task,
-        model,
-        model.config(),
-        train,
-        val,
-        collate_clips,
-        config,
-        logged,
-        MEL,
-        TrainingOutputs(
-            model_dir=tmp_path / "models" / name,
-            metrics=tmp_path / "metrics" / f"train_{name}.json",
-            loss_csv=tmp_path / "plots" / f"train_{name}_loss.csv",
-            loss_png=tmp_path / "plots" / f"train_{name}_loss.png",
-        ),
-        root=tmp_path,
-        data_id=data_id,
+        TrainingJob(
+            name=name,
+            task=task,
+            model=model,
+            train_set=train,
+            val_set=val,
+            collate=collate_clips,
+            config=config,
+            settings=logged,
+            mel=MEL,
+            outputs=TrainingOutputs(
+                model_dir=tmp_path / "models" / name,
+                metrics=tmp_path / "metrics" / f"train_{name}.json",
+                loss_csv=tmp_path / "plots" / f"train_{name}_loss.csv",
+                loss_png=tmp_path / "plots" / f"train_{name}_loss.png",
+            ),
+            root=tmp_path,
+            data_id=data_id,
+            init_from=init_from,
+        )
     )
+
+
+def test_a_fresh_run_can_start_from_another_stages_model(tmp_path, monkeypatch, features):
+    """Fine-tuning: ``init_from`` seeds a fresh run's weights from a model file; a changed seed starts afresh."""
+    from pipeline.training.run import seed_weights
+
+    torch.manual_seed(0)
+    pretrained = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
+    torch.nn.init.normal_(pretrained.head.weight, std=0.5)  # weights no fresh model starts from
+    save_model(tmp_path / "pretrained.pt", pretrained)
+    torch.manual_seed(1)
+    model = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
+    before = model.head.weight.detach().clone()
+    run_stage(
+        tmp_path,
+        monkeypatch,
+        features,
+        "alignment",
+        AlignmentTask(model, OPTIMIZER),
+        model,
+        1,
+        init_from=tmp_path / "pretrained.pt",
+    )
+    tuned = load_model(tmp_path / "models/alignment/model.pt", AlignmentModel).head.weight
+    seed = pretrained.head.weight.detach()
+    assert (tuned - seed).abs().max() < 0.1 < (tuned - before).abs().max()  # one small step from the seed
+    other = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=2, **SMALL)
+    with pytest.raises(PipelineError, match="do not fit this AlignmentModel"):
+        seed_weights(other, tmp_path / "pretrained.pt")
 
 
 @pytest.mark.slow
@@ -180,8 +212,9 @@ def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, feat
     # after training, the level it falls short of the validation recordings by is measured and stored (the
     # calibration of the first run did not stop the second from resuming: it is not a setting)
     saved = load_model(tmp_path / "models/synthesis/model.pt", SynthesisModel)
-    assert saved.level_offset_db == metrics["level_offset_db"] and abs(saved.level_offset_db) > 1.0
-    assert saved.config()["level_offset_db"] == saved.level_offset_db
+    offset = saved.calibration.level_offset_db
+    assert offset == metrics["level_offset_db"] and abs(offset) > 1.0
+    assert "level_offset_db" not in saved.config()
 
 
 @pytest.mark.slow

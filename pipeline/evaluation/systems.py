@@ -35,7 +35,8 @@ from pipeline.mel import LogMelSpectrogram
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
-from pipeline.models.vocoders import Vocoder, build_vocoder
+from pipeline.models.vocoders import Vocoder
+from pipeline.models.vocoders import load_vocoder as load_vocoder_file
 from pipeline.spectrogram import griffin_lim, griffin_lim_from_mel, log_mel_of_power
 
 
@@ -63,9 +64,7 @@ def require_model(path: Path, system: str) -> Path:
 
 def load_vocoder(models: Path, folder: str = "hifigan") -> Vocoder:
     """The vocoder trained into ``models/<folder>`` (whichever kind it is), for inference."""
-    from pipeline.models.persistence import load_model
-
-    return load_model(require_model(models / folder / "model.pt", "vocoder"), build_vocoder).remove_weight_norm()
+    return load_vocoder_file(require_model(models / folder / "model.pt", "vocoder"))
 
 
 def clip_source(vocoder: Vocoder, batch: Batch, i: int, frames: int, sample_rate: int) -> np.ndarray | None:
@@ -88,7 +87,7 @@ def synthesis_system(models: Path, folder: str, vocoder: Vocoder, name: str, sam
 
     model = load_model(require_model(models / folder / "model.pt", name), SynthesisModel)
 
-    offset = float(getattr(model, "level_offset_db", 0.0))  # as `performer render` plays it
+    offset = model.calibration.level_offset_db  # as `performer render` plays it
 
     @torch.inference_mode()
     def run(batch: Batch) -> list[ClipOutput]:

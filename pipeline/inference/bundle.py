@@ -57,15 +57,15 @@ class ModelBundle:
 
     @property
     def level_offset_db(self) -> float:
-        """dB the synthesis model's mel falls short of the recordings' level (measured by its training
-        stage on unseen pieces; 0 for models trained before it was)."""
-        return float(getattr(self.synthesis, "level_offset_db", 0.0))
+        """dB the synthesis model's mel falls short of the recordings' level (its calibration, measured
+        by its training stage on unseen pieces)."""
+        return self.synthesis.calibration.level_offset_db
 
     def level_db(self, blend: PerformerBlend) -> float | None:
         """The level a performance by ``blend`` is given (dB of mean mel frame power,
         :mod:`pipeline.loudness`): the performer's level in the synthesis model's training recordings
-        (a blend: the weighted mean); None for models trained before these levels were stored."""
-        levels = self.synthesis.hparams.get("performer_levels_db") or ()
+        (a blend: the weighted mean), from its calibration; None where it holds none."""
+        levels = self.synthesis.calibration.performer_levels_db
         if not levels:
             return None
         return float(sum(w * levels[i] for i, w in zip(blend.ids, blend.weights)))

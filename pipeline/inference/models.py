@@ -14,7 +14,7 @@ from pipeline.inference.bundle import ModelBundle
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.persistence import load_model
 from pipeline.models.synthesis import SynthesisModel
-from pipeline.models.vocoders import Vocoder, build_vocoder
+from pipeline.models.vocoders import Vocoder, load_vocoder
 
 MODEL_NAMES = ("alignment", "synthesis", "hifigan")  # the stage outputs models/<name>/model.pt
 
@@ -39,10 +39,10 @@ class PerformerModels(ModelBundle):
                 f"({list(a['performer_names'])} vs {list(s['performer_names'])})",
                 self.source,
             )
-        if s["n_mels"] != self.vocoder.config()["in_channels"] or s["n_mels"] != self.mel.n_mels:
+        if s["n_mels"] != self.vocoder.hparams["in_channels"] or s["n_mels"] != self.mel.n_mels:
             raise PipelineError(
                 f"the synthesis model's mel bins ({s['n_mels']}), the vocoder's input "
-                f"({self.vocoder.config()['in_channels']}) and the mel recipe's "
+                f"({self.vocoder.hparams['in_channels']}) and the mel recipe's "
                 f"({self.mel.n_mels}) differ",
                 self.source,
             )
@@ -75,7 +75,7 @@ def load_folder(root: Path, mel: MelConfig, device: str | torch.device = "cpu") 
     try:
         alignment = load_model(paths["alignment"], AlignmentModel)
         synthesis = load_model(paths["synthesis"], SynthesisModel)
-        vocoder = load_model(paths["hifigan"], build_vocoder).remove_weight_norm()
+        vocoder = load_vocoder(paths["hifigan"])
     except PipelineError:
         raise
     except Exception as err:  # noqa: BLE001  (a damaged or foreign file)

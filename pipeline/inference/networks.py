@@ -12,15 +12,19 @@ model exists only where torch is already loaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from pipeline.models.calibration import Calibration
+from pipeline.models.excitation import SourceMaker
 
 
 class TimingNetwork:
     """The alignment model's face: ``hparams`` (its constructor arguments) and :meth:`predict`."""
 
-    hparams: dict[str, Any]
+    hparams: Mapping[str, Any]
 
     def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``((B, N, 2) float32 (onset, duration) frames, (B,) float32 qpm of each item's tempo class
@@ -30,10 +34,10 @@ class TimingNetwork:
 
 
 class MelNetwork:
-    """The synthesis model's face: ``hparams``, ``level_offset_db`` and :meth:`predict`."""
+    """The synthesis model's face: ``hparams``, ``calibration`` and :meth:`predict`."""
 
-    hparams: dict[str, Any]
-    level_offset_db: float = 0.0
+    hparams: Mapping[str, Any]
+    calibration: Calibration
 
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """``(B, n_mels, T)`` float32 log-mel of a batch (the timing keys, ``onset_frame``,
@@ -41,34 +45,14 @@ class MelNetwork:
         raise NotImplementedError
 
 
-class WaveNetwork:
-    """The vocoder's face: its mel bins, hop, whether it needs the notes' excitation, its level offset
-    (:func:`pipeline.models.vocoders.build_vocoder`), :meth:`make_source` and :meth:`synthesize`."""
+class WaveNetwork(SourceMaker):
+    """The vocoder's face: its kind (``source_kind``), constructor arguments, mel bins, hop, whether it
+    needs the notes' excitation, its calibration (the level offset), :meth:`make_source` and
+    :meth:`synthesize`."""
 
-    kind: str
-    hparams: dict[str, Any]
-    hop_length: int
     n_mels: int
     excitation: bool
-    level_offset_db: float = 0.0
-
-    def make_source(
-        self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
-    ) -> np.ndarray | None:
-        """The excitation it was trained with (:func:`pipeline.models.excitation.vocoder_source`)."""
-        from pipeline.models.excitation import vocoder_source
-
-        return vocoder_source(
-            self.kind,
-            self.hparams,
-            self.hop_length,
-            pitch,
-            onset_frame,
-            offset_frame,
-            frames,
-            sample_rate,
-            tuning_cents,
-        )
+    calibration: Calibration
 
     def synthesize(self, mel: np.ndarray, source: np.ndarray | None) -> np.ndarray:
         """``(samples,)`` float32 of a log-mel ``(1, n_mels, T)`` and its source ``(1, [channels,] T * hop)``

@@ -44,7 +44,7 @@ from pipeline.models.synthesis import synthesis_inputs
 from pipeline.models.vocoders import vocoder_kind
 
 OPSET = 17
-FORMAT = 1  # render.json's layout; onnx_models refuses others
+FORMAT = 2  # render.json's layout; onnx_models refuses others
 GRAPHS = {"alignment": "timing.onnx", "synthesis": "mel.onnx", "hifigan": "vocoder.onnx"}
 TIMING_INPUTS = ("pitch", "velocity", "score_onset", "score_duration", "note_mask", "tempo_qpm", "performer_weights")
 MEL_INPUTS = TIMING_INPUTS[:5] + ("onset_frame", "offset_frame", "frame_mask", "performer_weights")
@@ -146,17 +146,14 @@ def render_metadata(models: PerformerModels, hashes: dict[str, str]) -> dict[str
     return {
         "format": FORMAT,
         "mel": asdict(models.mel),
-        "alignment": {"hparams": models.alignment.hparams},
-        "synthesis": {
-            "hparams": models.synthesis.hparams,
-            "level_offset_db": float(getattr(models.synthesis, "level_offset_db", 0.0)),
-        },
+        "alignment": {"hparams": models.alignment.config()},
+        "synthesis": {"hparams": models.synthesis.config(), "calibration": models.synthesis.calibration.to_dict()},
         "hifigan": {
             "kind": vocoder_kind(vocoder),
             "hparams": vocoder.config(),
             "hop_length": int(vocoder.hop_length),
-            "excitation": bool(getattr(vocoder, "excitation", False)),
-            "level_offset_db": float(getattr(vocoder, "level_offset_db", 0.0)),
+            "excitation": bool(vocoder.excitation),
+            "calibration": vocoder.calibration.to_dict(),
         },
         "sha256": hashes,
     }

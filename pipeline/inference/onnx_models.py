@@ -11,6 +11,7 @@ equal to it).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
 from pipeline.inference.bundle import ModelBundle
 from pipeline.inference.networks import MelNetwork, TimingNetwork, WaveNetwork
+from pipeline.models.calibration import Calibration
 
-FORMAT = 1  # pipeline.inference.onnx_export.FORMAT (not imported: that module imports torch)
+FORMAT = 2  # pipeline.inference.onnx_export.FORMAT (not imported: that module imports torch)
 GRAPHS = {"alignment": "timing.onnx", "synthesis": "mel.onnx", "hifigan": "vocoder.onnx"}
 MODEL_NAMES = tuple(GRAPHS)  # pipeline.inference.models.MODEL_NAMES, the training stages' model folders
 
@@ -68,10 +70,10 @@ class OnnxTiming(TimingNetwork):
 
 
 class OnnxMel(MelNetwork):
-    def __init__(self, path: Path, hparams: dict[str, Any], level_offset_db: float, threads: int) -> None:
+    def __init__(self, path: Path, hparams: dict[str, Any], calibration: Calibration, threads: int) -> None:
         self.graph = _Graph(path, threads)
         self.hparams = hparams
-        self.level_offset_db = level_offset_db
+        self.calibration = calibration
 
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         _check_notes(batch, self.hparams, "synthesis")
@@ -83,7 +85,7 @@ class OnnxMel(MelNetwork):
         return self.graph.run(_with_weights(batch, int(self.hparams["n_performers"])))[0]
 
 
-def _check_notes(batch: dict[str, np.ndarray], hparams: dict[str, Any], name: str) -> None:
+def _check_notes(batch: dict[str, np.ndarray], hparams: Mapping[str, Any], name: str) -> None:
     """The traced position tables hold ``max_notes`` rows; torch computes a longer one on the fly, the
     graph cannot."""
     limit = int(hparams["max_notes"])
@@ -97,13 +99,13 @@ def _check_notes(batch: dict[str, np.ndarray], hparams: dict[str, Any], name: st
 class OnnxWave(WaveNetwork):
     def __init__(self, path: Path, meta: dict[str, Any], threads: int) -> None:
         self.graph = _Graph(path, threads)
-        self.kind = str(meta["kind"])
+        self.source_kind = str(meta["kind"])
         self.hparams = meta["hparams"]
         self.hop_length = int(meta["hop_length"])
         self.n_mels = int(self.hparams["in_channels"])
         self.excitation = bool(meta["excitation"])
-        self.level_offset_db = float(meta["level_offset_db"])
-        if self.kind == "source_filter":
+        self.calibration = Calibration.from_dict(meta["calibration"])
+        if self.source_kind == "source_filter":
             n_fft = int(self.hparams["n_fft"])
             self.n_fft = n_fft
             # torch.hann_window (periodic), in float32 as the model's buffer
@@ -111,7 +113,7 @@ class OnnxWave(WaveNetwork):
             self.harmonic_scale = float(self.hparams["excitation_amplitude"]) * n_fft / 4.0
 
     def synthesize(self, mel: np.ndarray, source: np.ndarray | None) -> np.ndarray:
-        if self.kind != "source_filter":
+        if self.source_kind != "source_filter":
             feed = {"mel": mel} if source is None else {"mel": mel, "source": source}
             return self.graph.run(feed)[0][0, 0]
         assert source is not None
@@ -158,7 +160,7 @@ class OnnxModels(ModelBundle):
         self.synthesis = OnnxMel(
             folder / GRAPHS["synthesis"],
             meta["synthesis"]["hparams"],
-            float(meta["synthesis"]["level_offset_db"]),
+            Calibration.from_dict(meta["synthesis"]["calibration"]),
             threads,
         )
         self.vocoder = OnnxWave(folder / GRAPHS["hifigan"], meta["hifigan"], threads)

@@ -339,8 +339,8 @@ def vocode(
     (``vocoder.make_source``); required by such a vocoder, ignored by the plain one. ``progress``: show a
     progress bar of the mel frames with this description (:mod:`pipeline.progress`; None: none).
 
-    The output is made ``vocoder.level_offset_db`` dB louder: the shortfall its training stage measured
-    on its validation clips (:func:`pipeline.models.vocoders.build_vocoder`).
+    The output is made ``vocoder.calibration.level_offset_db`` dB louder: the shortfall its training stage measured
+    on its validation clips (its calibration, :mod:`pipeline.models.calibration`).
 
     ``vocoder``: a torch vocoder or a :class:`pipeline.inference.networks.WaveNetwork`."""
     network = wave_network(vocoder)
@@ -362,7 +362,7 @@ def vocode(
     else:
         source = None
     out = np.zeros(n_frames * hop, np.float32)
-    gain = np.float32(10.0 ** (network.level_offset_db / 20.0))
+    gain = np.float32(10.0 ** (network.calibration.level_offset_db / 20.0))
     with progress_bar(n_frames, progress or "", "frames", disable=progress is None) as bar:
         for start in range(0, n_frames, chunk_frames):
             stop = min(n_frames, start + chunk_frames)

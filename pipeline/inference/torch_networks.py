@@ -32,7 +32,7 @@ class TorchMel(MelNetwork):
     def __init__(self, model: SynthesisModel) -> None:
         self.model = model
         self.hparams = model.hparams
-        self.level_offset_db = float(getattr(model, "level_offset_db", 0.0))
+        self.calibration = model.calibration
 
     @torch.inference_mode()
     def predict(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -43,12 +43,12 @@ class TorchMel(MelNetwork):
 class TorchWave(WaveNetwork):
     def __init__(self, vocoder: Vocoder) -> None:
         self.vocoder = vocoder
-        self.kind = vocoder_kind(vocoder)
-        self.hparams = vocoder.config()
+        self.source_kind = vocoder_kind(vocoder)
+        self.hparams = vocoder.hparams
         self.hop_length = int(vocoder.hop_length)
         self.n_mels = int(self.hparams["in_channels"])
-        self.excitation = bool(getattr(vocoder, "excitation", False))
-        self.level_offset_db = float(getattr(vocoder, "level_offset_db", 0.0))
+        self.excitation = vocoder.excitation
+        self.calibration = vocoder.calibration
 
     @torch.inference_mode()
     def synthesize(self, mel: np.ndarray, source: np.ndarray | None) -> np.ndarray:

@@ -32,11 +32,10 @@ Loss: MSE in frames over onsets and durations of valid notes (:func:`alignment_l
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from pipeline.models.base import Model
 from pipeline.models.losses import masked_mse
 from pipeline.models.note_encoding import NoteEmbedding, inter_onset_ticks
 from pipeline.models.performer_blend import performer_vectors
@@ -48,7 +47,7 @@ __all__ = ["AlignmentModel", "alignment_loss", "to_timeline", "tempo_class", "te
 LOG_SCALE_LIMIT = 3.0
 
 
-class AlignmentModel(nn.Module):
+class AlignmentModel(Model):
     """Notes (B, N) + performer (B,) + tempo class (B,) -> (B, N, 2) onset and duration in frames."""
 
     frames_per_tick: torch.Tensor  # buffer (register_buffer in __init__)
@@ -76,29 +75,8 @@ class AlignmentModel(nn.Module):
         performer_names: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
-        performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
-        self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers,
-            n_tempo_classes=n_tempo_classes,
-            tempo_range=tuple(tempo_range),
-            d_model=d_model,
-            layers=layers,
-            heads=heads,
-            attention_dim=attention_dim,
-            ffn_dim=ffn_dim,
-            kernels=tuple(kernels),
-            dropout=dropout,
-            max_time=max_time,
-            max_duration=max_duration,
-            use_velocity=use_velocity,
-            max_notes=max_notes,
-            tempo_prior=tempo_prior,
-            ticks_per_quarter=ticks_per_quarter,
-            frame_rate=frame_rate,
-            performer_names=performer_names,
-        )
         self.tempo_prior = tempo_prior
         self.notes = NoteEmbedding(d_model, max_time, max_duration, use_velocity)
         self.positions = SinusoidalPositions(d_model, max_notes)
@@ -111,10 +89,6 @@ class AlignmentModel(nn.Module):
             nn.init.zeros_(self.head.bias)
         qpm = torch.as_tensor(tempo_centers(n_tempo_classes, tempo_range), dtype=torch.float32)
         self.register_buffer("frames_per_tick", frame_rate * 60.0 / (qpm * ticks_per_quarter), persistent=False)
-
-    def config(self) -> dict[str, Any]:
-        """Constructor keyword arguments: ``AlignmentModel(**model.config())`` rebuilds it."""
-        return dict(self.hparams)
 
     def forward(
         self,

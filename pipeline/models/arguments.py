@@ -22,14 +22,12 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
-__all__ = ["MEL_RECIPE", "PERFORMERS", "PERFORMER_LEVELS", "SYNTHESIS_MEL_RECIPE", "check_arguments"]
+__all__ = ["MEL_RECIPE", "PERFORMERS", "SYNTHESIS_MEL_RECIPE", "check_arguments"]
 
 # arguments the pipeline fills in itself: the corpus's performers, the mel recipe's numbers
 PERFORMERS = ("n_performers", "performer_names")
 MEL_RECIPE = ("in_channels", "sample_rate", "n_fft", "hop_length", "fmin", "fmax")
 SYNTHESIS_MEL_RECIPE = ("sample_rate", "n_fft", "fmin", "fmax")  # the synthesis model's harmonic prior
-# measured by the synthesis stage: on its training recordings, and after training on its validation clips
-PERFORMER_LEVELS = ("performer_levels_db", "level_offset_db")
 
 
 def _matches(tp: Any, value: Any) -> bool:

@@ -15,6 +15,9 @@ model; the evaluate stage from the clip's notes. All three call :func:`harmonic_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from pipeline.errors import PipelineError
@@ -93,7 +96,7 @@ NOISE_SEED = 0  # the source-filter vocoder's noise channel is a fixed sequence:
 
 def vocoder_source(
     kind: str,
-    hparams: dict,
+    hparams: Mapping[str, Any],
     hop_length: int,
     pitch: np.ndarray,
     onset_frame: np.ndarray,
@@ -129,3 +132,29 @@ def vocoder_source(
         return harmonic
     noise = np.random.default_rng(NOISE_SEED).standard_normal(len(harmonic))
     return np.stack([harmonic, (hparams["noise_amplitude"] * noise).astype(np.float32)])
+
+
+class SourceMaker:
+    """``make_source`` for a vocoder, torch model or exported network alike: the one call of
+    :func:`vocoder_source` with its ``source_kind``, ``hparams`` and ``hop_length``."""
+
+    source_kind: str
+    hparams: Mapping[str, Any]
+    hop_length: int
+
+    def make_source(
+        self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
+    ) -> np.ndarray | None:
+        """The source it was trained with for notes sounding in ``frames`` mel frames (see
+        :func:`vocoder_source`); None for a mel-only vocoder."""
+        return vocoder_source(
+            self.source_kind,
+            self.hparams,
+            self.hop_length,
+            pitch,
+            onset_frame,
+            offset_frame,
+            frames,
+            sample_rate,
+            tuning_cents,
+        )

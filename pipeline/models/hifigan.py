@@ -20,7 +20,6 @@ inference. The mel used by the loss is always :class:`pipeline.mel.LogMelSpectro
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from pipeline.models.base import Model
+from pipeline.models.excitation import SourceMaker
 
 FeatureMaps = list[torch.Tensor]
 
@@ -138,17 +140,18 @@ class MultiReceptiveField(nn.Module):
         return total / len(self.blocks)
 
 
-class Generator(nn.Module):
+class Generator(SourceMaker, Model):
     """HiFi-GAN V2 generator: log-mel ``(B, in_channels, T)`` -> waveform ``(B, 1, T * hop_length)``
     in ``[-1, 1]``, where ``hop_length = prod(upsample_rates)`` (256 with the defaults).
 
     Each transposed convolution uses ``padding = (kernel - stride) // 2``; ``kernel - stride``
     must be even so that every stage multiplies the length exactly by its stride.
 
-    Checkpoints: save ``state_dict()`` plus :meth:`config` (a weight-normed module
-    cannot be pickled whole); to vocode, rebuild with ``Generator(**hparams)``, load the state
-    dict, then call :meth:`remove_weight_norm`.
+    Model files hold its weights with weight norm (pipeline.models.persistence); to vocode, load one
+    and call :meth:`remove_weight_norm`. With ``excitation``, :meth:`make_source` makes its source.
     """
+
+    source_kind = "hifigan"
 
     def __init__(
         self,
@@ -178,18 +181,6 @@ class Generator(nn.Module):
                 raise ValueError(f"upsample kernel {k} / stride {s}: kernel - stride must be even and >= 0")
         if upsample_initial_channel % 2 ** len(upsample_rates):
             raise ValueError("upsample_initial_channel must be divisible by 2 ** len(upsample_rates)")
-        self._hparams: dict[str, Any] = dict(
-            in_channels=int(in_channels),
-            upsample_initial_channel=int(upsample_initial_channel),
-            upsample_rates=list(upsample_rates),
-            upsample_kernel_sizes=list(upsample_kernel_sizes),
-            resblock_kernel_sizes=list(resblock_kernel_sizes),
-            resblock_dilation_sizes=[list(ds) for ds in resblock_dilation_sizes],
-            leaky_slope=float(leaky_slope),
-            excitation=bool(excitation),
-            excitation_harmonics=int(excitation_harmonics),
-            excitation_amplitude=float(excitation_amplitude),
-        )
         self.excitation = bool(excitation)
         self.leaky_slope = leaky_slope
         self.hop_length = math.prod(upsample_rates)
@@ -247,23 +238,6 @@ class Generator(nn.Module):
         x = self.conv_post(F.leaky_relu(x, self.leaky_slope))
         return torch.tanh(x)
 
-    def make_source(self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0):
-        """The excitation this vocoder was trained with, for notes sounding in ``frames`` mel frames
-        (a numpy array ``(frames * hop_length,)``); None for the plain (mel-only) vocoder."""
-        from pipeline.models.excitation import vocoder_source
-
-        return vocoder_source(
-            "hifigan",
-            self._hparams,
-            self.hop_length,
-            pitch,
-            onset_frame,
-            offset_frame,
-            frames,
-            sample_rate,
-            tuning_cents,
-        )
-
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """Vocoder convenience: ``(B, 80, T)`` -> ``(B, T * hop_length)`` (or ``(80, T)`` ->
@@ -300,11 +274,6 @@ class Generator(nn.Module):
             for key in [k for k, h in hooks.items() if _is_weight_norm_hook(h)]:
                 del hooks[key]
         return self
-
-    def config(self) -> dict:
-        """Constructor keyword arguments (JSON-friendly): ``Generator(**g.config())``
-        rebuilds the same architecture, e.g. from a checkpoint."""
-        return copy.deepcopy(self._hparams)
 
 
 # --------------------------------------------------------------------------------------------

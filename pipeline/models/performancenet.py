@@ -24,12 +24,12 @@ are padded and outputs cut back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.base import Model
 from pipeline.models.losses import masked_mse
 from pipeline.models.rolls import piano_roll
 
@@ -154,7 +154,7 @@ class TextureNet(nn.Sequential):
         super().__init__(*(MultiBandResidualBlock(bins, int(k), slope) for k in bands))
 
 
-class PerformanceNet(nn.Module):
+class PerformanceNet(Model):
     """Aligned notes -> ``log1p(|STFT|^2)`` ``(B, bins, T)``."""
 
     def __init__(
@@ -166,20 +166,9 @@ class PerformanceNet(nn.Module):
         leaky_slope: float = 0.2,
     ) -> None:
         super().__init__()
-        self.hparams: dict[str, Any] = dict(
-            bins=int(bins),
-            channels=[int(c) for c in channels],
-            onoff_channels=int(onoff_channels),
-            bands=[int(b) for b in bands],
-            leaky_slope=float(leaky_slope),
-        )
         self.contour = ContourNet(bins, channels, onoff_channels, leaky_slope)
         self.texture = TextureNet(bins, bands, leaky_slope)
         self.multiple = 2 ** (len(channels) - 1)
-
-    def config(self) -> dict[str, Any]:
-        """Constructor keyword arguments: ``PerformanceNet(**model.config())`` rebuilds it."""
-        return dict(self.hparams)
 
     def forward(self, piano: torch.Tensor, onoff: torch.Tensor) -> torch.Tensor:
         """piano, onoff: (B, T, 128) rolls -> (B, bins, T) predicted log1p power."""

@@ -10,37 +10,28 @@ feature matching x2, mel L1 x45) but straight from the score, with no mel in bet
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from pipeline.models.base import Model
 from pipeline.models.hifigan import Generator
 from pipeline.models.rolls import piano_and_position_rolls
 
 __all__ = ["PianoRollHifigan"]
 
 
-class PianoRollHifigan(nn.Module):
+class PianoRollHifigan(Model):
     def __init__(
         self, n_performers: int = 32, generator: dict | None = None, performer_names: tuple[str, ...] = ()
     ) -> None:
         super().__init__()
-        performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
         self.generator = Generator(**(generator or {}))
-        width = self.generator.config()["in_channels"]
-        self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers, generator=self.generator.config(), performer_names=performer_names
-        )
+        width = self.generator.hparams["in_channels"]
         self.roll_projection = nn.Linear(2 * 128, width)
         self.performer = nn.Embedding(n_performers, width)
         self.hop_length = self.generator.hop_length
-
-    def config(self) -> dict[str, Any]:
-        """Constructor keyword arguments: ``PianoRollHifigan(**model.config())`` rebuilds it."""
-        return dict(self.hparams)
 
     def forward(self, rolls: torch.Tensor, performer: torch.Tensor) -> torch.Tensor:
         """rolls (B, T, 256) = [piano roll, position roll]; performer (B,) -> waveform (B, 1, T * hop)."""

@@ -25,14 +25,14 @@ frames, frame ``t`` centred on sample ``t * hop + hop / 2``), so the output is l
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.base import Model
 from pipeline.models.convnext import ConvNeXtBlock
+from pipeline.models.excitation import SourceMaker
 from pipeline.models.mel_filters import slaney_mel_basis
 
 
@@ -48,7 +48,7 @@ def _envelope(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: floa
     return torch.from_numpy((share / np.maximum(basis.sum(axis=1, keepdims=True), 1e-12)).T.astype(np.float32))
 
 
-class SourceFilterVocoder(nn.Module):
+class SourceFilterVocoder(SourceMaker, Model):
     """``forward(mel (B, in_channels, T), source (B, 2, T * hop_length))`` -> ``(B, 1, T * hop_length)``.
 
     ``source`` channel 0 is the harmonic excitation, channel 1 the noise (:meth:`make_source`).
@@ -56,7 +56,8 @@ class SourceFilterVocoder(nn.Module):
     bands) is the pipeline's ``mel`` params group, passed in by the stage that builds the model.
     """
 
-    excitation = True  # it needs the notes' source (as the source-filter HiFi-GAN does)
+    excitation = True  # it needs the notes' source (as the source-filter HiFi-GAN does): make_source
+    source_kind = "source_filter"
     window: torch.Tensor  # buffers (register_buffer in __init__)
     envelope: torch.Tensor
     pass_band: torch.Tensor
@@ -82,20 +83,6 @@ class SourceFilterVocoder(nn.Module):
         super().__init__()
         if n_fft < hop_length or (n_fft - hop_length) % 2:
             raise ValueError(f"n_fft {n_fft} / hop {hop_length}: n_fft - hop must be even and >= 0")
-        self._hparams = dict(
-            in_channels=int(in_channels),
-            channels=int(channels),
-            layers=int(layers),
-            kernel_size=int(kernel_size),
-            sample_rate=int(sample_rate),
-            n_fft=int(n_fft),
-            hop_length=int(hop_length),
-            fmin=float(fmin),
-            fmax=float(fmax),
-            excitation_amplitude=float(excitation_amplitude),
-            noise_amplitude=float(noise_amplitude),
-            phase_iterations=int(phase_iterations),
-        )
         self.n_fft, self.hop_length, self.phase_iterations = int(n_fft), int(hop_length), int(phase_iterations)
         self.bins = self.n_fft // 2 + 1
         self.mel_in = nn.Conv1d(in_channels, channels, kernel_size, padding=kernel_size // 2)
@@ -164,27 +151,6 @@ class SourceFilterVocoder(nn.Module):
         magnitude = torch.exp((envelope + correction).clamp(max=12.0)) * self.pass_band[:, None]
         return magnitude, torch.exp(weight.clamp(max=10.0) + 2.0)
 
-    def make_source(
-        self, pitch, onset_frame, offset_frame, frames: int, sample_rate: int, tuning_cents: float = 0.0
-    ) -> np.ndarray:
-        """The source ``(2, frames * hop_length)`` float32 of notes sounding in ``frames`` mel frames:
-        their harmonic tones (every partial below Nyquist, flat) and a fixed white noise."""
-        from pipeline.models.excitation import vocoder_source
-
-        source = vocoder_source(
-            "source_filter",
-            self._hparams,
-            self.hop_length,
-            pitch,
-            onset_frame,
-            offset_frame,
-            frames,
-            sample_rate,
-            tuning_cents,
-        )
-        assert source is not None
-        return source
-
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """``(B, 80, T)`` -> ``(B, T * hop)`` (or ``(80, T)`` + ``(2, samples)`` -> ``(samples,)``)."""
@@ -195,6 +161,3 @@ class SourceFilterVocoder(nn.Module):
     def remove_weight_norm(self) -> SourceFilterVocoder:
         """No weight norm here (the interface of :class:`pipeline.models.hifigan.Generator`)."""
         return self
-
-    def config(self) -> dict:
-        return copy.deepcopy(self._hparams)

@@ -27,12 +27,10 @@ Loss: MSE of the log-mel over real frames (:func:`synthesis_loss`).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 
+from pipeline.models.base import Model
 from pipeline.models.harmonic_prior import HarmonicPrior
 from pipeline.models.losses import masked_mse
 from pipeline.models.mixer import PolyphonicMixer
@@ -45,7 +43,7 @@ from pipeline.models.transformer import FFTStack, SinusoidalPositions
 __all__ = ["SynthesisModel", "synthesis_loss"]
 
 
-class SynthesisModel(nn.Module):
+class SynthesisModel(Model):
     """Notes (B, N) with performed frames + performer (B,) -> (B, n_mels, T) log-mel."""
 
     def __init__(
@@ -74,56 +72,14 @@ class SynthesisModel(nn.Module):
         n_fft: int | None = None,
         fmin: float | None = None,
         fmax: float | None = None,
-        performer_levels_db: tuple[float, ...] = (),
-        level_offset_db: float = 0.0,
     ) -> None:
-        """Two measurements the training stage stores with the model (:mod:`pipeline.loudness`), used
-        by no layer of the network: ``performer_levels_db``, each performer's level in its training
-        recordings (dB of mean mel frame power; `performer render --loudness performer` plays at it),
-        and ``level_offset_db``, the dB by which the model's mel falls short of the recordings' level
-        on the validation clips, which rendering and evaluation add to its output. It is set after
-        training, so it is in :meth:`config` only when not 0: a checkpoint written before it is known
-        still resumes (its settings are compared with the model's)."""
         super().__init__()
         recipe = dict(sample_rate=sample_rate, n_fft=n_fft, fmin=fmin, fmax=fmax)
         if harmonic_prior and any(v is None for v in recipe.values()):
             missing = ", ".join(k for k, v in recipe.items() if v is None)
             raise ValueError(f"harmonic_prior needs the mel recipe: pass {missing}")
-        performer_names = tuple(str(n) for n in performer_names)
         if len(performer_names) > n_performers:
             raise ValueError(f"{len(performer_names)} performer names for {n_performers} performer embeddings")
-        performer_levels_db = tuple(float(level) for level in performer_levels_db)
-        if performer_levels_db and len(performer_levels_db) != n_performers:
-            raise ValueError(f"{len(performer_levels_db)} performer levels for {n_performers} performers")
-        if not all(math.isfinite(level) for level in performer_levels_db):
-            raise ValueError(f"performer levels must be finite dB values, not {performer_levels_db}")
-        if not math.isfinite(level_offset_db):
-            raise ValueError(f"level_offset_db must be a finite number of dB, not {level_offset_db}")
-        self.hparams: dict[str, Any] = dict(
-            n_performers=n_performers,
-            d_model=d_model,
-            encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers,
-            heads=heads,
-            attention_dim=attention_dim,
-            ffn_dim=ffn_dim,
-            kernels=tuple(kernels),
-            dropout=dropout,
-            n_mels=n_mels,
-            max_time=max_time,
-            max_duration=max_duration,
-            use_velocity=use_velocity,
-            note_wise_pe=note_wise_pe,
-            performer_embedding=performer_embedding,
-            use_encoder=use_encoder,
-            max_notes=max_notes,
-            max_frames=max_frames,
-            performer_names=performer_names,
-            harmonic_prior=harmonic_prior,
-            **recipe,
-            performer_levels_db=performer_levels_db,
-        )
-        self.level_offset_db = float(level_offset_db)
         self.use_encoder = use_encoder
         self.use_velocity = use_velocity
         if use_encoder:
@@ -149,11 +105,6 @@ class SynthesisModel(nn.Module):
             )
             self.prior_in = nn.Linear(n_mels, d_model)
             self.prior_gain = nn.Linear(d_model, n_mels)  # softplus: how strongly each band follows the partials
-
-    def config(self) -> dict[str, Any]:
-        """Constructor keyword arguments: ``SynthesisModel(**model.config())`` rebuilds it."""
-        offset = {"level_offset_db": self.level_offset_db} if self.level_offset_db else {}
-        return {**self.hparams, **offset}
 
     def frame_inputs(
         self,

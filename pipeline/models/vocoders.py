@@ -5,39 +5,31 @@
 * ``source_filter``: :class:`pipeline.models.source_filter.SourceFilterVocoder`, the score-informed
   source-filter vocoder with an inverse-STFT output (the CPU default: docs/benchmarks.md).
 
-A checkpoint's hparams carry ``kind`` (absent in checkpoints written before there was a choice:
-those are HiFi-GAN), so ``load_model(path, build_vocoder)`` rebuilds whichever was trained.
+A model file names its class (pipeline.models.persistence), so :func:`load_vocoder` rebuilds
+whichever was trained.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from pipeline.config import VOCODERS, MelConfig
 from pipeline.errors import PipelineError
 from pipeline.models.hifigan import Generator
+from pipeline.models.persistence import load_any
 from pipeline.models.source_filter import SourceFilterVocoder
 
 Vocoder = Generator | SourceFilterVocoder
-VOCODER_KINDS: dict[str, type] = {"hifigan": Generator, "source_filter": SourceFilterVocoder}
+VOCODER_KINDS: dict[str, type[Vocoder]] = {"hifigan": Generator, "source_filter": SourceFilterVocoder}
 assert tuple(VOCODER_KINDS) == VOCODERS, "pipeline.config.VOCODERS must name the vocoders built here"
 
 
-def build_vocoder(kind: str = "hifigan", level_offset_db: float = 0.0, **kwargs: Any) -> Vocoder:
-    """The vocoder ``kind`` built with its constructor keyword arguments.
-
-    ``level_offset_db``: the dB its output falls short of the recordings' level on its validation clips,
-    measured by its training stage after training (:meth:`pipeline.training.hifigan_task.HifiganTask.calibrate`)
-    and added back by :func:`pipeline.inference.render.vocode`; not a setting of the network, so it is
-    an attribute beside it (0 for vocoders trained before it was measured)."""
+def build_vocoder(kind: str = "hifigan", **kwargs: Any) -> Vocoder:
+    """The vocoder ``kind`` built with its constructor keyword arguments."""
     if kind not in VOCODER_KINDS:
         raise ValueError(f"unknown vocoder {kind!r} (known: {', '.join(VOCODER_KINDS)})")
-    if not math.isfinite(level_offset_db):
-        raise ValueError(f"level_offset_db must be a finite number of dB, not {level_offset_db}")
-    vocoder = VOCODER_KINDS[kind](**kwargs)
-    vocoder.level_offset_db = float(level_offset_db)
-    return vocoder
+    return VOCODER_KINDS[kind](**kwargs)
 
 
 def vocoder_kind(model: Vocoder) -> str:
@@ -47,11 +39,10 @@ def vocoder_kind(model: Vocoder) -> str:
     raise TypeError(f"not a vocoder: {type(model).__name__}")
 
 
-def vocoder_hparams(model: Vocoder) -> dict[str, Any]:
-    """What :func:`build_vocoder` needs to rebuild ``model``: its kind and constructor arguments, and its
-    level offset once measured (absent before: a checkpoint written then still resumes)."""
-    offset = float(getattr(model, "level_offset_db", 0.0))
-    return {"kind": vocoder_kind(model), **model.config(), **({"level_offset_db": offset} if offset else {})}
+def load_vocoder(path: str | Path) -> Vocoder:
+    """The vocoder saved in ``path`` (either kind), ready to vocode: eval mode, weight norm folded."""
+    vocoder = cast(Vocoder, load_any(path, tuple(VOCODER_KINDS.values())))
+    return vocoder.remove_weight_norm()
 
 
 def vocoder_for_mel(kind: str, kwargs: dict[str, Any], mel: MelConfig) -> Vocoder:

@@ -138,12 +138,11 @@ class HifiganTask:
 
     @torch.no_grad()
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
-        """After training: set the vocoder's ``level_offset_db`` to the dB its output falls short of the
-        recordings on ``batches`` (the validation segments or clips), their real samples' power pooled
-        (:mod:`pipeline.loudness`); :func:`pipeline.inference.render.vocode` adds it back. Returns it as the
-        argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing where the stage's
-        ``level_calibration`` is off, as for the paper's HiFi-GAN V2, nor for the piano-roll baseline,
-        which is no vocoder)."""
+        """After training: the dB the vocoder's output falls short of the recordings on ``batches`` (the
+        validation segments or clips), their real samples' power pooled (:mod:`pipeline.loudness`), as its
+        calibration's ``level_offset_db`` (:func:`pipeline.inference.render.vocode` adds it back). Nothing
+        where the stage's ``level_calibration`` is off (the paper's HiFi-GAN V2) nor for the piano-roll
+        baseline, which is no vocoder."""
         if not self.calibrates_level or not getattr(self.config, "level_calibration", False):
             return {}
         was_training = self.generator.training
@@ -160,9 +159,7 @@ class HifiganTask:
             target_power += float(target.sum())
             produced_power += float(produced.sum())
         self.generator.train(was_training)
-        offset = round(level_offset_db(target_power, produced_power), 4)
-        setattr(self.generator, "level_offset_db", offset)  # an attribute beside the network, not a module  # noqa: B010
-        return {"level_offset_db": offset}
+        return {"level_offset_db": round(level_offset_db(target_power, produced_power), 4)}
 
     def examples(self, batch) -> dict[str, Any]:
         inputs, audio = self.generator_io({k: v[:1] for k, v in batch.items()}, training=False)

@@ -3,7 +3,7 @@
 The outputs of a training stage (:class:`TrainingOutputs`; dvc.yaml names the paths, e.g. for
 ``train_alignment``: models/alignment, metrics/train_alignment.json, plots/train_alignment_loss.*):
 
-    <model_dir>/model.pt              {"hparams": constructor kwargs, "state_dict": weights}
+    <model_dir>/model.pt              the model: class, constructor arguments, calibration, weights
     <model_dir>/checkpoints/          the resumable state (kept across runs: DVC ``persist``)
     <model_dir>/mlflow.json           the MLflow run and the logged model's URI
     <model_dir>/training_time.json    the steps trained and the seconds they took, over every session of
@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,11 @@ import pandas as pd
 import torch
 
 from pipeline.config import MelConfig, TrainConfig
-from pipeline.io import atomic_path, write_json
-from pipeline.models.persistence import save_model
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path, file_sha256, write_json
+from pipeline.models.base import Model
+from pipeline.models.calibration import Calibration
+from pipeline.models.persistence import load_model, save_model
 from pipeline.training.loop import Trainer, distributed_env
 
 
@@ -141,46 +145,85 @@ def training_speed(out_dir: Path, start_step: int, end_step: int, elapsed: float
     return round(record["steps"] / record["seconds"], 4) if record["steps"] and record["seconds"] > 0 else None
 
 
-def run_training(
-    name: str,
-    task,
-    model: torch.nn.Module,
-    hparams: dict[str, Any],
-    train_set,
-    val_set,
-    collate,
-    config: TrainConfig,
-    logged_params: dict[str, Any],
-    mel: MelConfig,
-    outputs: TrainingOutputs,
-    root: str | Path = ".",
-    data_id: str = "",
-    dvc_stage: str | None = None,
-) -> dict[str, float]:
-    """Train ``task`` for stage ``train_<name>``; rank 0 writes the outputs and the MLflow run.
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one training stage trains: built by the stage script (``stages/_training.py``'s
+    ``training_job``), run by :func:`run_training`.
 
-    ``model`` (rebuilt from ``hparams``) is saved to ``outputs.model_dir``/model.pt; the module logged to
+    ``model`` is what ``model.pt`` will hold (``task`` trains it, maybe beside other modules such as
+    discriminators); ``settings`` the stage's params group as logged to MLflow (a checkpoint resumes
+    only under the same settings but those of :data:`RESUMABLE` and :data:`AFTER_TRAINING`);
+    ``data_id`` the identity of its data (:func:`data_fingerprint`); ``calibration`` what the stage
+    measured on its data before training (the task's ``calibrate`` adds what it measures after);
+    ``init_from``: a model file (another stage's ``model.pt``) whose weights a fresh run starts from,
+    e.g. to fine-tune a model pre-trained on another corpus; ``dvc_stage`` the stage in dvc.lock whose
+    input hashes tag the MLflow run (default ``train_<name>``); ``root`` the project (its MLflow store
+    and dvc.lock; ``outputs`` are not relative to it)."""
+
+    name: str
+    task: Any
+    model: Model
+    train_set: Any
+    val_set: Any
+    collate: Callable[[list], dict[str, torch.Tensor]]
+    config: TrainConfig
+    settings: dict[str, Any]
+    mel: MelConfig
+    outputs: TrainingOutputs
+    data_id: str = ""
+    calibration: Calibration = field(default_factory=Calibration)
+    init_from: Path | None = None
+    dvc_stage: str | None = None
+    root: Path = Path(".")
+
+    @property
+    def stage(self) -> str:
+        return f"train_{self.name}"
+
+
+def seed_weights(model: Model, path: Path) -> None:
+    """Start ``model`` from the weights of the model file ``path``: the same class with the same
+    shapes (its settings may differ in what holds no weight, e.g. dropout)."""
+    seed = load_model(path, type(model))
+    ours, theirs = model.state_dict(), seed.state_dict()
+    mismatched = sorted(
+        k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
+    )
+    if mismatched:
+        raise PipelineError(
+            f"its weights do not fit this {type(model).__name__} ({', '.join(mismatched[:3])} ...)", path
+        )
+    model.load_state_dict(theirs)
+
+
+def run_training(job: TrainingJob) -> dict[str, float]:
+    """Train ``job.task`` for stage ``train_<job.name>``; rank 0 writes the outputs and the MLflow run.
+
+    ``job.model`` is saved to ``outputs.model_dir``/model.pt with its calibration; the module logged to
     MLflow is ``task.export_model()`` when the task has one (e.g. the vocoder without weight norm).
-    A checkpoint is resumed only if ``hparams``, ``data_id`` (see :func:`data_fingerprint`) and the
-    training settings in ``logged_params`` (all but how long and how often: :data:`RESUMABLE`) match
-    the ones it was written with: a changed loss weight or learning rate starts afresh. ``mel``: the
-    recipe of the mel and audio examples the run logs. ``root``: the project (its MLflow store and
-    dvc.lock; ``outputs`` are not relative to it). ``dvc_stage`` names the stage in dvc.lock whose
-    input hashes tag the MLflow run (default ``train_<name>``; e.g. ``train_ablation@no_encoder``).
+    A checkpoint is resumed only if the model's arguments, ``data_id``, the seed model and the
+    training settings (all but how long and how often: :data:`RESUMABLE`) match the ones it was
+    written with: a changed loss weight or learning rate starts afresh.
     """
-    root = Path(root)
-    out_dir = outputs.model_dir
-    stage = f"train_{name}"
+    root, out_dir, stage, task, model = Path(job.root), job.outputs.model_dir, job.stage, job.task, job.model
     rank, _, world = distributed_env()
+    seed_id = file_sha256(job.init_from) if job.init_from is not None else None
     trainer = Trainer(
         task,
-        train_set,
-        val_set,
-        collate,
-        config,
+        job.train_set,
+        job.val_set,
+        job.collate,
+        job.config,
         out_dir,
-        hparams={"model": hparams, "data": data_id, "settings": resume_settings(logged_params)},
+        hparams={
+            "model": model.config(),
+            "data": job.data_id,
+            "settings": resume_settings(job.settings),
+            **({"init_from": seed_id} if seed_id else {}),
+        },
     )
+    if job.init_from is not None and not trainer.resumed and trainer.step == 0:
+        seed_weights(model, job.init_from)  # in place: the trainer's modules are the task's, on its device
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
@@ -190,9 +233,11 @@ def run_training(
         tags = {
             "stage": stage,
             "world_size": str(world),
-            **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(dvc_stage or stage, root).items()},
+            **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(job.dvc_stage or stage, root).items()},
         }
-        tracker = MlflowTracker("deep-performer", stage, out_dir, params=logged_params, tags=tags, root=root, mel=mel)
+        tracker = MlflowTracker(
+            "deep-performer", stage, out_dir, params=job.settings, tags=tags, root=root, mel=job.mel
+        )
         trainer.tracker = tracker
     start_step, started = trainer.step, time.perf_counter()
     try:
@@ -205,11 +250,10 @@ def run_training(
     if rank != 0:
         return final
     assert tracker is not None  # rank 0 made one
-    measured: dict[str, float] = {}
-    if hasattr(task, "calibrate"):  # measured on the validation set after training, stored with the model as
-        measured = task.calibrate(trainer.validation_batches())  # constructor arguments (the synthesis
-        hparams = {**hparams, **measured}  # model's level offset) and reported with the metrics
-    save_model(out_dir / "model.pt", model, hparams)
+    # measured on the validation set after training (a level offset), stored in the model's calibration
+    measured = task.calibrate(trainer.validation_batches()) if hasattr(task, "calibrate") else {}
+    model.calibration = replace(job.calibration, **measured)
+    save_model(out_dir / "model.pt", model)
     history = pd.DataFrame(trainer.history)
     metrics = {
         "steps": trainer.step,
@@ -220,15 +264,15 @@ def run_training(
         "device": str(trainer.device),
         "world_size": world,
     }
-    write_json(outputs.metrics, metrics)
+    write_json(job.outputs.metrics, metrics)
     curve = history[["step", "split", "loss"]] if len(history) else pd.DataFrame(columns=["step", "split", "loss"])
-    with atomic_path(outputs.loss_csv) as tmp:
+    with atomic_path(job.outputs.loss_csv) as tmp:
         curve.to_csv(tmp, index=False)
-    plot_history(outputs.loss_png, curve, f"{stage} ({trainer.step} steps)")
-    tracker.log_artifact(outputs.loss_png)
+    plot_history(job.outputs.loss_png, curve, f"{stage} ({trainer.step} steps)")
+    tracker.log_artifact(job.outputs.loss_png)
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)}, trainer.step)
     export = task.export_model() if hasattr(task, "export_model") else model.eval()
-    uri = tracker.log_model(export, name)
+    uri = tracker.log_model(export, job.name)
     write_json(out_dir / "mlflow.json", {"run_id": tracker.run_id, "model_uri": uri})
     tracker.end()
     print(f"{stage}: {trainer.step} steps, val {final}, model {out_dir / 'model.pt'}, MLflow {uri}")

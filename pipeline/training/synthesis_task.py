@@ -36,9 +36,9 @@ class SynthesisTask:
 
     @torch.no_grad()
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
-        """After training: set the model's ``level_offset_db`` to the dB its mel falls short of the
-        recordings' on ``batches`` (the validation clips: pieces it did not train on), pooled over their
-        frames (:mod:`pipeline.loudness`). Returns it as the constructor argument that stores it."""
+        """After training: the dB the model's mel falls short of the recordings' on ``batches`` (the
+        validation clips: pieces it did not train on), pooled over their frames (:mod:`pipeline.loudness`),
+        as its calibration's ``level_offset_db``."""
         was_training = self.model.training
         self.model.eval()
         target_power = predicted_power = 0.0
@@ -48,8 +48,7 @@ class SynthesisTask:
             target_power += float((torch.exp(2 * batch["mel"].double()) * mask).sum())
             predicted_power += float((torch.exp(2 * predicted) * mask).sum())
         self.model.train(was_training)
-        self.model.level_offset_db = round(level_offset_db(target_power, predicted_power), 4)
-        return {"level_offset_db": self.model.level_offset_db}
+        return {"level_offset_db": round(level_offset_db(target_power, predicted_power), 4)}
 
     def examples(self, batch) -> dict[str, Any]:
         # here, not at the top: `performer render` imports this module and must not pay for librosa (pipeline.mel)
