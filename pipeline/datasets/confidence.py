@@ -27,7 +27,7 @@ def write_confidence(alignments: Path, confidence: dict[str, float]) -> None:
 
 
 def read_confidence(alignments: Path) -> dict[str, float]:
-    """Recording id -> confidence; an error naming the file when it is missing (alignments from before it)."""
+    """Recording id -> confidence; an error naming the file when it is missing."""
     path = Path(alignments) / CONFIDENCE_FILE
     if not path.is_file():
         raise PipelineError("alignment confidence not found (re-run the align stage)", path)

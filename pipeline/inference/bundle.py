@@ -28,7 +28,7 @@ class ModelBundle:
 
     @property
     def known_performers(self) -> str:
-        """The performers these models know, for messages: their names (ids for older models)."""
+        """The performers these models know, for messages: their names (their ids where the models name none)."""
         names = self.performers
         return ", ".join(names) if names else f"0 .. {self.synthesis.hparams['n_performers'] - 1}"
 
@@ -37,7 +37,7 @@ class ModelBundle:
         if name in names:
             return names.index(name)
         if not names and name.isdigit() and int(name) < self.synthesis.hparams["n_performers"]:
-            return int(name)  # models trained before performer names were stored
+            return int(name)  # models that name no performers take ids
         raise PipelineError(f"unknown performer {name!r} (these models know: {self.known_performers})", self.source)
 
     def performer_blend(self, spec: PerformerSpec) -> PerformerBlend:
