@@ -23,6 +23,24 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm="slaney")
 
 
+def recipe_stft(audio: torch.Tensor, config: MelConfig, window: torch.Tensor) -> torch.Tensor:
+    """Waveform ``(batch, samples)`` -> complex STFT ``(batch, n_fft // 2 + 1, samples // hop)`` on the
+    recipe's frames: reflect-padded ``(n_fft - hop) / 2`` on each side, ``center=False``, in float32.
+    The one framing of the log-mel and of the power spectrogram (pipeline.spectrogram)."""
+    c = config
+    pad = (c.n_fft - c.hop_length) // 2
+    x = torch.nn.functional.pad(audio.float().unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    return torch.stft(
+        x,
+        n_fft=c.n_fft,
+        hop_length=c.hop_length,
+        win_length=c.win_length,
+        window=window,
+        center=False,
+        return_complex=True,
+    )
+
+
 class LogMelSpectrogram(nn.Module):
     """Waveform ``(batch, samples)`` or ``(samples,)`` -> log-mel ``(batch, n_mels, samples // hop)``.
 
@@ -46,19 +64,7 @@ class LogMelSpectrogram(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         c = self.config
         squeeze = audio.dim() == 1
-        if squeeze:
-            audio = audio.unsqueeze(0)
-        pad = (c.n_fft - c.hop_length) // 2
-        x = torch.nn.functional.pad(audio.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(
-            x.float(),
-            n_fft=c.n_fft,
-            hop_length=c.hop_length,
-            win_length=c.win_length,
-            window=self.window,
-            center=False,
-            return_complex=True,
-        )
+        spec = recipe_stft(audio.unsqueeze(0) if squeeze else audio, c, self.window)
         magnitude = torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
         mel = torch.log(torch.clamp(self.mel_basis @ magnitude, min=c.clamp))
         return mel[0] if squeeze else mel

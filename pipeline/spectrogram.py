@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pipeline.config import MelConfig
-from pipeline.mel import _mel_basis
+from pipeline.mel import _mel_basis, recipe_stft
 
 
 class PowerSpectrogram(nn.Module):
@@ -38,17 +38,7 @@ class PowerSpectrogram(nn.Module):
         squeeze = audio.dim() == 1
         if squeeze:
             audio = audio.unsqueeze(0)
-        pad = (c.n_fft - c.hop_length) // 2
-        x = torch.nn.functional.pad(audio.float().unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(
-            x,
-            n_fft=c.n_fft,
-            hop_length=c.hop_length,
-            win_length=c.win_length,
-            window=self.window,
-            center=False,
-            return_complex=True,
-        )
+        spec = recipe_stft(audio, c, self.window)
         power = spec.real.square() + spec.imag.square()
         return power[0] if squeeze else power
 

@@ -3,8 +3,8 @@ the one way a stage builds its :class:`pipeline.training.run.TrainingJob` (:func
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,19 @@ def training_recordings(features: Path, split: SplitConfig) -> tuple[list[str], 
     return parts.train, parts.validation
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A stage's training and validation sets, the recordings they hold, the input folders whose bytes
+    identify them, and (for clip datasets) the performer names in embedding order."""
+
+    train: Any
+    validation: Any
+    recordings: tuple[list[str], list[str]]
+    inputs: tuple[Path, ...]
+    performers: tuple[str, ...] = ()
+    collate: Callable[[list], dict] = collate_clips
+
+
 def clip_datasets(
     features: Path,
     performers: Path,
@@ -52,16 +65,18 @@ def clip_datasets(
     mel: MelConfig,
     notes: str = "sounding",
     audio: Path | None = None,
-) -> tuple[ClipDataset, ClipDataset, tuple[str, ...]]:
-    """(train, validation, performer names in embedding order) over the mel stage's features; with
-    ``audio``, each clip also carries its 16 kHz audio (the baselines' waveform targets)."""
+) -> TrainingData:
+    """The clips of the mel stage's features, split; with ``audio``, each clip also carries its 16 kHz
+    audio (the baselines' waveform targets)."""
     train_ids, val_ids = training_recordings(features, split)
     ids = read_performers(performers)
     names = tuple(sorted(ids, key=ids.get))
     if [ids[n] for n in names] != list(range(len(names))):
         raise PipelineError("performer ids must be 0 .. n-1", performers)
     frames = dict(clip_frames=mel.clip_frames, hop_length=mel.hop_length, notes=notes, audio_dir=audio)
-    return ClipDataset(features, train_ids, **frames), ClipDataset(features, val_ids, **frames), names
+    train, validation = ClipDataset(features, train_ids, **frames), ClipDataset(features, val_ids, **frames)
+    inputs = (features,) if audio is None else (features, audio)
+    return TrainingData(train, validation, (train.recordings, validation.recordings), inputs, names)
 
 
 def training_job(
@@ -70,35 +85,30 @@ def training_job(
     params: Params,
     task: Any,
     model: Model,
-    train_set: Any,
-    val_set: Any,
-    *,
-    data: Sequence[Path],
-    recordings: tuple[Sequence[str], Sequence[str]],
+    data: TrainingData,
     paths: dict[str, Path],
-    collate: Callable[[list], dict] = collate_clips,
+    init_from: str | Path | None = None,
+    *,
     settings: dict[str, Any] | None = None,
     calibration: Calibration | None = None,
-    init_from: str | Path | None = None,
     dvc_stage: str | None = None,
 ) -> TrainingJob:
     """The job of stage ``train_<name>`` whose params group is ``group`` (its ``train`` block drives the
-    loop; the group is what MLflow logs unless ``settings`` says more). ``data``: the input folders whose
-    bytes identify the training data, with the ``recordings`` (train, validation) drawn from them;
-    ``paths``: the stage's output options (:data:`OUTPUT_PATHS`); ``init_from``: the ``--init-from``
-    option."""
+    loop; the group is what MLflow logs unless ``settings`` says more): ``task`` trains ``model`` on
+    ``data``; ``paths`` are the stage's output options (:data:`OUTPUT_PATHS`), ``init_from`` its
+    ``--init-from`` option."""
     return TrainingJob(
         name=name,
         task=task,
         model=model,
-        train_set=train_set,
-        val_set=val_set,
-        collate=collate,
+        train_set=data.train,
+        val_set=data.validation,
+        collate=data.collate,
         config=group.train,
         settings=settings if settings is not None else asdict(group),
         mel=params.mel,
         outputs=training_outputs(**paths),
-        data_id=data_fingerprint(*data, extra=(list(recordings[0]), list(recordings[1]))),
+        data_id=data_fingerprint(*data.inputs, extra=data.recordings),
         calibration=calibration or Calibration(),
         init_from=Path(init_from) if init_from else None,
         dvc_stage=dvc_stage,

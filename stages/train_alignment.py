@@ -21,29 +21,14 @@ def check_params(params: Params) -> None:
 def run(params: Params, features: Path, performers: Path, init_from: str | None = None, **outputs: Path) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_alignment
-    train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, notes="starting")
+    data = clip_datasets(features, performers, params.split, params.mel, notes="starting")
     seed_everything(config.train.seed)
     model = AlignmentModel(
-        **{"n_performers": len(names), "performer_names": names, **config.model},
+        **{"n_performers": len(data.performers), "performer_names": data.performers, **config.model},
         frame_rate=params.mel.sample_rate / params.mel.hop_length,
     )
     task = AlignmentTask(model, config.optimizer)
-    recordings = (train_set.recordings, val_set.recordings)
-    run_training(
-        training_job(
-            "alignment",
-            config,
-            params,
-            task,
-            model,
-            train_set,
-            val_set,
-            data=[features],
-            recordings=recordings,
-            paths=outputs,
-            init_from=init_from,
-        )
-    )
+    run_training(training_job("alignment", config, params, task, model, data, outputs, init_from))
 
 
 if __name__ == "__main__":

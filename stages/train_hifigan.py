@@ -16,7 +16,14 @@ from pipeline.models.vocoders import VOCODER_KINDS, vocoder_for_mel
 from pipeline.training.hifigan_task import HifiganTask, recording_excitation
 from pipeline.training.run import run_training, seed_everything
 from stages._common import stage_main
-from stages._training import AUDIO_PATH, OUTPUT_PATHS, TRAINING_OPTIONS, training_job, training_recordings
+from stages._training import (
+    AUDIO_PATH,
+    OUTPUT_PATHS,
+    TRAINING_OPTIONS,
+    TrainingData,
+    training_job,
+    training_recordings,
+)
 
 VARIANTS = {"v2": "train_hifigan_v2"}  # variant -> its params group
 FEATURES_PATH = {"features": "input: the mel stage's folder (the split's index.csv; the notes of each recording)"}
@@ -46,25 +53,16 @@ def run(
     vocoder = vocoder_for_mel(config.vocoder, config.generator, params.mel)
     # a source-filter vocoder also learns from each segment's notes (their excitation)
     excitation = recording_excitation(features, audio, vocoder, params.mel.sample_rate) if vocoder.excitation else None
-    train_set = AudioSegments(audio, train_ids, config.segment_samples, config.segment_hop, excitation)
-    val_set = AudioSegments(audio, val_ids, config.segment_samples, excitation=excitation)
-    steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
-    run_training(
-        training_job(
-            f"hifigan_{variant}" if variant else "hifigan",
-            config,
-            params,
-            HifiganTask(vocoder, config, params.mel, steps_per_epoch),
-            vocoder,
-            train_set,
-            val_set,
-            data=[audio, *([features] if excitation else [])],
-            recordings=(train_ids, val_ids),
-            paths=outputs,
-            collate=collate_segments,
-            init_from=init_from,
-        )
+    data = TrainingData(
+        AudioSegments(audio, train_ids, config.segment_samples, config.segment_hop, excitation),
+        AudioSegments(audio, val_ids, config.segment_samples, excitation=excitation),
+        recordings=(train_ids, val_ids),
+        inputs=(audio, features) if excitation else (audio,),
+        collate=collate_segments,
     )
+    task = HifiganTask(vocoder, config, params.mel, steps_per_epoch=max(1, len(data.train) // config.train.batch_size))
+    name = f"hifigan_{variant}" if variant else "hifigan"
+    run_training(training_job(name, config, params, task, vocoder, data, outputs, init_from))
 
 
 if __name__ == "__main__":

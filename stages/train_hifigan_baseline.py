@@ -28,27 +28,15 @@ def run(
 ) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_hifigan_baseline
-    train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel, audio=audio)
+    data = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)
-    model = PianoRollHifigan(n_performers=len(names), generator=config.generator, performer_names=names)
-    steps_per_epoch = max(1, len(train_set) // config.train.batch_size)
-    task = PianoRollHifiganTask(model, config, params.mel, steps_per_epoch)
-    recordings = (train_set.recordings, val_set.recordings)
-    run_training(
-        training_job(
-            "hifigan_baseline",
-            config,
-            params,
-            task,
-            model,
-            train_set,
-            val_set,
-            data=[features, audio],
-            recordings=recordings,
-            paths=outputs,
-            init_from=init_from,
-        )
+    model = PianoRollHifigan(
+        n_performers=len(data.performers), generator=config.generator, performer_names=data.performers
     )
+    task = PianoRollHifiganTask(
+        model, config, params.mel, steps_per_epoch=max(1, len(data.train) // config.train.batch_size)
+    )
+    run_training(training_job("hifigan_baseline", config, params, task, model, data, outputs, init_from))
 
 
 if __name__ == "__main__":

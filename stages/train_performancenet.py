@@ -27,26 +27,11 @@ def run(
 ) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_performancenet
-    train_set, val_set, _ = clip_datasets(features, performers, params.split, params.mel, audio=audio)
+    data = clip_datasets(features, performers, params.split, params.mel, audio=audio)
     seed_everything(config.train.seed)
     model = PerformanceNet(**{"bins": params.mel.n_fft // 2 + 1, **config.model})
     task = PerformanceNetTask(model, config, params.mel)
-    recordings = (train_set.recordings, val_set.recordings)
-    run_training(
-        training_job(
-            "performancenet",
-            config,
-            params,
-            task,
-            model,
-            train_set,
-            val_set,
-            data=[features, audio],
-            recordings=recordings,
-            paths=outputs,
-            init_from=init_from,
-        )
-    )
+    run_training(training_job("performancenet", config, params, task, model, data, outputs, init_from))
 
 
 if __name__ == "__main__":

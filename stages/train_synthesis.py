@@ -43,27 +43,28 @@ def run(
         kwargs = config.ablation_model(ablation) if ablation else config.model
     except KeyError as err:
         raise PipelineError(str(err.args[0]), "params.yaml") from None
-    train_set, val_set, names = clip_datasets(features, performers, params.split, params.mel)
+    data = clip_datasets(features, performers, params.split, params.mel)
     seed_everything(config.train.seed)
     recipe = {key: getattr(params.mel, key) for key in SYNTHESIS_MEL_RECIPE}  # the harmonic prior's mel
+    names = data.performers
     model = SynthesisModel(**{"n_performers": len(names), "performer_names": names, **recipe, **kwargs})
     # each performer's level in its training recordings: what `performer render --loudness performer` plays at
-    levels = Calibration(performer_levels_db=train_set.performer_levels_db(len(names)))
+    levels = Calibration(performer_levels_db=data.train.performer_levels_db(len(names)))
+    task = SynthesisTask(model, config.optimizer, params.mel)
+    name = f"synthesis_{ablation}" if ablation else "synthesis"
+    settings = {**asdict(config), "ablation": ablation or "none", "model": kwargs}
     run_training(
         training_job(
-            f"synthesis_{ablation}" if ablation else "synthesis",
+            name,
             config,
             params,
-            SynthesisTask(model, config.optimizer, params.mel),
+            task,
             model,
-            train_set,
-            val_set,
-            data=[features],
-            recordings=(train_set.recordings, val_set.recordings),
-            paths=outputs,
-            settings={**asdict(config), "ablation": ablation or "none", "model": kwargs},
+            data,
+            outputs,
+            init_from,
+            settings=settings,
             calibration=levels,
-            init_from=init_from,
             dvc_stage=f"train_ablation@{ablation}" if ablation else None,
         )
     )
