@@ -38,7 +38,8 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="print the versions as JSON"),
 ) -> None:
     """List the registered versions with their aliases and evaluation metrics."""
-    from pipeline.registry import SHOWN_METRICS, format_versions, list_versions
+    from pipeline.registry.common import SHOWN_METRICS
+    from pipeline.registry.promotion import format_versions, list_versions
 
     try:
         rows = list_versions(tracking_uri)
@@ -53,7 +54,7 @@ def register(
     tracking_uri: str | None = TRACKING,
 ) -> None:
     """Register the trained models as new versions with the alias `candidate`."""
-    from pipeline.registry import register_candidate
+    from pipeline.registry.promotion import register_candidate
 
     try:
         versions = register_candidate(root, tracking_uri=tracking_uri)
@@ -68,7 +69,7 @@ def promote(
     tracking_uri: str | None = TRACKING,
 ) -> None:
     """Make the candidate the champion if there is none or the candidate is strictly better on METRIC."""
-    from pipeline.registry import promote_if_better
+    from pipeline.registry.promotion import promote_if_better
 
     try:
         promoted = promote_if_better(tracking_uri=tracking_uri, metric=metric)

@@ -177,6 +177,7 @@ def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
     return _run([exe, "--env-file", str(env_file), "-f", str(COMPOSE), "config"])
 
 
+@pytest.mark.tools
 def test_docker_compose_config_accepts_the_file():
     res = _compose_config(ENV_EXAMPLE)
     assert res.returncode == 0, res.stderr
@@ -195,6 +196,7 @@ def test_docker_compose_config_accepts_the_file():
     assert _gpu_devices(services["worker"]) == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
 
 
+@pytest.mark.tools
 def test_docker_compose_config_refuses_missing_credentials(tmp_path):
     env_file = tmp_path / "partial.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in _env_example().items() if k != "MINIO_ROOT_PASSWORD"))

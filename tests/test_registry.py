@@ -128,7 +128,7 @@ def everywhere(**by_alias) -> dict[str, dict[str, str]]:
 def test_register_candidate_versions_aliases_and_tags(store):
     from mlflow import MlflowClient
 
-    from pipeline.registry import register_candidate
+    from pipeline.registry.promotion import register_candidate
 
     root = store["root"]
     subprocess.run(["git", "init", "-q", str(root)], check=True)
@@ -190,7 +190,7 @@ def test_register_candidate_versions_aliases_and_tags(store):
 
 @pytest.mark.slow
 def test_missing_inputs_are_one_line_errors_and_register_nothing(store):
-    from pipeline.registry import list_versions, promote_if_better, register_candidate
+    from pipeline.registry.promotion import list_versions, promote_if_better, register_candidate
 
     root = store["root"]
     with pytest.raises(PipelineError, match="run the evaluate stage first") as err:
@@ -218,7 +218,7 @@ def test_register_refuses_an_evaluation_of_other_models(store):
     from mlflow import MlflowClient
 
     from pipeline.models.persistence import save_model
-    from pipeline.registry import list_versions, register_candidate
+    from pipeline.registry.promotion import list_versions, register_candidate
 
     root, client = store["root"], MlflowClient(store["uri"], store["uri"])
     write_evaluation(root, 1.8262, 1.1297)
@@ -248,7 +248,7 @@ def test_register_refuses_an_evaluation_of_other_models(store):
 
 @pytest.mark.slow
 def test_register_refuses_an_evaluation_that_records_no_models(store):
-    from pipeline.registry import list_versions, register_candidate
+    from pipeline.registry.promotion import list_versions, register_candidate
 
     root = store["root"]
     write_evaluation(root, 1.8, 1.1)
@@ -274,7 +274,7 @@ def test_register_refuses_an_evaluation_that_records_no_models(store):
 def test_promotion_rule_first_worse_tie_better(store):
     from mlflow import MlflowClient
 
-    from pipeline.registry import list_versions, promote_if_better, register_candidate
+    from pipeline.registry.promotion import list_versions, promote_if_better, register_candidate
 
     root, client = store["root"], MlflowClient(store["uri"], store["uri"])
     write_evaluation(root, 1.8262, 1.1297)
@@ -345,7 +345,7 @@ def test_promotion_rule_first_worse_tie_better(store):
 
 
 def registered_champion(store) -> None:
-    from pipeline.registry import promote_if_better, register_candidate
+    from pipeline.registry.promotion import promote_if_better, register_candidate
 
     write_evaluation(store["root"], 1.8, 1.1)
     register_candidate(store["root"])
@@ -357,7 +357,7 @@ def test_composite_champion_renders_like_the_trained_models(store, tmp_path):
     import mlflow.pyfunc
     import pandas as pd
 
-    from pipeline.registry import decode_audio
+    from pipeline.registry.serving import decode_audio
 
     registered_champion(store)
     notes = read_score(store["midi"])
@@ -420,7 +420,7 @@ def post(url: str, payload: dict) -> tuple[int, dict]:
 @pytest.mark.server
 @pytest.mark.slow
 def test_mlflow_models_serve_the_champion(store, tmp_path):
-    from pipeline.registry import decode_audio
+    from pipeline.registry.serving import decode_audio
 
     registered_champion(store)
     notes = read_score(store["midi"])

@@ -47,18 +47,18 @@ def read_metric(root: str, stage: str, metric: str) -> float | None:
 
 @task(name="register-candidate", cache_policy=NO_CACHE)
 def register_candidate(root: str, tracking_uri: str | None) -> dict[str, int]:
-    from pipeline import registry  # MLflow is slow to import: only when the task runs
+    from pipeline.registry import promotion  # MLflow is slow to import: only when the task runs
 
-    versions = registry.register_candidate(Path(root), tracking_uri=tracking_uri)
+    versions = promotion.register_candidate(Path(root), tracking_uri=tracking_uri)
     get_run_logger().info("registered candidate versions: %s", versions)
     return versions
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
 def promote_if_better(tracking_uri: str | None, metric: str) -> bool:
-    from pipeline import registry
+    from pipeline.registry import promotion
 
-    promoted = registry.promote_if_better(tracking_uri=tracking_uri, metric=metric)
+    promoted = promotion.promote_if_better(tracking_uri=tracking_uri, metric=metric)
     get_run_logger().info("champion %s", "moved to the candidate" if promoted else "kept (the candidate is not better)")
     return promoted
 
@@ -75,7 +75,7 @@ def retrain(
     """Refresh data -> reproduce -> evaluate -> register the candidate -> promote it if strictly better.
 
     refresh: stages run even when DVC finds them up to date (default: `prepare`, when the pipeline has it; [] to
-    refresh nothing). The champion rule: :func:`pipeline.registry.promote_if_better`.
+    refresh nothing). The champion rule: :func:`pipeline.registry.promotion.promote_if_better`.
     """
     path = Path(root).resolve()
     dag = read_dag(path)

@@ -1,5 +1,5 @@
 """The three trained models of a Deep Performer as one bundle, and loading them from a folder of the
-training stages' outputs (MLflow URIs: :func:`pipeline.registry.load_models`)."""
+training stages' outputs (MLflow URIs: :func:`pipeline.registry.loading.load_models`)."""
 
 from __future__ import annotations
 

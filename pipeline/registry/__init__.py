@@ -17,6 +17,10 @@ evaluation metrics of ``metrics/evaluate.json`` (``deep_performer.audio_mel_mse`
 ... as tags named by their dotted key) and the git commit, and moves the alias ``candidate`` to them.
 The composite's version also records its three component versions (tags ``component.<registered name>``).
 
+Modules: ``common`` (names, aliases, the client), ``loading`` (models from a folder or MLflow URIs),
+``serving`` (the composite pyfunc), ``promotion`` (register, promote, list). Importing this package
+imports none of them: each side pulls in MLflow (seconds), which rendering from a folder never needs.
+
 **Promotion rule** (:func:`promote_if_better`): the ``candidate`` and ``champion`` versions of
 ``deep-performer`` are compared on one metric tag, ``deep_performer.audio_mel_mse`` by default, where
 lower is better. The candidate becomes champion when there is no champion yet, or when its value is
@@ -26,41 +30,3 @@ keep the alias ``previous-champion`` (to roll back, move ``champion`` to them). 
 or a candidate that already is the champion leaves everything as it is (returns False). A candidate
 without the metric is an error, not a silent pass; a champion without it is replaced.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-# public name -> the submodule that defines it, imported on first use: the registry's sides pull in MLflow
-# (seconds), which rendering from a folder never needs. Registered composite versions pickle
-# DeepPerformerModel by the path pipeline.registry.DeepPerformerModel, so it must stay reachable here.
-_PUBLIC = {
-    **dict.fromkeys(
-        (
-            "CANDIDATE",
-            "CHAMPION",
-            "COMPOSITE",
-            "DEFAULT_METRIC",
-            "EXPERIMENT",
-            "PREVIOUS",
-            "REGISTERED_PREFIX",
-            "SHOWN_METRICS",
-            "all_names",
-            "component_names",
-        ),
-        "common",
-    ),
-    **dict.fromkeys(
-        ("evaluation_tags", "format_versions", "list_versions", "promote_if_better", "register_candidate"), "promotion"
-    ),
-    **dict.fromkeys(("DeepPerformerModel", "decode_audio", "encode_audio", "load_composite"), "serving"),
-    "load_models": "loading",
-}
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'pipeline.registry' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pipeline.registry.{_PUBLIC[name]}"), name)
