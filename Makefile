@@ -2,8 +2,9 @@
 #               Prefect flow: independent stages side by side, each with a fixed thread count)
 # `make test` : set up everything plus what only the tests need (Chromium, docker-compose), then run the
 #               whole test suite
-# `make test-fast`: the quick lane for the edit loop: every test but the slow, server and browser ones
-#               (markers in pyproject.toml), under 3 minutes on 2 cores
+# `make test-fast`: the quick lane for the edit loop: every test but the slow, server, browser and tools
+#               ones (markers in pyproject.toml), under 3 minutes on 2 cores; needs only `make setup`
+#               (no Chromium, no docker-compose)
 # `make lint` : set up everything, then ruff (lint + format check), mypy, lint-imports (the layers) and
 #               the check that dvc.yaml's code deps are each stage's imports (scripts/stage_deps.py)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
@@ -26,7 +27,7 @@ test: setup-test
 	python -m pytest -q
 
 test-fast: setup
-	python -m pytest -q -m "not slow and not server and not browser"
+	python -m pytest -q -m "not slow and not server and not browser and not tools"
 
 lint: setup
 	ruff check .
