@@ -2,9 +2,9 @@
 
 A row says everything the evaluation needs of a system: its name in the table, how it is built (a
 function of the params and the models folder returning what the scorer runs), the model folders it
-reads (the evaluation hashes them into ``metrics/evaluate.json``, and each is a dep of the evaluate
-stage in dvc.yaml: ``tests/test_evaluation_rows.py`` checks both), what it is compared with, and the
-corpora (``data.source``) it applies to. The systems' rows give the audio metrics; the timing rows
+reads (the evaluation hashes them into ``metrics/evaluate.json``; ``scripts/stage_deps.py --write``
+makes each a dep of the evaluate stage in dvc.yaml), what it is compared with, and the corpora
+(``data.source``) it applies to. The systems' rows give the audio metrics; the timing rows
 give the timing columns, of their own row or, under the name of a system's row, of that row (the
 alignment model's timing is the ``Deep Performer`` row's).
 

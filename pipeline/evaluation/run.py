@@ -78,7 +78,7 @@ def evaluate(
     config = params.evaluate
     torch.manual_seed(0)
     test = read_clips(params, features, audio)
-    rows = (rows or table_rows(params)).for_source(params.data.source)
+    rows = (table_rows(params) if rows is None else rows).for_source(params.data.source)
     model_hashes = evaluated_models(rows, models)  # before loading: a file replaced meanwhile reads as stale
     folder = ModelFolder(models)
     systems = {row.name: row.build(params, folder) for row in rows.systems}
