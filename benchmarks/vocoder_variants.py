@@ -24,7 +24,7 @@ from pipeline.config import load_params
 from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import read_split
 from pipeline.evaluation import systems as sys_
-from pipeline.evaluation.evaluate import ClipScorer, Scores, clip_infos, run_systems, settle_latency
+from pipeline.evaluation.scoring import ClipScorer, Scores, clip_infos, run_systems, settle_latency
 from pipeline.evaluation.transcription import Transcriber
 from pipeline.models.vocoders import load_vocoder
 

@@ -9,6 +9,10 @@ stage does not import makes it re-run for nothing.
     python scripts/stage_deps.py           # check: list every stage whose deps differ (exit 1 if any)
     python scripts/stage_deps.py --write   # rewrite the code entries of dvc.yaml's deps (comments kept)
 
+The evaluate stage's model folders follow from code too: its deps under its ``--models`` folder are the
+folders its rows read (``pipeline.evaluation.rows``: ``table_rows(params).model_folders()``), checked
+and written the same way, so a new row of the table is a dep of the stage without an edit of dvc.yaml.
+
 ``tests/test_dvc_pipeline.py`` runs the check, so a new import without its dep fails the suite.
 """
 
@@ -129,22 +133,44 @@ def dep_path(dep) -> str:
     return next(iter(dep)) if isinstance(dep, dict) else str(dep)
 
 
+def model_deps(cmd: str, root: Path = ROOT) -> tuple[str, list[str]] | None:
+    """For the evaluate stage: its ``--models`` folder and the deps in it, one per model folder its rows
+    read (sorted); None for every other stage."""
+    if stage_module(cmd) != "stages.evaluate":
+        return None
+    words = shlex.split(cmd)
+    models = words[words.index("--models") + 1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from pipeline.config import load_params
+    from pipeline.evaluation.rows import table_rows
+
+    return models, sorted(f"{models}/{f}" for f in table_rows(load_params(root / "params.yaml")).model_folders())
+
+
+def _generated(dep: str, models: tuple[str, list[str]] | None) -> bool:
+    """Whether ``dep`` is one this script writes: code, or a model folder of the stage's ``models``."""
+    return is_code(dep) or (models is not None and dep.startswith(models[0] + "/"))
+
+
 def mismatches(root: Path = ROOT) -> dict[str, tuple[list[str], list[str]]]:
-    """``{stage: (missing from deps, not imported)}`` for every stage whose code deps are not its closure."""
+    """``{stage: (missing from deps, not needed)}`` for every stage whose code deps are not its closure
+    (or, for evaluate, whose model deps are not its rows' folders)."""
     import yaml
 
     out = {}
     for name, block in _stage_blocks(yaml.safe_load((root / "dvc.yaml").read_text())):
-        listed = {dep_path(d) for d in block.get("deps", []) if is_code(dep_path(d))}
-        needed = set(import_closure(stage_module(block["cmd"]), root))
+        models = model_deps(block["cmd"], root)
+        listed = {dep_path(d) for d in block.get("deps", []) if _generated(dep_path(d), models)}
+        needed = set(import_closure(stage_module(block["cmd"]), root)) | set(models[1] if models else ())
         if listed != needed:
             out[name] = (sorted(needed - listed), sorted(listed - needed))
     return out
 
 
 def write(root: Path = ROOT) -> list[str]:
-    """Rewrite the code entries of every stage's deps to its closure (data deps and comments kept);
-    returns the stages changed."""
+    """Rewrite the code entries of every stage's deps to its closure, and the evaluate stage's model
+    folders to its rows' (other data deps and comments kept); returns the stages changed."""
     from ruamel.yaml import YAML
 
     yaml = YAML()
@@ -157,11 +183,15 @@ def write(root: Path = ROOT) -> list[str]:
     for name, block in _stage_blocks(data):
         deps = block.get("deps") or []
         code = import_closure(stage_module(block["cmd"]), root)
-        if [dep_path(d) for d in deps if is_code(dep_path(d))] == code:
+        models = model_deps(block["cmd"], root)
+        folders = models[1] if models else []
+        if [dep_path(d) for d in deps if is_code(dep_path(d))] == code and [
+            dep_path(d) for d in deps if _generated(dep_path(d), models) and not is_code(dep_path(d))
+        ] == folders:
             continue
-        others = [d for d in deps if not is_code(dep_path(d))]
+        others = [d for d in deps if not _generated(dep_path(d), models)]
         deps.clear()
-        deps.extend(code + others)
+        deps.extend(code + others + folders)
         changed.append(name)
     if changed:
         with path.open("w") as fh:
@@ -175,11 +205,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.write:
         changed = write()
-        print(f"dvc.yaml: code deps rewritten for {', '.join(changed)}" if changed else "dvc.yaml: up to date")
+        print(f"dvc.yaml: deps rewritten for {', '.join(changed)}" if changed else "dvc.yaml: up to date")
         return 0
     bad = mismatches()
     for stage, (missing, extra) in bad.items():
-        print(f"{stage}: missing {missing or '-'}; not imported {extra or '-'}")
+        print(f"{stage}: missing {missing or '-'}; not needed {extra or '-'}")
     if bad:
         print("run: python scripts/stage_deps.py --write", file=sys.stderr)
     return 1 if bad else 0

@@ -1,4 +1,5 @@
-"""Stage `evaluate`: every system on the same test clips (unseen pieces); the paper's Table 2 on our data.
+"""Stage `evaluate`: every row of the table (pipeline/evaluation/rows.py) on the same test clips (unseen
+pieces); the paper's Table 2 on our data.
 
 Outputs: the metrics (system -> metric, for `dvc metrics show`), the table as CSV and markdown (rows =
 systems), the plots' CSVs, the listening report, and an MLflow run holding all of them.
@@ -9,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.evaluation.table2 import evaluate_table
+from pipeline.evaluation.run import evaluate
 from pipeline.evaluation.tables import TableOutputs
 from stages._common import stage_main
 
 
 def run(params: Params, features: Path, audio: Path, models: Path, report: Path, **outputs: Path) -> None:
-    evaluate_table(params, features, audio, models, TableOutputs(**outputs), report)
+    evaluate(params, features, audio, models, TableOutputs(**outputs), report)
 
 
 if __name__ == "__main__":

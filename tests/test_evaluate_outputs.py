@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.evaluation.evaluate import ClipInfo, Scores, add_timing, check_output, compare, summarise
+from pipeline.evaluation.scoring import ClipInfo, Scores, TimingErrors, check_output
+from pipeline.evaluation.summary import compare, summarise
 from pipeline.evaluation.systems import ClipOutput
 from tests._params import MEL
 
@@ -57,19 +58,23 @@ def test_table_cells_and_paired_differences_come_from_per_clip_values():
         scores.add("A", "note_onset_f1", f"c{i}", base + 0.05)
         scores.add("B", "note_onset_f1", f"c{i}", base)
         scores.add("A", "mel_mse", f"c{i}", float("nan"))  # a NaN clip is left out, not averaged in
-    add_timing(scores, "A", "c0", np.array([1.0, -3.0]), np.array([2.0, 2.0]), frame_seconds=0.01)
+    timing = TimingErrors(frame_seconds=0.01)
+    timing.add("A", "c0", np.array([1.0, 3.0]), np.array([2.0, 2.0]))
+    timing.add("A", "c1", np.array([], np.float32), np.array([], np.float32))  # no notes: no value
+    timing.score(scores)
     table = summarise(scores, ["A", "B"], resamples=300, confidence=0.95, seed=0)
     a = table.cell("A", "note_onset_f1")
     assert a.n == 40 and a.low < a.mean < a.high
     assert np.isnan(table.mean.loc["A", "mel_mse"]) and table.clips.loc["A", "mel_mse"] == 0
     assert table.mean.loc["A", "onset_error_ms"] == pytest.approx(20.0)  # (10 + 30) ms over two notes
+    assert table.clips.loc["A", "onset_error_ms"] == 1 and np.isnan(table.mean.loc["B", "onset_error_ms"])
     (diff,) = compare(scores, [("A", "B")], resamples=300, confidence=0.95, seed=0)
     assert diff.metric == "note_onset_f1" and diff.difference.mean == pytest.approx(0.05)
     assert diff.significant and diff.better is True
 
 
 def test_each_system_is_scored_at_the_transcriber_latency_that_fits_it():
-    from pipeline.evaluation.evaluate import settle_latency
+    from pipeline.evaluation.scoring import settle_latency
 
     scores = Scores()
     for i in range(5):  # system A's notes fit at 30 ms, B's at 0 ms
@@ -81,29 +86,3 @@ def test_each_system_is_scored_at_the_transcriber_latency_that_fits_it():
     assert chosen == {"A": 0.03, "B": 0.0}
     assert scores.values["A"]["note_onset_f1"]["c0"] == 0.8 and scores.values["B"]["multipitch_accuracy"]["c4"] == 0.9
     assert not [k for k in scores.values["A"] if "@" in k]
-
-
-def test_the_metrics_record_every_model_file_the_evaluation_loads(tmp_path):
-    """`evaluated_models` hashes exactly the model folders the evaluate stage depends on (dvc.yaml), so that
-    `performer models register` can tell an evaluation of these models from one of older ones."""
-    import hashlib
-    from pathlib import Path
-
-    import yaml
-
-    from pipeline.evaluation.table2 import evaluated_models
-    from tests._params import PARAMS
-
-    repo = Path(__file__).resolve().parents[1]
-    deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["evaluate"]["deps"]
-    folders = {d.split("/", 1)[1] for d in deps if d.startswith("models/")}
-    assert "alignment" in folders and "synthesis" in folders and "hifigan" in folders
-    for i, folder in enumerate(sorted(folders)):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "model.pt").write_bytes(b"weights %d" % i)
-    (tmp_path / "unrelated").mkdir()
-    (tmp_path / "unrelated" / "model.pt").write_bytes(b"not evaluated")
-    recorded = evaluated_models(PARAMS, tmp_path)
-    assert set(recorded) == folders
-    for folder, md5 in recorded.items():
-        assert md5 == hashlib.md5((tmp_path / folder / "model.pt").read_bytes()).hexdigest()

@@ -45,21 +45,25 @@ def test_mel_mse_crops_to_common_frames_and_checks_bins():
 
 
 def test_timing_errors_exact_numbers():
-    """Per-note errors (timing_rows: valid notes only) and their table, as the evaluate stage computes them."""
+    """Per-note errors (timing_errors: valid notes only) and their summary, as the evaluate stage computes them."""
     import torch
 
-    from pipeline.evaluation.evaluate import timing_table
-    from pipeline.evaluation.timing import timing_rows
+    from pipeline.evaluation.scoring import TimingErrors
+    from pipeline.evaluation.summary import timing_summary
+    from pipeline.evaluation.timing import timing_errors
 
     batch = {
         "target_onset": torch.tensor([[0.0, 12.0, 20.0, 99.0]]),
         "target_duration": torch.tensor([[6.0, 5.0, 2.0, 99.0]]),
         "note_mask": torch.tensor([[True, True, True, False]]),
     }  # the last note is padding
-    rows = timing_rows(torch.tensor([[0.0, 10.0, 22.0, 0.0]]), torch.full((1, 4), 5.0), batch)
-    np.testing.assert_array_equal(rows["onset"], [0, 2, 2])
-    np.testing.assert_array_equal(rows["duration"], [1, 0, 3])
-    table = timing_table({"A": {"onset": [rows["onset"]], "duration": [rows["duration"]]}}, frame_seconds=0.016)["A"]
+    onset, duration = timing_errors(torch.tensor([[0.0, 10.0, 22.0, 0.0]]), torch.full((1, 4), 5.0), batch)
+    np.testing.assert_array_equal(onset, [0, 2, 2])
+    np.testing.assert_array_equal(duration, [1, 0, 3])
+    errors = TimingErrors(frame_seconds=0.016)
+    errors.add("A", "c0", onset[:1], duration[:1])  # the same notes in two clips: pooled over notes
+    errors.add("A", "c1", onset[1:], duration[1:])
+    table = timing_summary(errors)["A"]
     assert table["onset_error_frames"] == pytest.approx(4 / 3)
     assert table["onset_error_ms"] == pytest.approx(4 / 3 * 16)
     assert table["median_onset_error_ms"] == pytest.approx(32.0)
@@ -71,7 +75,7 @@ def test_constant_tempo_baselines_at_exact_and_class_tempo():
     tempo (what the alignment model is told) is the class centre, off by the class's rounding."""
     import torch
 
-    from pipeline.evaluation.timing import constant_tempo, timing_rows
+    from pipeline.evaluation.timing import constant_tempo, timing_errors
     from pipeline.models.alignment import AlignmentModel, model_class_tempo
     from pipeline.models.tempo import tempo_centers, tempo_classes
 
@@ -92,11 +96,11 @@ def test_constant_tempo_baselines_at_exact_and_class_tempo():
         "target_duration": torch.full((1, 4), 24.0) * frames_per_tick,
         "note_mask": torch.ones(1, 4, dtype=torch.bool),
     }
-    exact = timing_rows(*constant_tempo(batch, frame_rate), batch)
-    assert exact["onset"].max() < 1e-4 and exact["duration"].max() < 1e-4
+    exact_onset, exact_duration = timing_errors(*constant_tempo(batch, frame_rate), batch)
+    assert exact_onset.max() < 1e-4 and exact_duration.max() < 1e-4
     centre = float(tempo_centers(40)[int(tempo_classes(qpm, 40)[0])])
     assert float(class_tempo_qpm(qpm)[0]) == pytest.approx(centre, rel=1e-6) and abs(centre / 100 - 1) < 0.03
-    coarse = timing_rows(*constant_tempo(batch, frame_rate, qpm=class_tempo_qpm(qpm)), batch)
+    coarse, _ = timing_errors(*constant_tempo(batch, frame_rate, qpm=class_tempo_qpm(qpm)), batch)
     # the last onset (96 ticks = 1 bar of 4 quarters) is off by 96 ticks x the tempo ratio error
     expected = 96 * frame_rate * 60 / 24 * abs(1 / centre - 1 / 100)
-    assert coarse["onset"][-1] == pytest.approx(expected, rel=1e-4) and coarse["onset"][0] == 0
+    assert coarse[-1] == pytest.approx(expected, rel=1e-4) and coarse[0] == 0

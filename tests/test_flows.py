@@ -79,9 +79,9 @@ def test_dag_from_dvc_yaml_matches_dvc_dag(tmp_path):
     # every model folder the evaluation reads is a dep of evaluate, so it runs after the stage that trains it
     # (a new ablation once started evaluate beside its own training)
     from pipeline.config import load_params
-    from pipeline.evaluation.table2 import model_folders
+    from pipeline.evaluation.rows import table_rows
 
-    for folder in model_folders(load_params(REPO / "params.yaml")):
+    for folder in table_rows(load_params(REPO / "params.yaml")).model_folders():
         trainer = next(n for n, stage in dag.stages.items() if f"--out models/{folder} " in f"{stage.cmd[0]} ")
         assert (trainer, "evaluate") in dag.edges, folder
 

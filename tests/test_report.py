@@ -182,7 +182,7 @@ def test_each_card_shows_its_clip_scores(tmp_path: Path):
 def test_report_clips_come_from_each_test_piece_in_turn():
     from types import SimpleNamespace
 
-    from pipeline.evaluation.table2 import report_choice
+    from pipeline.evaluation.report_clips import report_choice
 
     recordings = ["a__x", "a__x", "a__y", "b__x", "b__x", "c__y"]
     clips = SimpleNamespace(refs=[SimpleNamespace(recording=r) for r in recordings])

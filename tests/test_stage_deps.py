@@ -8,8 +8,9 @@ import stage_deps
 
 
 def test_every_stage_depends_on_exactly_the_code_it_imports():
-    """dvc.yaml's code deps of each stage equal the import closure of its script (scripts/stage_deps.py):
-    a module missing would let DVC call stale results up to date; one too many re-runs it for nothing."""
+    """dvc.yaml's code deps of each stage equal the import closure of its script (scripts/stage_deps.py),
+    and the evaluate stage's model deps the folders its rows read: a dep missing would let DVC call stale
+    results up to date; one too many re-runs it for nothing."""
     assert stage_deps.mismatches() == {}
 
 

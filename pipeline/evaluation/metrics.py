@@ -6,7 +6,7 @@
   resolutions (the Parallel WaveGAN / HiFi-GAN family's multi-resolution STFT distance);
 * note, multi-pitch and f0 metrics of transcribed audio live in :mod:`pipeline.evaluation.transcription`
   and :mod:`pipeline.evaluation.pitch`; onset and duration errors of a timing prediction in
-  :mod:`pipeline.evaluation.timing` (per note) and :func:`pipeline.evaluation.evaluate.timing_table`.
+  :mod:`pipeline.evaluation.timing` (per note) and :func:`pipeline.evaluation.summary.timing_summary`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The systems the evaluate stage compares, each turning a batch of held-out clips into audio (and a mel).
+"""The systems the evaluate stage compares, each turning a batch of held-out clips into audio (and a mel),
+and the loading of the models they play (the table's rows, :mod:`pipeline.evaluation.rows`, are built
+from these).
 
 Every synthesis system gets the same input: a ``collate_clips`` batch of held-out clips with their
 aligned notes (the recording's own timing, as in the paper's Table 2) and audio. Each returns, per
@@ -15,7 +17,8 @@ clip, the waveform it makes and, where it has one, its own log-mel prediction:
 * ``Recording``: the recording itself (the ceiling of every audio metric).
 
 Loading is strict: a system whose model is missing raises a PipelineError naming it, so the table
-never has silent gaps.
+never has silent gaps. :class:`ModelFolder` loads a model that several rows play through (a vocoder,
+the alignment model) once.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import vocode
 from pipeline.loudness import shift_mel_db
 from pipeline.mel import LogMelSpectrogram
+from pipeline.models.alignment import AlignmentModel
 from pipeline.models.performancenet import PerformanceNet
 from pipeline.models.pianoroll_hifigan import PianoRollHifigan
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
@@ -65,6 +69,35 @@ def require_model(path: Path, system: str) -> Path:
 def load_vocoder(models: Path, folder: str = "hifigan") -> Vocoder:
     """The vocoder trained into ``models/<folder>`` (whichever kind it is), for inference."""
     return load_vocoder_file(require_model(models / folder / "model.pt", "vocoder"))
+
+
+def load_alignment(models: Path) -> AlignmentModel:
+    """The alignment model trained into ``models/alignment`` (the timing rows), for inference."""
+    from pipeline.models.persistence import load_model
+
+    return load_model(require_model(models / "alignment" / "model.pt", "alignment model"), AlignmentModel)
+
+
+class ModelFolder:
+    """The folder of trained models (``<root>/<name>/model.pt``) as the rows' build functions see it:
+    ``root`` for a model of one row, and the models several rows play through, each loaded once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._vocoders: dict[str, Vocoder] = {}
+        self._alignment: AlignmentModel | None = None
+
+    def vocoder(self, folder: str = "hifigan") -> Vocoder:
+        """The vocoder in ``<root>/<folder>`` (:func:`load_vocoder`)."""
+        if folder not in self._vocoders:
+            self._vocoders[folder] = load_vocoder(self.root, folder)
+        return self._vocoders[folder]
+
+    def alignment(self) -> AlignmentModel:
+        """The alignment model in ``<root>/alignment`` (:func:`load_alignment`)."""
+        if self._alignment is None:
+            self._alignment = load_alignment(self.root)
+        return self._alignment
 
 
 def clip_source(vocoder: Vocoder, batch: Batch, i: int, frames: int, sample_rate: int) -> np.ndarray | None:

@@ -1,19 +1,20 @@
-"""The evaluate table's written forms: metrics/evaluate.json, table2.csv / table2.md, the plots' CSVs."""
+"""The evaluate table's written forms: metrics/evaluate.json, table2.csv / table2.md, the plots' CSVs,
+and the MLflow run that holds them with the listening report."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.config import Params
 from pipeline.datasets.split import Split
-from pipeline.evaluation.evaluate import COLUMNS, Comparison, Scores, Table
+from pipeline.evaluation.scoring import COLUMNS, TRANSCRIPTION_METRICS
+from pipeline.evaluation.summary import Comparison, Table
 from pipeline.io import atomic_path, write_json
-
-MATERIAL_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
 
 
 @dataclass(frozen=True)
@@ -31,23 +32,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def by_material(scores: Scores, systems: list[str], polyphonic: dict[str, bool]) -> dict[str, dict[str, float]]:
-    """Mean of the note metrics over monophonic and over polyphonic clips (their ceilings differ)."""
-    out = {}
-    for system in systems:
-        row = {}
-        for metric in MATERIAL_METRICS:
-            values = scores.values[system][metric]
-            for name, poly in (("monophonic", False), ("polyphonic", True)):
-                part = [v for clip, v in values.items() if polyphonic[clip.rsplit("@", 1)[0]] == poly]
-                if part:
-                    row[f"{metric}_{name}"] = float(np.mean(part))
-        if row:
-            out[system] = row
-    return out
-
-
-def write_outputs(
+def write_tables(
     outputs: TableOutputs,
     table: Table,
     diffs: list[Comparison],
@@ -59,6 +44,9 @@ def write_outputs(
     latency: dict[str, float],
     models: dict[str, str] | None = None,
 ) -> None:
+    """Write every file of ``outputs``: ``timing`` is the timing plot's rows
+    (:func:`pipeline.evaluation.summary.timing_summary`), ``materials`` the by-material means, ``latency``
+    the transcriber latency each system was scored at (s), ``models`` the md5 of each model file evaluated."""
     metrics: dict = {}
     for system in table.mean.index:
         row = {}
@@ -135,7 +123,7 @@ def markdown_table(table: Table) -> str:
 
 
 def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
-    keys = [f"{m}_{k}" for m in MATERIAL_METRICS for k in ("monophonic", "polyphonic")]
+    keys = [f"{m}_{k}" for m in TRANSCRIPTION_METRICS for k in ("monophonic", "polyphonic")]
     lines = [
         "Note metrics by material (means over monophonic / polyphonic clips):",
         "",
@@ -167,3 +155,27 @@ def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
             f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def log_to_mlflow(params: Params, table: Table, outputs: TableOutputs, report: Path) -> None:
+    """A new MLflow run of the evaluate stage: the table's means as metrics, its files and the report as
+    artifacts."""
+    from pipeline.tracking import MlflowTracker, dvc_input_hashes
+
+    tags = {"stage": "evaluate", **{f"dvc_dep:{p}": h for p, h in dvc_input_hashes("evaluate").items()}}
+    run_dir = outputs.metrics.parent
+    (run_dir / "mlflow_run_id").unlink(missing_ok=True)  # every evaluation is a new run
+    tracker = MlflowTracker(
+        "deep-performer", "evaluate", run_dir, params={"evaluate": asdict(params.evaluate)}, tags=tags
+    )
+    try:
+        flat = {
+            f"{slug(s)}.{c}": float(v) for s, row in table.mean.iterrows() for c, v in row.items() if np.isfinite(v)
+        }
+        tracker.log_metrics(flat, 0)
+        for path in (outputs.metrics, outputs.table_csv, outputs.table_md):
+            tracker.log_artifact(path)
+        tracker.mlflow.log_artifacts(str(report), artifact_path="report")
+        tracker.end()
+    finally:
+        (run_dir / "mlflow_run_id").unlink(missing_ok=True)

@@ -1,19 +1,24 @@
-"""Timing systems of the evaluate stage: the alignment model and its constant-tempo baseline.
+"""Timing systems of the evaluate stage: the alignment model and its constant-tempo baselines.
 
-Both predict every note's performed onset and duration in frames for the held-out clips of
+Each predicts every note's performed onset and duration in frames for the held-out clips of
 ``notes="starting"`` (onsets relative to the clip's first note, like the alignment model's
 training targets, so the first note costs nothing):
 
-* ``alignment model``: :class:`pipeline.models.alignment.AlignmentModel` given score, performer
+* the alignment model: :class:`pipeline.models.alignment.AlignmentModel` given score, performer
   and tempo class; predictions made valid by ``to_timeline`` (what rendering uses);
-* ``constant tempo`` (paper Fig. 4): the score played at one tempo, no expressive timing at all,
+* constant tempo (paper Fig. 4): the score played at one tempo, no expressive timing at all,
   given the same tempo information as the alignment model: the centre of the recording's tempo
   class (classes are +-6 % wide, pipeline.models.tempo);
-* ``constant tempo (exact tempo)``: the score at the recording's exact average tempo (``tempo_qpm``
-  of the feature index), an oracle that neither the model nor a user rendering a score has.
+* constant tempo at the exact tempo: the score at the recording's exact average tempo
+  (``tempo_qpm`` of the feature index), an oracle that neither the model nor a user rendering a
+  score has.
+
+The rows of the table that use them are declared in :mod:`pipeline.evaluation.rows`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,6 +26,7 @@ import torch
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, note_errors, to_timeline
 
 Batch = dict[str, torch.Tensor]
+TimingSystem = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]  # batch -> (onset, duration), frames, (B, N)
 
 
 def constant_tempo(
@@ -42,7 +48,7 @@ def alignment_model_timing(model: AlignmentModel, batch: Batch) -> tuple[torch.T
     return onset.float(), (offset - onset).float()
 
 
-def timing_rows(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> dict[str, np.ndarray]:
-    """Per-note absolute errors (frames) of valid notes: ``onset`` and ``duration`` arrays, clip after clip."""
+def timing_errors(onset: torch.Tensor, duration: torch.Tensor, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Per-note absolute onset and duration errors (frames) of the valid notes, clip after clip."""
     onset_error, duration_error = note_errors(onset, duration, batch)
-    return {"onset": onset_error.numpy(), "duration": duration_error.numpy()}
+    return onset_error.numpy(), duration_error.numpy()

@@ -1,7 +1,8 @@
-"""The evaluate stage's work: every system on the same test clips, the paper's Table 2 layout, with
-95 % intervals, a ceiling row (the recording) and a floor row (Griffin-Lim from the recording's mel).
+"""Scoring, clip by clip: every system's output and every timing system's notes on the test clips.
 
-Rows are systems, columns metrics (see the README for a sentence on each):
+The values are kept per clip (:class:`Scores`), so that every cell of the table gets a clip-level
+bootstrap interval and the comparisons get paired differences (:mod:`pipeline.evaluation.summary`).
+The columns (see the README for a sentence on each):
 
     mel_mse              log-mel MSE of the system's own mel prediction vs the recording (Table 2)
     audio_mel_mse        log-mel MSE of the mel of the system's output audio vs the recording (end to end)
@@ -14,29 +15,30 @@ Rows are systems, columns metrics (see the README for a sentence on each):
     onset_error_ms       timing systems: mean absolute onset error (ms, pooled over notes)
     duration_error_ms    timing systems: mean absolute duration error (ms, pooled over notes)
 
-Every value is kept per clip, so each cell gets a clip-level bootstrap interval and the paper's
-comparisons get paired differences (pipeline.evaluation.bootstrap). A metric that does not apply to
-a system (a timing error for a vocoder, a mel for the recording) is NaN and shown as a dash; a
-system that cannot be run, or whose output is NaN, silent or of the wrong length, fails the stage.
+A metric that does not apply to a system (a timing error for a vocoder, a mel for the recording) has
+no value and is shown as a dash; a system whose output is NaN, silent or of the wrong length fails
+the stage, naming it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 import torch
+from tqdm import tqdm
 
 from pipeline.config import MelConfig
+from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.errors import PipelineError
 from pipeline.evaluation import metrics as m
 from pipeline.evaluation.bootstrap import Interval, bootstrap_mean, cell_rng, paired_difference
 from pipeline.evaluation.pitch import f0_metrics
-from pipeline.evaluation.systems import ClipOutput
+from pipeline.evaluation.systems import Batch, ClipOutput, System
+from pipeline.evaluation.timing import TimingSystem, timing_errors
 from pipeline.evaluation.transcription import decode_notes, multipitch_accuracy, note_metrics
 
 COLUMNS = [
@@ -52,6 +54,9 @@ COLUMNS = [
     "duration_error_ms",
 ]
 HIGHER_IS_BETTER = {"note_onset_f1", "note_f1", "multipitch_accuracy", "raw_pitch_accuracy", "voicing_recall"}
+# the metrics of the transcriber's notes: scored at the latency that fits each system (settle_latency),
+# and reported by material too (their ceilings differ between monophonic and polyphonic clips)
+TRANSCRIPTION_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
 SILENCE_RMS = 1e-5  # -100 dBFS: an output this quiet over a whole clip is silence, not a quiet performance
 
 
@@ -102,69 +107,6 @@ class Scores:
         )
 
 
-@dataclass
-class Table:
-    """The evaluation table: per system and metric the mean, interval bounds and clip count."""
-
-    mean: pd.DataFrame
-    low: pd.DataFrame
-    high: pd.DataFrame
-    clips: pd.DataFrame
-
-    def cell(self, system: str, metric: str) -> Interval:
-        return Interval(
-            float(self.mean.loc[system, metric]),
-            float(self.low.loc[system, metric]),
-            float(self.high.loc[system, metric]),
-            int(self.clips.loc[system, metric]),
-        )
-
-
-def summarise(scores: Scores, systems: list[str], resamples: int, confidence: float, seed: int) -> Table:
-    frames = {k: pd.DataFrame(index=systems, columns=COLUMNS, dtype=float) for k in ("mean", "low", "high", "clips")}
-    for system in systems:
-        for metric in COLUMNS:
-            cell = scores.interval(system, metric, resamples, confidence, seed)
-            frames["mean"].loc[system, metric] = cell.mean
-            frames["low"].loc[system, metric] = cell.low
-            frames["high"].loc[system, metric] = cell.high
-            frames["clips"].loc[system, metric] = cell.n
-    return Table(**frames)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    system: str
-    baseline: str
-    metric: str
-    difference: Interval  # system minus baseline
-
-    @property
-    def significant(self) -> bool:
-        return self.difference.excludes_zero()
-
-    @property
-    def better(self) -> bool | None:
-        """Whether ``system`` is better than ``baseline`` (None: no significant difference)."""
-        if not self.significant:
-            return None
-        return (self.difference.mean > 0) == (self.metric in HIGHER_IS_BETTER)
-
-
-def compare(
-    scores: Scores, pairs: list[tuple[str, str]], resamples: int, confidence: float, seed: int
-) -> list[Comparison]:
-    """Paired differences for every metric both systems of each pair have on common clips."""
-    out = []
-    for a, b in pairs:
-        for metric in COLUMNS:
-            if scores.values[a][metric] and scores.values[b][metric]:
-                diff = scores.difference(a, b, metric, resamples, confidence, seed)
-                if diff.n:
-                    out.append(Comparison(a, b, metric, diff))
-    return out
-
-
 def check_output(system: str, out: ClipOutput, clip: ClipInfo, hop: int, n_mels: int) -> None:
     """Fail naming ``system`` when its output cannot be scored honestly."""
     where = f"system {system!r}, clip {clip.id}"
@@ -181,9 +123,6 @@ def check_output(system: str, out: ClipOutput, clip: ClipInfo, hop: int, n_mels:
             raise PipelineError(f"{where}: mel has shape {mel.shape}, expected ({n_mels}, {clip.frames})", "evaluate")
         if not np.isfinite(mel).all():
             raise PipelineError(f"{where}: mel holds NaN or infinite values", "evaluate")
-
-
-TRANSCRIPTION_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
 
 
 class ClipScorer:
@@ -286,6 +225,11 @@ def settle_latency(scores: Scores, systems: list[str], latencies: tuple[float, .
     return chosen
 
 
+def clip_id(ref) -> str:
+    """The id of the clip of a ``ClipDataset`` ref: ``<recording>@<start frame>``."""
+    return f"{ref.recording}@{ref.start}"
+
+
 def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]) -> list[ClipInfo]:
     """What the metrics need of each clip of a ``collate_clips`` batch (its tuning from the batch, where
     the clips carry audio and so their recording's ``tuning_cents``)."""
@@ -295,7 +239,7 @@ def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]
         on = batch["onset_frame"][i][mask].numpy()
         infos.append(
             ClipInfo(
-                id=f"{ref.recording}@{ref.start}",
+                id=clip_id(ref),
                 polyphonic=bool(polyphonic[ref.recording]),
                 frames=ref.frames,
                 pitch=batch["pitch"][i][mask].numpy(),
@@ -309,35 +253,8 @@ def clip_infos(batch: dict[str, torch.Tensor], refs, polyphonic: dict[str, bool]
     return infos
 
 
-def add_timing(
-    scores: Scores, system: str, clip: str, onset_errors: np.ndarray, duration_errors: np.ndarray, frame_seconds: float
-) -> None:
-    """A timing system's errors (frames) on one clip, kept as per-clip sums in ms over its notes."""
-    n = len(onset_errors)
-    if n:
-        ms = frame_seconds * 1000.0
-        scores.add(system, "onset_error_ms", clip, float(np.abs(onset_errors).sum() * ms), weight=n)
-        scores.add(system, "duration_error_ms", clip, float(np.abs(duration_errors).sum() * ms), weight=n)
-
-
-def timing_table(errors: dict[str, dict[str, list[np.ndarray]]], frame_seconds: float) -> dict[str, dict[str, float]]:
-    """Mean absolute onset/duration error in ms (and frames, medians) of each timing system."""
-    out = {}
-    for system, parts in errors.items():
-        onset = np.concatenate(parts["onset"]) if parts["onset"] else np.array([])
-        duration = np.concatenate(parts["duration"]) if parts["duration"] else np.array([])
-        out[system] = {
-            "onset_error_ms": float(onset.mean() * frame_seconds * 1000) if len(onset) else float("nan"),
-            "duration_error_ms": float(duration.mean() * frame_seconds * 1000) if len(duration) else float("nan"),
-            "onset_error_frames": float(onset.mean()) if len(onset) else float("nan"),
-            "median_onset_error_ms": float(np.median(onset) * frame_seconds * 1000) if len(onset) else float("nan"),
-            "notes": len(onset),
-        }
-    return out
-
-
 def run_systems(
-    systems: dict[str, Callable],
+    systems: Mapping[str, System],
     batches,
     scores: Scores,
     scorer: ClipScorer,
@@ -365,3 +282,75 @@ def run_systems(
                 progress.update(1)
         seen += len(infos)
     return seen
+
+
+def score_systems(
+    systems: Mapping[str, System],
+    clips: ClipDataset,
+    order: list[int],
+    polyphonic: dict[str, bool],
+    batch_size: int,
+    scorer: ClipScorer,
+    kept_clips: Collection[str] = (),
+) -> tuple[Scores, dict[str, dict[str, ClipOutput]]]:
+    """Every system on the clips ``order`` of ``clips`` (in batches of ``batch_size``), each clip scored
+    by ``scorer``; returns the scores and, for the clip ids in ``kept_clips`` (the listening report's),
+    every system's output: ``{clip id: {system: output}}``."""
+    scores = Scores()
+    kept: dict[str, dict[str, ClipOutput]] = {}
+
+    def keep(system: str, clip: ClipInfo, out: ClipOutput) -> None:
+        if clip.id in kept_clips:
+            kept.setdefault(clip.id, {})[system] = out
+
+    def batches() -> Iterator[tuple[Batch, list[ClipInfo]]]:
+        for i in range(0, len(order), batch_size):
+            chunk = order[i : i + batch_size]
+            batch = collate_clips([clips[j] for j in chunk])
+            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
+
+    n_batches = -(-len(order) // batch_size)
+    with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:
+        run_systems(systems, batches(), scores, scorer, keep, bar)
+    return scores, kept
+
+
+@dataclass
+class TimingErrors:
+    """Each timing system's absolute per-note errors (frames), clip by clip: the one record of timing
+    errors that the table's timing cells (:meth:`score`) and the timing plot
+    (:func:`pipeline.evaluation.summary.timing_summary`) are computed from."""
+
+    frame_seconds: float
+    # system -> [(clip id, onset errors, duration errors)], the clips in the order they were scored
+    clips: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+
+    def add(self, system: str, clip: str, onset: np.ndarray, duration: np.ndarray) -> None:
+        self.clips.setdefault(system, []).append((clip, onset, duration))
+
+    def score(self, scores: Scores) -> None:
+        """Each clip's errors into ``scores`` as per-clip sums in ms over its notes (a pooled mean)."""
+        ms = self.frame_seconds * 1000.0
+        for system, clips in self.clips.items():
+            for clip, onset, duration in clips:
+                n = len(onset)
+                if n:
+                    scores.add(system, "onset_error_ms", clip, float(np.abs(onset).sum() * ms), weight=n)
+                    scores.add(system, "duration_error_ms", clip, float(np.abs(duration).sum() * ms), weight=n)
+
+
+def score_timing(
+    systems: Mapping[str, TimingSystem], clips: ClipDataset, batch_size: int, frame_seconds: float
+) -> TimingErrors:
+    """Every timing system's onsets and durations for the notes of ``clips`` (a ``notes="starting"``
+    dataset), in batches of ``batch_size``: the errors of each note, kept per clip."""
+    errors = TimingErrors(frame_seconds, {name: [] for name in systems})
+    for i in range(0, len(clips), batch_size):
+        chunk = range(i, min(len(clips), i + batch_size))
+        batch = collate_clips([clips[j] for j in chunk])
+        clip_ends = np.cumsum(batch["note_mask"].sum(dim=1).numpy())[:-1]  # rows are the valid notes, clip after clip
+        for name, system in systems.items():
+            onset, duration = timing_errors(*system(batch), batch)
+            for j, clip_onset, clip_duration in zip(chunk, np.split(onset, clip_ends), np.split(duration, clip_ends)):
+                errors.add(name, clip_id(clips.refs[j]), clip_onset, clip_duration)
+    return errors
