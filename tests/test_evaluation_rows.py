@@ -128,6 +128,7 @@ def test_each_row_loads_exactly_the_model_folders_it_declares(monkeypatch, tmp_p
 
     monkeypatch.setattr(sys_, "require_model", require)
     monkeypatch.setattr(persistence, "load_model", lambda path, cls: mock.MagicMock())
+    monkeypatch.setattr(sys_, "load_vocoder_file", lambda path: mock.MagicMock())
     rows = table_rows(PARAMS)
     for row in rows.rows:
         asked.clear()
