@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.inference import PerformerModels, load_folder, predict_timing, render_score, synthesize_mel, vocode
+from pipeline.inference.models import PerformerModels, load_folder
 from pipeline.inference.onnx_export import export_onnx
-from pipeline.inference.onnx_models import OnnxModels, onnx_status
-from pipeline.inference.render import frame_timeline
+from pipeline.inference.runtime.onnx_models import OnnxModels, onnx_status
+from pipeline.inference.runtime.render import frame_timeline, predict_timing, render_score, synthesize_mel, vocode
 from pipeline.models.alignment import to_timeline
 from pipeline.models.persistence import save_model
 from pipeline.models.source_filter import SourceFilterVocoder
@@ -157,7 +157,7 @@ def test_the_onnx_path_imports_no_torch(exported):
     folder, _, _ = exported
     code = (
         "import sys; import numpy as np; from pipeline.scores import NoteTable; "
-        "from pipeline.inference.onnx_models import OnnxModels; from pipeline.inference.render import render_score; "
+        "from pipeline.inference.runtime.onnx_models import OnnxModels; from pipeline.inference.runtime.render import render_score; "
         "n = np.arange(12); notes = NoteTable(n * 24, n * 0 + 24, 60 + n, n * 0 + 80, n * 0, tempo_qpm=100.0); "
         f"r = render_score(OnnxModels({str(folder / 'onnx')!r}), notes, 'ana'); "
         "assert r.audio.std() > 0; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
@@ -185,8 +185,9 @@ def test_a_stale_or_missing_export_is_named(tmp_path):
 
 def test_the_runner_reads_what_the_exporter_writes():
     """onnx_models cannot import onnx_export (it imports torch): their shared constants are checked here."""
-    from pipeline.inference import onnx_export, onnx_models
+    from pipeline.inference import onnx_export
     from pipeline.inference.models import MODEL_NAMES
+    from pipeline.inference.runtime import onnx_models
 
     assert onnx_models.FORMAT == onnx_export.FORMAT
     assert onnx_models.GRAPHS == onnx_export.GRAPHS

@@ -29,7 +29,7 @@ def build_vocoder(kind: str = "hifigan", level_offset_db: float = 0.0, **kwargs:
 
     ``level_offset_db``: the dB its output falls short of the recordings' level on its validation clips,
     measured by its training stage after training (:meth:`pipeline.training.hifigan_task.HifiganTask.calibrate`)
-    and added back by :func:`pipeline.inference.render.vocode`; not a setting of the network, so it is
+    and added back by :func:`pipeline.inference.runtime.render.vocode`; not a setting of the network, so it is
     an attribute beside it (0 for vocoders trained before it was measured)."""
     if kind not in VOCODER_KINDS:
         raise ValueError(f"unknown vocoder {kind!r} (known: {', '.join(VOCODER_KINDS)})")

@@ -140,7 +140,7 @@ class HifiganTask:
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """After training: set the vocoder's ``level_offset_db`` to the dB its output falls short of the
         recordings on ``batches`` (the validation segments or clips), their real samples' power pooled
-        (:mod:`pipeline.loudness`); :func:`pipeline.inference.render.vocode` adds it back. Returns it as the
+        (:mod:`pipeline.loudness`); :func:`pipeline.inference.runtime.render.vocode` adds it back. Returns it as the
         argument :func:`pipeline.models.vocoders.build_vocoder` stores it as (nothing where the stage's
         ``level_calibration`` is off, as for the paper's HiFi-GAN V2, nor for the piano-roll baseline,
         which is no vocoder)."""
