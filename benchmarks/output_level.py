@@ -100,7 +100,7 @@ def at_level(models: Path, vocoder, rate: int, loudness: str):
     import torch
 
     from pipeline.evaluation.systems import ClipOutput, clip_source
-    from pipeline.inference import vocode
+    from pipeline.inference.runtime.render import vocode
     from pipeline.loudness import set_mel_level
     from pipeline.models.persistence import load_model
     from pipeline.models.synthesis import SynthesisModel, synthesis_inputs

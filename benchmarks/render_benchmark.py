@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.align_benchmark import long_score  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.inference import PerformerModels, predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
+from pipeline.inference.models import PerformerModels  # noqa: E402
+from pipeline.inference.runtime.render import predict_timing, render_score, synthesize_mel, vocode  # noqa: E402
 from pipeline.models.alignment import AlignmentModel  # noqa: E402
 from pipeline.models.hifigan import Generator  # noqa: E402
 from pipeline.models.synthesis import SynthesisModel  # noqa: E402

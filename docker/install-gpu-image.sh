@@ -112,7 +112,7 @@ say "installing the project ($spec) with torch held at $installed"
 
 # ---------------------------------------------------------------- verify
 "$VENV/bin/python" - "$installed" "$REQUIRE_CUDA_TORCH" <<'EOF'
-import sys, torch, fluidsynth, librosa, music21, muspy, dvc, mlflow, prefect  # noqa: F401
+import sys, torch, fluidsynth, librosa, mido, music21, muspy, dvc, mlflow, prefect  # noqa: F401
 import pipeline
 from pipeline.evaluation.transcription import model_path
 from pathlib import Path

@@ -14,7 +14,7 @@ from typing import NoReturn
 import typer
 
 from pipeline.errors import PipelineError
-from pipeline.serving.job import IDLE_TIMEOUT_S, RENDER_THREADS
+from pipeline.render_job import RENDER_THREADS
 
 app = typer.Typer(
     help="Deep Performer: score-to-audio performance synthesis pipeline.",
@@ -239,13 +239,21 @@ def mel(
     typer.echo(f"wrote {output} {spec.shape}")
 
 
-SERVER_MODES = ("auto", "off")
-
-
 @app.command()
 def render(
-    score: Path = typer.Argument(..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) file"),
-    output: Path = typer.Option(..., "-o", "--output", help="audio file to write (.wav or .flac, at the models' rate)"),
+    scores: list[Path] = typer.Argument(
+        ..., help="MIDI (.mid/.midi) or MusicXML (.xml/.musicxml/.mxl) files: one with -o, any number with --out-dir"
+    ),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="audio file to write for the one score (.wav or .flac, at the models' rate)"
+    ),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out-dir",
+        help="folder to write each score's audio into, as <score name>.wav, in one process that loads the models "
+        "once; every score is read before the models are loaded, each score's file is written whole or not at "
+        "all, and a score that fails stops the command (the files of the scores before it stay)",
+    ),
     performer: str | None = typer.Option(
         None,
         help="a performer the models were trained on (default: the first), or a blend of them that mixes "
@@ -271,8 +279,12 @@ def render(
         "importing torch; torch: the models themselves; auto: onnx where the export is there and current for a "
         'models folder, else torch (docs/benchmarks.md, "Render command")',
     ),
-    mel_plot: Path | None = typer.Option(None, "--mel-plot", help="also draw the predicted mel with the notes (PNG)"),
-    timing: Path | None = typer.Option(None, help="also write each note's performed onset,offset in seconds (CSV)"),
+    mel_plot: Path | None = typer.Option(
+        None, "--mel-plot", help="also draw the predicted mel with the notes (PNG; with -o)"
+    ),
+    timing: Path | None = typer.Option(
+        None, help="also write each note's performed onset,offset in seconds (CSV; with -o)"
+    ),
     loudness: str = typer.Option(
         "calibrated",
         help="calibrated: the model's level plus the dB it falls short of the recordings on unseen pieces "
@@ -280,103 +292,101 @@ def render(
         "level of the performer's training recordings; model: the synthesis model's own level, several dB "
         'quieter (docs/benchmarks.md, "Output level")',
     ),
-    threads: int | None = typer.Option(
-        None,
+    threads: int = typer.Option(
+        RENDER_THREADS,
         min=1,
-        help="CPU threads for the models (default 1, or a render server's; docs/benchmarks.md, "
-        '"Render command": one is as fast on an idle machine and far faster on a busy one)',
-    ),
-    server: str = typer.Option(
-        "auto",
-        help="auto: when `performer serve` runs for these models and parameters, it renders (the models stay "
-        "loaded: a shorter wait, the same bytes); off: render in this process",
+        help='CPU threads for the models (docs/benchmarks.md, "Render command": one is as fast on an idle '
+        "machine and far faster on a busy one)",
     ),
     params: Path = typer.Option(
         Path("params.yaml"),
         help="parameter file: the mel recipe the models were trained on (a composite registered model carries its own)",
     ),
 ) -> None:
-    """Render a score to audio through the three trained models (alignment -> synthesis -> vocoder)."""
+    """Render scores to audio through the three trained models (alignment -> synthesis -> vocoder)."""
     import time
 
     started = time.perf_counter()
-    from pipeline.outputs import AUDIO_SUFFIXES, check_output
-    from pipeline.serving.job import (
-        RenderDone,
+    from pipeline.render_job import (
         RenderRequest,
         check_loudness,
         choose_backend,
-        is_models_folder,
         load_bundle,
         read_request_score,
         render_files,
     )
 
-    done: RenderDone | None = None
-    request = RenderRequest(
-        score=str(score),
-        output=str(output),
-        performer=performer,
-        tempo=tempo,
-        loudness=loudness,
-        mel_plot=None if mel_plot is None else str(mel_plot),
-        timing=None if timing is None else str(timing),
-    )
     try:  # the outputs first, before the seconds of loading models: a bad path fails at once
-        check_output(output, AUDIO_SUFFIXES)
-        if mel_plot is not None:
-            check_output(mel_plot, (".png",), "--mel-plot")
-        if timing is not None:
-            check_output(timing, (".csv",), "--timing")
+        outputs = _render_outputs(scores, output, out_dir, mel_plot, timing)
         _check_tempo(tempo)
-        if server not in SERVER_MODES:
-            raise PipelineError(f"--server must be one of {', '.join(SERVER_MODES)}, not {server!r}")
-        if server == "auto" and is_models_folder(models):
-            from pipeline.serving.client import ask_server
-
-            options = {"backend": backend, "device": device, "threads": threads}
-            done = ask_server(Path(models), params, request, options)
-        if done is None:
-            check_loudness(loudness)
-            onnx_folder = choose_backend(backend, models, device, params)
-            notes = read_request_score(request)
-            bundle = load_bundle(models, device, params, threads or RENDER_THREADS, onnx_folder)
-            done = render_files(bundle, request, notes)
+        check_loudness(loudness)
+        requests = [
+            RenderRequest(
+                score=str(score),
+                output=str(audio),
+                performer=performer,
+                tempo=tempo,
+                loudness=loudness,
+                mel_plot=None if mel_plot is None else str(mel_plot),
+                timing=None if timing is None else str(timing),
+            )
+            for score, audio in zip(scores, outputs)
+        ]
+        onnx_folder = choose_backend(backend, models, device, params)
+        notes = [read_request_score(request) for request in requests]
+        bundle = load_bundle(models, device, params, threads, onnx_folder)
+        for request, score_notes in zip(requests, notes):
+            try:
+                done = render_files(bundle, request, score_notes)
+            except PipelineError as err:
+                if len(requests) == 1 or err.path is not None:
+                    raise
+                raise PipelineError(str(err), request.score) from err
+            typer.echo(
+                f"wrote {request.output} ({done.notes} notes, {done.seconds:.1f} s, performer {done.performer}, "
+                f"{time.perf_counter() - started:.1f} s)"
+            )
     except PipelineError as err:
         _fail(err)
-    typer.echo(
-        f"wrote {output} ({done.notes} notes, {done.seconds:.1f} s, performer {done.performer}, "
-        f"{time.perf_counter() - started:.1f} s)"
-    )
 
 
-@app.command()
-def serve(
-    models: Path = typer.Option(Path("models"), "--models", "--model", help="folder of the training stages' outputs"),
-    params: Path = typer.Option(Path("params.yaml"), help="parameter file: the mel recipe the models were trained on"),
-    backend: str = typer.Option("auto", help="as `performer render --backend`"),
-    device: str = typer.Option("auto", help="as `performer render --device`"),
-    threads: int = typer.Option(
-        RENDER_THREADS, min=1, help="CPU threads for the models (as `performer render --threads`)"
-    ),
-    idle_minutes: float = typer.Option(
-        IDLE_TIMEOUT_S / 60, min=0, help="stop after this many minutes without a job (0: only on Ctrl-C or SIGTERM)"
-    ),
-) -> None:
-    """Keep a models folder loaded for `performer render` (same files, a shorter wait; stops when idle).
+def _render_outputs(
+    scores: list[Path], output: Path | None, out_dir: Path | None, mel_plot: Path | None, timing: Path | None
+) -> list[Path]:
+    """The audio file of each score (``-o`` for one, ``--out-dir``/<score name>.wav for any number),
+    every output checked (:func:`pipeline.outputs.check_output`)."""
+    from pipeline.outputs import AUDIO_SUFFIXES, check_output
 
-    `performer render --models M --params P` hands its job to the server of M and P when one runs. The
-    server loads the models again when their files or the parameters change, and stops when its own
-    code changed; it listens on a Unix socket only this user can reach (README, "Render server")."""
-    from pipeline.serving.server import RenderServer
-
-    try:
-        server = RenderServer(
-            models, params, backend=backend, device=device, threads=threads, idle_timeout_s=idle_minutes * 60
+    if (output is None) == (out_dir is None):
+        raise PipelineError(
+            "give -o FILE (one score) or --out-dir FOLDER (any number of scores)"
+            if output is None
+            else "give -o FILE or --out-dir FOLDER, not both"
         )
-        server.run()
-    except PipelineError as err:
-        _fail(err)
+    if output is not None:
+        if len(scores) > 1:
+            raise PipelineError(f"-o names one audio file: for {len(scores)} scores give --out-dir FOLDER", output)
+        outputs = [check_output(output, AUDIO_SUFFIXES)]
+    else:
+        assert out_dir is not None
+        if out_dir.exists() and not out_dir.is_dir():
+            raise PipelineError("--out-dir is a file, not a folder", out_dir)
+        for flag, given in (("--mel-plot", mel_plot), ("--timing", timing)):
+            if given is not None:
+                raise PipelineError(f"{flag} names one file: give it with -o FILE and one score, not --out-dir", given)
+        outputs = [out_dir / f"{score.stem}.wav" for score in scores]
+        first: dict[Path, Path] = {}
+        for score, audio in zip(scores, outputs):
+            if audio in first:
+                raise PipelineError(f"{first[audio]} and {score} would both be written to {audio}", score)
+            first[audio] = score
+        for audio in outputs:
+            check_output(audio, AUDIO_SUFFIXES)
+    if mel_plot is not None:
+        check_output(mel_plot, (".png",), "--mel-plot")
+    if timing is not None:
+        check_output(timing, (".csv",), "--timing")
+    return outputs
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Scores as note tables: MIDI (muspy) and MusicXML / .mxl (music21) in one type.
+"""Scores as note tables: MIDI (mido, :func:`read_midi`) and MusicXML / .mxl (music21) in one type.
 
 Times are in ticks at 24 per quarter note (the paper's resolution). Ties are merged
 and repeats expanded, so a table lists the notes in the order they are played.
@@ -283,17 +283,38 @@ def notes_from_music21(score, name: str = "", path: str | Path | None = None) ->
     return _finish(onset, duration, pitch, velocity, track, qpm, name, path, tempo_map)
 
 
-def read_midi(path: str | Path) -> NoteTable:
-    """The notes of a type-0/1 MIDI file (drum channel left out) in ``TICKS_PER_QUARTER`` ticks.
+@dataclass
+class MidiNotes:
+    """The notes of a MIDI file at the file's own resolution, in the rows of their :class:`NoteTable`
+    (``table``, the notes at ``TICKS_PER_QUARTER``: :func:`read_midi`'s result), so that the exact times of
+    each row can be computed: ``onset`` and ``offset`` in MIDI ticks (``ticks_per_beat`` per quarter),
+    ``tempos`` every ``set_tempo`` of the file as ``(MIDI tick, qpm)``, track after track, in file order."""
 
-    Read with mido directly: what muspy's MIDI reader does, note for note (tested against it), without
-    importing muspy, which costs 2-3 s of every `performer render` (it imports torch and its dataset
-    machinery). The semantics are muspy's: a note is closed by the first note-off of its key and
-    channel (first in, first out), notes still sounding at the end of a track end there, one track per
-    (MIDI track, program, channel) in the order they are first used, the first tempo event's tempo
-    (``tempo_qpm``). Beyond muspy: the tempo map (``tempo_changes``) of every ``set_tempo`` of every
-    track, at the note grid's ticks; the first tempo holds from tick 0, and where several events share
-    a tick the first (in track order) counts.
+    table: NoteTable
+    onset: np.ndarray
+    offset: np.ndarray
+    ticks_per_beat: int
+    tempos: list[tuple[int, float]]
+
+
+def read_midi(path: str | Path) -> NoteTable:
+    """The notes of a type-0/1 MIDI file (drum channel left out) in ``TICKS_PER_QUARTER`` ticks
+    (:func:`read_midi_notes`, which also keeps the file's own ticks)."""
+    return read_midi_notes(path).table
+
+
+def read_midi_notes(path: str | Path) -> MidiNotes:
+    """The notes of a type-0/1 MIDI file (drum channel left out): their table in ``TICKS_PER_QUARTER``
+    ticks and their ticks in the file (:class:`MidiNotes`). The project's one MIDI reader (`performer
+    render`, the corpora, MAESTRO), on mido.
+
+    The semantics are muspy's MIDI reader's, note for note (tested against it): a note is closed by
+    the first note-off of its key and channel (first in, first out), notes still sounding at the end of
+    a track end there, one track per (MIDI track, program, channel) in the order they are first used,
+    the first tempo event's tempo (``tempo_qpm``), each time rounded to the grid with Python's
+    ``round`` (muspy's ``adjust_resolution``). Beyond muspy: the tempo map (``tempo_changes``) of every
+    ``set_tempo`` of every track, at the note grid's ticks; the first tempo holds from tick 0, and
+    where several events share a tick the first (in track order) counts.
     """
     import mido
 
@@ -341,19 +362,23 @@ def read_midi(path: str | Path) -> NoteTable:
             notes = part(channel)
             notes.extend((onset, key, now - onset, velocity) for onset, velocity in started)
         tracks.extend((channel == 9, sorted(notes)) for (_, channel), notes in parts.items())
+    rows = [
+        (start, length, key, vel, index)
+        for index, (_, notes) in enumerate(t for t in tracks if not t[0])
+        for start, key, length, vel in notes
+    ]
+    columns = [np.array(column, dtype=np.int64) for column in zip(*rows)] if rows else [np.zeros(0, np.int64)] * 5
+    start, length, pitch, velocity, track = columns
     scale = TICKS_PER_QUARTER / midi.ticks_per_beat
-    onset, duration, pitch, velocity, track = [], [], [], [], []
-    for index, (_, notes) in enumerate(t for t in tracks if not t[0]):
-        for start, key, length, vel in notes:
-            begin = round(start * scale)  # Python's rounding, as muspy's adjust_resolution
-            onset.append(begin)
-            duration.append(round((start + length) * scale) - begin)
-            pitch.append(key)
-            velocity.append(vel)
-            track.append(index)
+    onset = np.array([round(tick * scale) for tick in start.tolist()], dtype=np.int64)
+    end = np.array([round(tick * scale) for tick in (start + length).tolist()], dtype=np.int64)
+    order = np.lexsort((pitch, onset))  # NoteTable.sorted()'s order, which _finish keeps (a stable sort of sorted rows)
     tempo_map = tempo_map_rows([(round(tick * scale), qpm) for tick, qpm in tempos]) if tempos else None
     qpm = float(tempo_map[0, 1]) if tempo_map is not None else DEFAULT_TEMPO_QPM
-    return _finish(onset, duration, pitch, velocity, track, qpm, path.stem, path, tempo_map)
+    table = _finish(
+        onset[order], (end - onset)[order], pitch[order], velocity[order], track[order], qpm, path.stem, path, tempo_map
+    )
+    return MidiNotes(table, start[order], (start + length)[order], int(midi.ticks_per_beat), tempos)
 
 
 def read_musicxml(path: str | Path) -> NoteTable:

@@ -67,6 +67,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps basic-pitch==0.4.0
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -c "import fluidsynth, torch, librosa, music21, muspy, dvc, onnxruntime; from pipeline.evaluation.transcription import model_path; model_path()" \
+.venv/bin/python -c "import fluidsynth, torch, librosa, mido, music21, muspy, dvc, onnxruntime; from pipeline.evaluation.transcription import model_path; model_path()" \
   || { say "error: the Python environment is incomplete; delete .venv and re-run scripts/setup.sh" >&2; exit 1; }
 say "ready (.venv: $(.venv/bin/python --version), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

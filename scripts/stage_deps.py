@@ -44,21 +44,6 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def lazy_exports(package: str, root: Path = ROOT) -> dict[str, str]:
-    """The names package ``package`` loads on first use (PEP 562 ``__getattr__``) and the module each comes
-    from: its ``__init__.py``'s module-level ``_LAZY = {"name": "module", ...}`` literal (e.g.
-    ``pipeline/inference/__init__.py``, lazy so that the torch-free modules in it do not import torch).
-    ``from package import name`` then counts as importing that module."""
-    path = module_path(package, root)
-    if path is None or path.name != "__init__.py":
-        return {}
-    for node in ast.parse(path.read_text(), filename=str(path)).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        if isinstance(target, ast.Name) and target.id == "_LAZY":
-            return dict(ast.literal_eval(node.value))
-    return {}
-
-
 def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     """Project modules ``path`` imports (absolute and relative, at any depth of the file)."""
     name = _module_name(path, root)
@@ -75,8 +60,6 @@ def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
-            lazy = lazy_exports(base, root)  # `from pkg import name`, name loaded on first use from a module
-            found.update(lazy[alias.name] for alias in node.names if alias.name in lazy)
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)

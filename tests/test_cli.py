@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_scores import write_midi
 
-COMMANDS = ["stage", "performers", "perform", "align", "mel", "render", "serve"]
+COMMANDS = ["stage", "performers", "perform", "align", "mel", "render"]
 
 
 def performer(*args, cwd=None):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.inference import vocode
+from pipeline.inference.runtime.render import vocode
 from pipeline.models.excitation import harmonic_excitation, midi_to_hz
 from pipeline.models.hifigan import Generator
 from tests._params import MEL

@@ -15,14 +15,8 @@ from torch import nn
 
 from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
-from pipeline.inference import (
-    PerformerModels,
-    crossfade_weights,
-    predict_timing,
-    render_score,
-    synthesize_mel,
-    vocode,
-)
+from pipeline.inference.models import PerformerModels
+from pipeline.inference.runtime.render import crossfade_weights, predict_timing, render_score, synthesize_mel, vocode
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, to_timeline
 from pipeline.models.calibration import Calibration
 from pipeline.models.hifigan import Generator

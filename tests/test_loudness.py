@@ -148,7 +148,7 @@ def with_levels(levels: tuple[float, ...]):
 
 
 def test_render_plays_at_the_calibrated_or_the_performers_level():
-    from pipeline.inference import render_score
+    from pipeline.inference.runtime.render import render_score
 
     notes = long_score(n=20)
     models = with_levels((-30.0, -12.0))
@@ -235,7 +235,7 @@ def test_a_post_training_setting_does_not_stop_a_finished_checkpoint_from_resumi
 
 
 def test_vocode_adds_the_vocoders_measured_offset_and_it_survives_a_model_file(tmp_path):
-    from pipeline.inference import vocode
+    from pipeline.inference.runtime.render import vocode
     from pipeline.models.vocoders import build_vocoder, load_vocoder
     from tests.test_inference import SMALL_VOCODER
 

@@ -186,13 +186,13 @@ def test_download_verifies_sha256_and_reads(release, tmp_path):
 
 
 def test_tick_seconds_follows_the_tempo_map():
-    class Tempo:
-        def __init__(self, time, qpm):
-            self.time, self.qpm = time, qpm
-
     # 120 qpm until tick 0 is overridden to 60, then 120 from beat 2 (resolution 10)
-    seconds = tick_seconds(np.array([0, 10, 20, 30]), [Tempo(20, 120.0), Tempo(0, 60.0)], 10)
+    seconds = tick_seconds(np.array([0, 10, 20, 30]), [(20, 120.0), (0, 60.0)], 10)
     assert seconds == pytest.approx([0.0, 1.0, 2.0, 2.5])
+    # two events at one tick: the last in file order holds (90, not 30)
+    assert tick_seconds(np.array([10, 20]), [(0, 60.0), (10, 30.0), (10, 90.0)], 10) == pytest.approx(
+        [1.0, 1.0 + 2 / 3]
+    )
     assert tick_seconds(np.array([0, 5]), [], 10) == pytest.approx([0.0, 0.25])  # MIDI default 120 qpm
 
 

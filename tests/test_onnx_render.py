@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.inference import PerformerModels, load_folder, predict_timing, render_score, synthesize_mel, vocode
+from pipeline.inference.models import PerformerModels, load_folder
 from pipeline.inference.onnx_export import export_onnx
-from pipeline.inference.onnx_models import OnnxModels, onnx_status
-from pipeline.inference.render import frame_timeline
+from pipeline.inference.runtime.onnx_models import OnnxModels, onnx_status
+from pipeline.inference.runtime.render import frame_timeline, predict_timing, render_score, synthesize_mel, vocode
 from pipeline.models.alignment import to_timeline
 from pipeline.models.calibration import Calibration
 from pipeline.models.persistence import save_model
@@ -156,18 +156,25 @@ def test_render_score_on_onnxruntime_matches_torch(exported):
 
 
 def test_the_onnx_path_imports_no_torch(exported):
-    """What `performer render` saves: torch (and pandas) are never imported on the ONNX path."""
+    """What `performer render` saves: importing every module of pipeline.inference.runtime and the render
+    job, choosing the export and rendering with it, in a fresh process, never imports torch (nor pandas)."""
     folder, _, _ = exported
     code = (
-        "import sys; import numpy as np; from pipeline.scores import NoteTable; "
-        "from pipeline.inference.onnx_models import OnnxModels; from pipeline.inference.render import render_score; "
+        "import importlib, pkgutil, sys; from pathlib import Path; import numpy as np; "
+        "import pipeline.inference.runtime as runtime; "
+        "names = [m.name for m in pkgutil.iter_modules(runtime.__path__, 'pipeline.inference.runtime.')]; "
+        "[importlib.import_module(name) for name in names]; "
+        "from pipeline.render_job import choose_backend, load_bundle; "
+        "from pipeline.inference.runtime.render import render_score; from pipeline.scores import NoteTable; "
+        f"models = {str(folder)!r}; params = Path({str(REPO / 'params.yaml')!r}); "
+        "onnx = choose_backend('auto', models, 'auto', params); assert onnx is not None; "
         "n = np.arange(12); notes = NoteTable(n * 24, n * 0 + 24, 60 + n, n * 0 + 80, n * 0, tempo_qpm=100.0); "
-        f"r = render_score(OnnxModels({str(folder / 'onnx')!r}), notes, 'ana'); "
-        "assert r.audio.std() > 0; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
+        "r = render_score(load_bundle(models, 'auto', params, 1, onnx), notes, 'ana'); assert r.audio.std() > 0; "
+        "print(len(names), sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "5 []"  # blend, bundle, networks, onnx_models, render
 
 
 def test_a_stale_or_missing_export_is_named(tmp_path):
@@ -191,8 +198,9 @@ def test_a_stale_or_missing_export_is_named(tmp_path):
 
 def test_the_runner_reads_what_the_exporter_writes():
     """onnx_models cannot import onnx_export (it imports torch): their shared constants are checked here."""
-    from pipeline.inference import onnx_export, onnx_models
+    from pipeline.inference import onnx_export
     from pipeline.inference.models import MODEL_NAMES
+    from pipeline.inference.runtime import onnx_models
 
     assert onnx_models.FORMAT == onnx_export.FORMAT
     assert onnx_models.GRAPHS == onnx_export.GRAPHS

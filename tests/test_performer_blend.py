@@ -10,8 +10,9 @@ import torch
 
 from pipeline.datasets.clips import collate_clips, cut_clip
 from pipeline.errors import PipelineError
-from pipeline.inference import PerformerModels, predict_timing, render_score, synthesize_mel
-from pipeline.inference.blend import parse_performers
+from pipeline.inference.models import PerformerModels
+from pipeline.inference.runtime.blend import parse_performers
+from pipeline.inference.runtime.render import predict_timing, render_score, synthesize_mel
 from pipeline.models.alignment import AlignmentModel, alignment_inputs
 from pipeline.models.hifigan import Generator
 from pipeline.models.performer_blend import performer_vectors

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from _servers import free_port, stop, wait_until_answers
 from pipeline.errors import PipelineError
-from pipeline.inference import render_score
+from pipeline.inference.runtime.render import render_score
 from pipeline.io import file_md5
 from pipeline.registry.loading import load_models
 from pipeline.scores import read_score

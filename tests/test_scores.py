@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import TICKS_PER_QUARTER
 from pipeline.errors import PipelineError
-from pipeline.scores import NoteTable, _finish, read_midi, read_score
+from pipeline.scores import NoteTable, _finish, read_midi, read_midi_notes, read_score
 
 
 def write_midi(path, notes, tpq=480, tempo_bpm=90):
@@ -136,12 +136,24 @@ def _muspy_notes(path):
     return rows, float(music.tempos[0].qpm) if music.tempos else None
 
 
+def _muspy_native(path):
+    """(onset, offset, pitch) in the file's own ticks, as muspy reads them, ordered as read_midi's rows."""
+    import muspy
+
+    music = muspy.read_midi(path)
+    notes = [n for t in music.tracks if not t.is_drum for n in t.notes]
+    factor = TICKS_PER_QUARTER / music.resolution
+    order = np.lexsort(([n.pitch for n in notes], [round(n.time * factor) for n in notes]))
+    return [(notes[i].time, notes[i].time + notes[i].duration, notes[i].pitch) for i in order]
+
+
 @pytest.mark.parametrize("resolution", [96, 220, 480, 1000])
 def test_midi_reader_matches_muspy_note_for_note(tmp_path, resolution):
     """Awkward files: two tracks, several channels and programs, a drum channel, the same key struck
     twice before its note-off (first in, first out), note-on with velocity 0 as note-off, notes left
     sounding at the end of a track, controllers, tempo changes, resolutions that round at .5."""
     import mido
+    import muspy
 
     rng = np.random.default_rng(resolution)
     midi = mido.MidiFile(type=1, ticks_per_beat=resolution)
@@ -180,4 +192,9 @@ def test_midi_reader_matches_muspy_note_for_note(tmp_path, resolution):
     for column in ("onset", "duration", "pitch", "velocity", "track"):
         np.testing.assert_array_equal(getattr(table, column), getattr(expected, column), err_msg=column)
     assert table.tempo_qpm == qpm and abs(qpm - 90.0) < 1e-3  # the first tempo event's
+    # the file's own ticks of each row (what MAESTRO's exact times are computed from), and its tempo events
+    native = read_midi_notes(path)
+    assert list(zip(native.onset.tolist(), native.offset.tolist(), native.table.pitch.tolist())) == _muspy_native(path)
+    assert native.ticks_per_beat == resolution and native.table.pitch.tolist() == table.pitch.tolist()
+    assert native.tempos == [(t.time, t.qpm) for t in muspy.read_midi(path).tempos] and len(native.tempos) == 4
     assert set(table.track) == {0, 1, 2, 3}  # drums left out: two tracks x two melodic channels

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import VOCODERS
 from pipeline.errors import PipelineError
-from pipeline.inference import vocode
+from pipeline.inference.runtime.render import vocode
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.excitation import _partials, harmonic_excitation
 from pipeline.models.hifigan import mel_l1_loss
@@ -200,7 +200,7 @@ def test_rendering_imports_neither_librosa_nor_muspy(tmp_path):
         "import sys; from pipeline.models.source_filter import SourceFilterVocoder; from pipeline.scores import "
         f"read_score; SourceFilterVocoder(channels=8, layers=1, **{RECIPE!r}); "
         f"read_score({str(tmp_path / 'a.mid')!r}); "
-        "import pipeline.inference; "
+        "import pipeline.inference.runtime.render; "
         "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'muspy', 'music21') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -235,7 +235,7 @@ def test_perform_memory_does_not_grow_with_the_score(tmp_path):
 def test_render_score_shows_each_step_and_its_output_does_not_change(monkeypatch):
     """Every step of render_score reports progress (here in a log, every update a line); with bars or
     without, the same audio."""
-    import pipeline.inference.render as inference_render
+    import pipeline.inference.runtime.render as inference_render
     from pipeline.progress import progress_bar as real_bar
     from tests.test_inference import long_score, small_models
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.inference import PerformerModels, predict_timing, render_score
-from pipeline.inference.render import TempoRangeWarning
+from pipeline.inference.models import PerformerModels
+from pipeline.inference.runtime.render import TempoRangeWarning, predict_timing, render_score
 from pipeline.models.alignment import AlignmentModel
 from pipeline.performers import PERFORMERS
 from pipeline.scores import NoteTable, read_score, tempo_map_rows

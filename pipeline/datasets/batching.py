@@ -1,6 +1,6 @@
 """Clips as arrays, without torch: cutting a window of a recording's notes and mel, and padding a list of
 clips into one batch. Training, evaluation and rendering share these (the rendering path on onnxruntime
-imports no torch: :mod:`pipeline.inference.onnx_models`); :func:`pipeline.datasets.clips.collate_clips`
+imports no torch: :mod:`pipeline.inference.runtime.onnx_models`); :func:`pipeline.datasets.clips.collate_clips`
 is :func:`collate_arrays` as torch tensors.
 """
 

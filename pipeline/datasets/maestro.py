@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.config import TICKS_PER_QUARTER, DataConfig
+from pipeline.config import DataConfig
 from pipeline.datasets.cutting import Cut, cut_to_flac
 from pipeline.datasets.download import fetch_archive
 from pipeline.datasets.layout import Recording, write_manifest, write_reference
 from pipeline.errors import PipelineError
-from pipeline.scores import NoteTable, read_midi
+from pipeline.scores import NoteTable, read_midi_notes
 
 SOURCE = "maestro"
 SPLITS = ("train", "validation", "test")
@@ -47,16 +47,17 @@ def find_maestro_csv(root: Path) -> Path:
     raise PipelineError("no maestro-v*.csv in this folder or the ones below it (not an extracted MAESTRO?)", root)
 
 
-def tick_seconds(ticks: np.ndarray, tempos: list, resolution: int) -> np.ndarray:
-    """Seconds of MIDI ``ticks`` under a tempo map (muspy Tempo objects: time in ticks, qpm)."""
+def tick_seconds(ticks: np.ndarray, tempos: list[tuple[int, float]], resolution: int) -> np.ndarray:
+    """Seconds of MIDI ``ticks`` under a file's tempo events ``(MIDI tick, qpm)`` (in file order; MIDI's
+    120 qpm until the first; where several share a tick, the last in file order holds)."""
     times: list[int] = [0]
     qpms: list[float] = [DEFAULT_MIDI_QPM]
-    for tempo in sorted(tempos, key=lambda t: t.time):  # stable: the last change at a tick wins
-        if int(tempo.time) == times[-1]:
-            qpms[-1] = float(tempo.qpm)
+    for tick, qpm in sorted(tempos, key=lambda t: t[0]):  # stable: the last change at a tick wins
+        if int(tick) == times[-1]:
+            qpms[-1] = float(qpm)
         else:
-            times.append(int(tempo.time))
-            qpms.append(float(tempo.qpm))
+            times.append(int(tick))
+            qpms.append(float(qpm))
     change = np.asarray(times, dtype=np.int64)
     sec_per_tick = 60.0 / (np.asarray(qpms) * resolution)
     at_change = np.concatenate([[0.0], np.cumsum(np.diff(change) * sec_per_tick[:-1])])
@@ -66,26 +67,12 @@ def tick_seconds(ticks: np.ndarray, tempos: list, resolution: int) -> np.ndarray
 
 
 def midi_notes_and_times(path: Path) -> tuple[NoteTable, np.ndarray, np.ndarray]:
-    """The NoteTable of ``read_midi`` and each note's onset/offset in seconds (same order)."""
-    import muspy
-
-    table = read_midi(path)
-    music = muspy.read_midi(path)  # same reader, native resolution: exact times
-    fine_notes = [n for t in music.tracks if not t.is_drum for n in t.notes]
-    factor = TICKS_PER_QUARTER / music.resolution
-    start = np.array([n.time for n in fine_notes], dtype=np.int64)
-    end = start + np.array([n.duration for n in fine_notes], dtype=np.int64)
-    pitch = np.array([n.pitch for n in fine_notes], dtype=np.int64)
-    # read_midi's onsets: muspy's adjust_resolution rounds each time with Python's round()
-    onset24 = np.array([round(n.time * factor) for n in fine_notes], dtype=np.int64)
-    order = np.lexsort((pitch, onset24))  # read_midi sorts its notes exactly so
-    if len(order) != len(table) or not (
-        np.array_equal(onset24[order], table.onset) and np.array_equal(pitch[order], table.pitch)
-    ):
-        raise PipelineError("cannot match the MIDI notes to their times (unexpected note order)", path)
-    onset = tick_seconds(start[order], music.tempos, music.resolution)
-    offset = tick_seconds(end[order], music.tempos, music.resolution)
-    return table, onset, offset
+    """The NoteTable of ``read_midi`` and each note's onset/offset in seconds (same rows), from the
+    file's own ticks (:func:`pipeline.scores.read_midi_notes`): exact, not the 24-tick grid's."""
+    midi = read_midi_notes(path)
+    onset = tick_seconds(midi.onset, midi.tempos, midi.ticks_per_beat)
+    offset = tick_seconds(midi.offset, midi.tempos, midi.ticks_per_beat)
+    return midi.table, onset, offset
 
 
 def _select(frame: pd.DataFrame, config: DataConfig, csv_path: Path) -> pd.DataFrame:

@@ -32,7 +32,7 @@ import torch
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
-from pipeline.inference import vocode
+from pipeline.inference.runtime.render import vocode
 from pipeline.loudness import shift_mel_db
 from pipeline.mel import LogMelSpectrogram
 from pipeline.models.alignment import AlignmentModel

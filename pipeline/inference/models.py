@@ -10,7 +10,7 @@ import torch
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
-from pipeline.inference.bundle import ModelBundle
+from pipeline.inference.runtime.bundle import ModelBundle
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.persistence import load_model
 from pipeline.models.synthesis import SynthesisModel
@@ -23,7 +23,7 @@ MODEL_NAMES = ("alignment", "synthesis", "hifigan")  # the stage outputs models/
 class PerformerModels(ModelBundle):
     """The three models of a Deep Performer, in eval mode on one device, and the mel recipe they were
     trained on (params.yaml's ``mel`` group: frame rate, sample rate, the training clips' length).
-    What they know about performers and levels: :class:`pipeline.inference.bundle.ModelBundle`."""
+    What they know about performers and levels: :class:`pipeline.inference.runtime.bundle.ModelBundle`."""
 
     alignment: AlignmentModel
     synthesis: SynthesisModel

@@ -1,5 +1,5 @@
 """Export a Deep Performer's three models to ONNX graphs that `performer render` runs on onnxruntime,
-without importing torch (:mod:`pipeline.inference.onnx_models`).
+without importing torch (:mod:`pipeline.inference.runtime.onnx_models`).
 
 Importing torch costs 1.5-2 s, more than rendering a minute of music (docs/benchmarks.md, "Render
 command"); the graphs load in a fraction of that. Each graph takes exactly the arrays rendering
@@ -20,7 +20,7 @@ weights). Single performers are rendered as one-hot blends, which give exactly t
 
 ``render.json`` beside the graphs carries what rendering needs besides them (hparams, mel recipe,
 level offsets) and the SHA-256 of every ``model.pt`` they were exported from, so a model trained
-again is never rendered through a stale graph (:func:`pipeline.inference.onnx_models.onnx_status`).
+again is never rendered through a stale graph (:func:`pipeline.inference.runtime.onnx_models.onnx_status`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The torch models behind :mod:`pipeline.inference.networks`' array faces (what `performer render
+"""The torch models behind :mod:`pipeline.inference.runtime.networks`' array faces (what `performer render
 --backend torch`, the evaluate stage and the registry's models run)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.inference.networks import MelNetwork, TimingNetwork, WaveNetwork
+from pipeline.inference.runtime.networks import MelNetwork, TimingNetwork, WaveNetwork
 from pipeline.models.alignment import AlignmentModel, alignment_inputs, model_class_tempo
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.vocoders import Vocoder, vocoder_kind

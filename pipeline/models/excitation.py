@@ -107,7 +107,7 @@ def vocoder_source(
 ) -> np.ndarray | None:
     """The source a vocoder of ``kind`` (``pipeline.models.vocoders``) with constructor arguments
     ``hparams`` was trained with, for notes sounding in ``frames`` mel frames; the one definition its
-    ``make_source`` and the torch-free renderer (:mod:`pipeline.inference.onnx_models`) both use.
+    ``make_source`` and the torch-free renderer (:mod:`pipeline.inference.runtime.onnx_models`) both use.
 
     * ``source_filter``: ``(2, frames * hop_length)`` float32, the notes' harmonic tones (every partial
       below Nyquist, flat) and a fixed white noise;

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
-from pipeline.inference import MODEL_NAMES, PerformerModels, load_folder
+from pipeline.inference.models import MODEL_NAMES, PerformerModels, load_folder
 from pipeline.models.alignment import AlignmentModel
 from pipeline.models.synthesis import SynthesisModel
 from pipeline.models.vocoders import VOCODER_KINDS, Vocoder

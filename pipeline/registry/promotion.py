@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.config import load_mel
 from pipeline.errors import PipelineError
-from pipeline.inference import MODEL_NAMES
+from pipeline.inference.models import MODEL_NAMES
 from pipeline.io import file_md5
 from pipeline.registry.common import (
     CANDIDATE,

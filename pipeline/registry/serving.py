@@ -19,7 +19,7 @@ from mlflow.pyfunc import PythonModel
 
 from pipeline.config import MelConfig, from_dict
 from pipeline.errors import PipelineError
-from pipeline.inference import MODEL_NAMES, PerformerModels
+from pipeline.inference.models import MODEL_NAMES, PerformerModels
 from pipeline.registry.common import COMPOSITE, _client, _first_line
 
 # ------------------------------------------------------------------------------------------ composite pyfunc
@@ -75,7 +75,7 @@ class DeepPerformerModel(PythonModel):
     """The composite ``deep-performer`` model: score (+ performer, tempo) -> 16 kHz audio.
 
     ``performer``: a name or a blend ``"aurora:0.7,bruno:0.3"`` (as ``performer render --performer``;
-    :mod:`pipeline.inference.blend`); empty: the first performer.
+    :mod:`pipeline.inference.runtime.blend`); empty: the first performer.
 
     Its artifacts ``alignment``, ``synthesis``, ``hifigan`` are MLflow pytorch models (copies of the
     registered component versions). The device is ``DEEP_PERFORMER_DEVICE`` (auto: CUDA when present).
@@ -112,7 +112,7 @@ class DeepPerformerModel(PythonModel):
             raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
 
     def render_rows(self, frame) -> list[dict[str, Any]]:
-        from pipeline.inference import render_score
+        from pipeline.inference.runtime.render import render_score
         from pipeline.scores import read_score
 
         rows = []

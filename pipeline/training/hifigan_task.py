@@ -140,7 +140,7 @@ class HifiganTask:
     def calibrate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """After training: the dB the vocoder's output falls short of the recordings on ``batches`` (the
         validation segments or clips), their real samples' power pooled (:mod:`pipeline.loudness`), as its
-        calibration's ``level_offset_db`` (:func:`pipeline.inference.render.vocode` adds it back). Nothing
+        calibration's ``level_offset_db`` (:func:`pipeline.inference.runtime.render.vocode` adds it back). Nothing
         where the stage's ``level_calibration`` is off (the paper's HiFi-GAN V2) nor for the piano-roll
         baseline, which is no vocoder."""
         if not self.calibrates_level or not getattr(self.config, "level_calibration", False):

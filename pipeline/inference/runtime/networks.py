@@ -1,10 +1,10 @@
 """The three networks as rendering calls them: arrays in, arrays out, whatever runs them.
 
-:mod:`pipeline.inference.render` works on numpy arrays (batches from
+:mod:`pipeline.inference.runtime.render` works on numpy arrays (batches from
 :func:`pipeline.datasets.batching.collate_arrays`) and asks a network only for its numbers, so the same
 windowing, stitching and level code renders with the torch models (:class:`TorchTiming`,
 :class:`TorchMel`, :class:`TorchWave`, wrapped around them by :func:`timing_network` & co.) and with
-their exported onnxruntime graphs (:mod:`pipeline.inference.onnx_models`, which never imports torch).
+their exported onnxruntime graphs (:mod:`pipeline.inference.runtime.onnx_models`, which never imports torch).
 
 This module imports no torch itself: the torch wrappers import it when one is built, and a torch
 model exists only where torch is already loaded.

@@ -1,37 +1,34 @@
-"""One `performer render` job, wherever it runs: in the command's own process, or in a render server
-(:mod:`pipeline.serving.server`) that keeps the models loaded between commands. Both choose the
-backend with :func:`choose_backend`, load with :func:`load_bundle` and write with
-:func:`render_files`, so a served render writes the same bytes as the command alone.
+"""`performer render`'s job: which backend renders (:func:`choose_backend`), the three models loaded
+once (:func:`load_bundle`) and each score rendered into its files (:func:`render_files`, all of a
+score's files or none of them).
 
 Importing this module costs nothing (numpy, onnxruntime and torch are imported by the functions that
-need them): the command imports it before it knows whether a server will do the work.
+need them): the command checks its outputs before any of them is imported.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from pipeline.config import MelConfig
-    from pipeline.inference.bundle import ModelBundle
-    from pipeline.inference.render import Rendering
+    from pipeline.inference.runtime.bundle import ModelBundle
+    from pipeline.inference.runtime.render import Rendering
     from pipeline.scores import NoteTable
 
 BACKENDS = ("auto", "onnx", "torch")
 RENDER_THREADS = 1  # measured: docs/benchmarks.md, "Render command"
-IDLE_TIMEOUT_S = 1800.0  # a render server without a job for this long stops
 
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """What `performer render` renders and writes: every option that does not choose the models.
-    Paths are strings as the user gave them (:meth:`absolute` for a server in another folder)."""
+    """One score to render and the files to write for it: every option that does not choose the models."""
 
     score: str
     output: str
@@ -41,39 +38,10 @@ class RenderRequest:
     mel_plot: str | None = None
     timing: str | None = None
 
-    PATHS = ("score", "output", "mel_plot", "timing")
-
-    def absolute(self) -> RenderRequest:
-        """The request with its paths absolute (resolved against this process's working folder)."""
-        values = asdict(self)
-        for name in self.PATHS:
-            if values[name] is not None:
-                values[name] = str(Path(values[name]).absolute())
-        return RenderRequest(**values)
-
-    @classmethod
-    def from_json(cls, data: Any) -> RenderRequest:
-        """The request sent as JSON; anything else is a PipelineError (a client of another version)."""
-        kinds: dict[str, tuple[type, ...]] = {
-            "score": (str,),
-            "output": (str,),
-            "performer": (str, type(None)),
-            "tempo": (int, float, type(None)),
-            "loudness": (str,),
-            "mel_plot": (str, type(None)),
-            "timing": (str, type(None)),
-        }
-        if not isinstance(data, dict) or set(data) != {f.name for f in fields(cls)}:
-            raise PipelineError(f"a render request has the fields {', '.join(kinds)}")
-        for name, allowed in kinds.items():
-            if not isinstance(data[name], allowed) or isinstance(data[name], bool):
-                raise PipelineError(f"a render request's {name} cannot be {data[name]!r}")
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class RenderDone:
-    """What the command says when the files are written."""
+    """What the command says when a score's files are written."""
 
     notes: int
     seconds: float  # of audio
@@ -116,7 +84,7 @@ def choose_backend(
         if backend == "onnx":
             raise PipelineError("--backend onnx runs on the CPU: leave --device out or use --backend torch")
         return None
-    from pipeline.inference.onnx_models import onnx_status
+    from pipeline.inference.runtime.onnx_models import onnx_status
 
     folder = Path(models) / "onnx"
     why = onnx_status(Path(models), folder, _params_mel(params))
@@ -139,7 +107,7 @@ def load_bundle(models: str, device: str, params: Path, threads: int, onnx_folde
     """The three models: the ONNX export in ``onnx_folder`` (from :func:`choose_backend`), else the torch
     models of ``models`` (a folder or MLflow URIs, :func:`pipeline.registry.loading.load_models`)."""
     if onnx_folder is not None:
-        from pipeline.inference.onnx_models import OnnxModels
+        from pipeline.inference.runtime.onnx_models import OnnxModels
 
         return OnnxModels(onnx_folder, threads=threads)
     import torch
@@ -160,25 +128,16 @@ def read_request_score(request: RenderRequest) -> NoteTable:
     return notes
 
 
-def render_files(
-    bundle: ModelBundle,
-    request: RenderRequest,
-    notes: NoteTable,
-    before_writing: Callable[[], None] | None = None,
-) -> RenderDone:
-    """Render ``notes`` (the request's score) and write the request's files, all of them or none.
-    ``before_writing`` runs between the rendering and the first file (the server checks there that
-    its client still waits: one that left gets no files)."""
+def render_files(bundle: ModelBundle, request: RenderRequest, notes: NoteTable) -> RenderDone:
+    """Render ``notes`` (the request's score) and write the request's files, all of them or none."""
     from pipeline.audio import write_audio
-    from pipeline.inference.render import render_score
+    from pipeline.inference.runtime.render import render_score
     from pipeline.outputs import all_or_nothing
 
     performer = request.performer
     if performer is None:
         performer = bundle.performers[0] if bundle.performers else "0"
     result = render_score(bundle, notes, performer, request.tempo, loudness=request.loudness)
-    if before_writing is not None:
-        before_writing()
     with all_or_nothing([request.output, request.mel_plot, request.timing]):
         write_audio(request.output, result.audio, result.sample_rate)
         if request.mel_plot is not None:

@@ -19,7 +19,7 @@ joins them:
 * **Mel** (:func:`synthesize_mel`). Windows of ``mel.clip_frames`` frames (the training clips') overlapping by
   ``overlap`` frames are cut exactly as training clips are (``cut_clip`` + ``collate_clips``),
   predicted in batches, and cross-faded with raised-cosine weights over the overlaps.
-* **Performer**: one, or a blend (``"aurora:0.7,bruno:0.3"``, :mod:`pipeline.inference.blend`) whose
+* **Performer**: one, or a blend (``"aurora:0.7,bruno:0.3"``, :mod:`pipeline.inference.runtime.blend`) whose
   weights (``performer_weights``) mix the performer embeddings of both the alignment model (timing)
   and the synthesis model (timbre); a blend with one weight > 0 plays that performer exactly.
 * **Level**: trained on the log-mel's MSE, the synthesis model alone plays several dB too quietly; the
@@ -45,9 +45,9 @@ import numpy as np
 
 from pipeline.datasets.batching import collate_arrays, cut_clip
 from pipeline.errors import PipelineError
-from pipeline.inference.blend import PerformerSpec
-from pipeline.inference.bundle import ModelBundle
-from pipeline.inference.networks import mel_network, timing_network, wave_network
+from pipeline.inference.runtime.blend import PerformerSpec
+from pipeline.inference.runtime.bundle import ModelBundle
+from pipeline.inference.runtime.networks import mel_network, timing_network, wave_network
 from pipeline.loudness import LOUDNESS, set_mel_level, shift_mel_db
 from pipeline.progress import progress_bar
 from pipeline.scores import NoteTable
@@ -98,7 +98,7 @@ def predict_timing(
     instead of ``performer``. ``progress``: show a progress bar of the windows with this description
     (:mod:`pipeline.progress`; None: none).
 
-    ``model``: the torch ``AlignmentModel`` or a :class:`pipeline.inference.networks.TimingNetwork`."""
+    ``model``: the torch ``AlignmentModel`` or a :class:`pipeline.inference.runtime.networks.TimingNetwork`."""
     if len(notes) == 0:
         raise PipelineError("the score has no notes", notes.name or "score")
     network = timing_network(model)
@@ -288,7 +288,7 @@ def synthesize_mel(
     instead of ``performer``. ``progress``: show a progress bar of the windows with this description
     (:mod:`pipeline.progress`; None: none).
 
-    ``model``: the torch ``SynthesisModel`` or a :class:`pipeline.inference.networks.MelNetwork`."""
+    ``model``: the torch ``SynthesisModel`` or a :class:`pipeline.inference.runtime.networks.MelNetwork`."""
     if not 0 <= 2 * overlap < window:
         raise ValueError("need 0 <= overlap < window / 2")
     network = mel_network(model)
@@ -342,7 +342,7 @@ def vocode(
     The output is made ``vocoder.calibration.level_offset_db`` dB louder: the shortfall its training stage measured
     on its validation clips (its calibration, :mod:`pipeline.models.calibration`).
 
-    ``vocoder``: a torch vocoder or a :class:`pipeline.inference.networks.WaveNetwork`."""
+    ``vocoder``: a torch vocoder or a :class:`pipeline.inference.runtime.networks.WaveNetwork`."""
     network = wave_network(vocoder)
     hop = network.hop_length
     bins = network.n_mels
@@ -406,7 +406,7 @@ def render_score(
     scaled by ``tempo_qpm / the score's first tempo`` (:meth:`pipeline.scores.NoteTable.tempo_map`).
 
     ``performer``: a name, or a blend ``"aurora:0.7,bruno:0.3"`` / ``{"aurora": 0.7, "bruno": 0.3}``
-    (:mod:`pipeline.inference.blend`; weights normalised to sum 1) that mixes the performer embeddings
+    (:mod:`pipeline.inference.runtime.blend`; weights normalised to sum 1) that mixes the performer embeddings
     of both the alignment and the synthesis model. A blend with one weight > 0 renders exactly as that
     performer alone (the models' plain lookup).
 

@@ -1,6 +1,6 @@
 """A Deep Performer's three models as onnxruntime graphs (:mod:`pipeline.inference.onnx_export`), behind
-the same faces as the torch models (:mod:`pipeline.inference.networks`), so
-:func:`pipeline.inference.render.render_score` renders with them unchanged. Imports no torch: what
+the same faces as the torch models (:mod:`pipeline.inference.runtime.networks`), so
+:func:`pipeline.inference.runtime.render.render_score` renders with them unchanged. Imports no torch: what
 `performer render` waits for is then the score and the models, not torch's 1.5-2 s import.
 
 The source-filter vocoder's network runs in the graph; its STFT, phase mixing and inverse STFT run
@@ -19,8 +19,8 @@ import numpy as np
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
-from pipeline.inference.bundle import ModelBundle
-from pipeline.inference.networks import MelNetwork, TimingNetwork, WaveNetwork
+from pipeline.inference.runtime.bundle import ModelBundle
+from pipeline.inference.runtime.networks import MelNetwork, TimingNetwork, WaveNetwork
 from pipeline.models.calibration import Calibration
 
 FORMAT = 2  # pipeline.inference.onnx_export.FORMAT (not imported: that module imports torch)

@@ -1,6 +1,6 @@
 """What a Deep Performer's three models know beside their weights (performers, levels), for whichever
 runs them: the torch models (:class:`pipeline.inference.models.PerformerModels`) or their onnxruntime
-graphs (:class:`pipeline.inference.onnx_models.OnnxModels`). Imports no torch."""
+graphs (:class:`pipeline.inference.runtime.onnx_models.OnnxModels`). Imports no torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.config import MelConfig
 from pipeline.errors import PipelineError
-from pipeline.inference.blend import PerformerBlend, PerformerSpec, parse_performers
+from pipeline.inference.runtime.blend import PerformerBlend, PerformerSpec, parse_performers
 
 
 class ModelBundle:
@@ -42,7 +42,7 @@ class ModelBundle:
 
     def performer_blend(self, spec: PerformerSpec) -> PerformerBlend:
         """One performer (``"aurora"``) or a blend (``"aurora:0.7,bruno:0.3"`` or ``{"aurora": 0.7,
-        "bruno": 0.3}``; :mod:`pipeline.inference.blend`), resolved to the models' performer ids."""
+        "bruno": 0.3}``; :mod:`pipeline.inference.runtime.blend`), resolved to the models' performer ids."""
         weights = parse_performers(spec, self.known_performers, self.source)
         ids: list[int] = []
         for name in weights:
