@@ -129,6 +129,15 @@ def run_stage(tmp_path, monkeypatch, features, name, task, model, steps, data_id
     )
 
 
+def run_synthesis(tmp_path, monkeypatch, features, steps: int, **options) -> SynthesisModel:
+    """A small synthesis model trained by :func:`run_stage` to ``steps``."""
+    model = SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)
+    run_stage(
+        tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL), model, steps, **options
+    )
+    return model
+
+
 def test_a_fresh_run_can_start_from_another_stages_model(tmp_path, monkeypatch, features):
     """Fine-tuning: ``init_from`` seeds a fresh run's weights from a model file; a changed seed starts afresh."""
     from pipeline.training.run import seed_weights
@@ -196,14 +205,9 @@ def test_alignment_stage_outputs_and_logged_model_handles_two_lengths(tmp_path, 
 @pytest.mark.slow
 def test_synthesis_stage_resumes_from_its_checkpoint(tmp_path, monkeypatch, features):
     torch.manual_seed(0)
-    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
-    model = make()
-    run_stage(tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL), model, 3)
+    run_synthesis(tmp_path, monkeypatch, features, 3)
     first_run = json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"]
-    model = make()
-    run_stage(
-        tmp_path, monkeypatch, features, "synthesis", SynthesisTask(model, OPTIMIZER, MEL), model, 5
-    )  # more steps: continues from step 3, in the same MLflow run
+    run_synthesis(tmp_path, monkeypatch, features, 5)  # more steps: continues from step 3, in the same MLflow run
     metrics = json.loads((tmp_path / "metrics/train_synthesis.json").read_text())
     assert metrics["steps"] == 5 and metrics["steps_per_second"] > 0  # both sessions' steps and seconds
     assert json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"] == first_run
@@ -237,20 +241,9 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
     first.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
     assert data_fingerprint(features, extra=1) != before
     first.write_bytes(content)
-    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
     runs = []
     for data_id in ("corpus-1", "corpus-2"):
-        model = make()
-        run_stage(
-            tmp_path,
-            monkeypatch,
-            features,
-            "synthesis",
-            SynthesisTask(model, OPTIMIZER, MEL),
-            model,
-            2,
-            data_id=data_id,
-        )
+        run_synthesis(tmp_path, monkeypatch, features, 2, data_id=data_id)
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
     steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
     assert steps == [1, 2]  # trained again from step 1, not "resumed" at the end of the old run
@@ -261,21 +254,10 @@ def test_changed_training_data_starts_afresh_instead_of_resuming(tmp_path, monke
 def test_changed_training_settings_start_afresh_but_more_steps_continue(tmp_path, monkeypatch, features):
     """A checkpoint written with another learning rate (or loss weight, or augmentation) is not
     resumed: its model is not what these settings train. Only how long and how often may change."""
-    make = lambda: SynthesisModel(n_performers=2, encoder_layers=1, decoder_layers=1, **SMALL)  # noqa: E731
     runs = []
     for learning_rate, steps in ((1.0, 2), (1.0, 3), (0.5, 3)):
         torch.manual_seed(0)
-        model = make()
-        run_stage(
-            tmp_path,
-            monkeypatch,
-            features,
-            "synthesis",
-            SynthesisTask(model, OPTIMIZER, MEL),
-            model,
-            steps,
-            learning_rate=learning_rate,
-        )
+        run_synthesis(tmp_path, monkeypatch, features, steps, learning_rate=learning_rate)
         runs.append(json.loads((tmp_path / "models/synthesis/mlflow.json").read_text())["run_id"])
         train_steps = pd.read_csv(tmp_path / "plots/train_synthesis_loss.csv").query("split == 'train'").step.tolist()
         assert train_steps == list(range(1, steps + 1))
