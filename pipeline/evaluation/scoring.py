@@ -2,7 +2,7 @@
 
 The values are kept per clip (:class:`Scores`), so that every cell of the table gets a clip-level
 bootstrap interval and the comparisons get paired differences (:mod:`pipeline.evaluation.summary`).
-The columns (see the README for a sentence on each):
+The columns (docs/results.md, "The metrics", has a sentence on each):
 
     mel_mse              log-mel MSE of the system's own mel prediction vs the recording (Table 2)
     audio_mel_mse        log-mel MSE of the mel of the system's output audio vs the recording (end to end)
