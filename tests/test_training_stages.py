@@ -140,7 +140,7 @@ def run_synthesis(tmp_path, monkeypatch, features, steps: int, **options) -> Syn
 
 def test_a_fresh_run_can_start_from_another_stages_model(tmp_path, monkeypatch, features):
     """Fine-tuning: ``init_from`` seeds a fresh run's weights from a model file; a changed seed starts afresh."""
-    from pipeline.training.run import seed_weights
+    from pipeline.training.run import seed_state
 
     torch.manual_seed(0)
     pretrained = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=1, **SMALL)
@@ -164,7 +164,21 @@ def test_a_fresh_run_can_start_from_another_stages_model(tmp_path, monkeypatch, 
     assert (tuned - seed).abs().max() < 0.1 < (tuned - before).abs().max()  # one small step from the seed
     other = AlignmentModel(frame_rate=FRAME_RATE, n_performers=2, layers=2, **SMALL)
     with pytest.raises(PipelineError, match="do not fit this AlignmentModel"):
-        seed_weights(other, tmp_path / "pretrained.pt")
+        seed_state(other, tmp_path / "pretrained.pt")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with pytest.raises(PipelineError, match=r"missing\.pt: checkpoint not found"):  # before any output is written
+        run_stage(
+            fresh,
+            monkeypatch,
+            features,
+            "alignment",
+            AlignmentTask(other, OPTIMIZER),
+            other,
+            1,
+            init_from=fresh / "missing.pt",
+        )
+    assert not (fresh / "models").exists()
 
 
 @pytest.mark.slow

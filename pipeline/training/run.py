@@ -181,11 +181,11 @@ class TrainingJob:
         return f"train_{self.name}"
 
 
-def seed_weights(model: Model, path: Path) -> None:
-    """Start ``model`` from the weights of the model file ``path``: the same class with the same
-    shapes (its settings may differ in what holds no weight, e.g. dropout)."""
-    seed = load_model(path, type(model))
-    ours, theirs = model.state_dict(), seed.state_dict()
+def seed_state(model: Model, path: Path) -> dict[str, torch.Tensor]:
+    """The weights of the model file ``path`` for ``model`` to start from: the same class with the same
+    shapes (its settings may differ in what holds no weight, e.g. dropout). Checked before any training."""
+    theirs = load_model(path, type(model)).state_dict()
+    ours = model.state_dict()
     mismatched = sorted(
         k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
     )
@@ -193,7 +193,7 @@ def seed_weights(model: Model, path: Path) -> None:
         raise PipelineError(
             f"its weights do not fit this {type(model).__name__} ({', '.join(mismatched[:3])} ...)", path
         )
-    model.load_state_dict(theirs)
+    return theirs
 
 
 def run_training(job: TrainingJob) -> dict[str, float]:
@@ -207,6 +207,7 @@ def run_training(job: TrainingJob) -> dict[str, float]:
     """
     root, out_dir, stage, task, model = Path(job.root), job.outputs.model_dir, job.stage, job.task, job.model
     rank, _, world = distributed_env()
+    seed = seed_state(model, job.init_from) if job.init_from is not None else None  # a bad file fails here
     seed_id = file_sha256(job.init_from) if job.init_from is not None else None
     trainer = Trainer(
         task,
@@ -222,8 +223,8 @@ def run_training(job: TrainingJob) -> dict[str, float]:
             **({"init_from": seed_id} if seed_id else {}),
         },
     )
-    if job.init_from is not None and not trainer.resumed and trainer.step == 0:
-        seed_weights(model, job.init_from)  # in place: the trainer's modules are the task's, on its device
+    if seed is not None and not trainer.resumed:
+        model.load_state_dict(seed)  # in place: the trainer's modules are the task's, on its device
     tracker = None
     if rank == 0:
         from pipeline.tracking import MlflowTracker, dvc_input_hashes
