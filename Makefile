@@ -1,5 +1,8 @@
 # `make`      : set up everything, then run the main job (the DVC pipeline on the built-in corpus, as a
 #               Prefect flow: independent stages side by side, each with a fixed thread count)
+# `make real` : set up everything, then the second job: the same DAG on the Bach Violin Dataset (real violin
+#               recordings; jobs/real-violin/params.yaml says where the release is), in jobs/real-violin/
+#               (its own data, models, metrics, reports and MLflow store), ending with its table
 # `make test` : set up everything plus what only the tests need (Chromium, docker-compose), then run the
 #               whole test suite
 # `make test-fast`: the quick lane for the edit loop: every test but the slow, server, browser and tools
@@ -10,7 +13,7 @@
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: all setup setup-test repro test test-fast lint bench
+.PHONY: all setup setup-test repro real test test-fast lint bench
 all: repro
 
 setup:
@@ -22,6 +25,12 @@ setup-test:
 repro: setup
 	performer flow run
 	dvc metrics show
+
+REAL := jobs/real-violin
+real: setup
+	python scripts/jobs.py
+	performer flow run --pipeline $(REAL)/dvc.yaml
+	@cat $(REAL)/metrics/table2.md
 
 test: setup-test
 	python -m pytest -q
@@ -35,6 +44,7 @@ lint: setup
 	mypy
 	lint-imports
 	python scripts/stage_deps.py
+	python scripts/jobs.py
 
 bench: setup
 	python benchmarks/align_benchmark.py

@@ -449,15 +449,40 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def overlay_settings(base: dict[str, Any], overlay: dict[str, Any], where: str = "params") -> dict[str, Any]:
+    """``base`` with ``overlay``'s settings put over it: mappings merged key by key, anything else
+    (numbers, strings, lists) replaced whole. A mapping over a non-mapping (or the reverse) is an error,
+    so an overlay cannot turn a group into a value by a slip of indentation."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict):
+            kind = "a group of settings" if isinstance(merged[key], dict) else "one value"
+            raise PipelineError(f"{where}.{key} is {kind} in the base parameter file; the overlay must keep it so")
+        merged[key] = overlay_settings(merged[key], value, f"{where}.{key}") if isinstance(value, dict) else value
+    return merged
+
+
+def load_params(path: str | Path = "params.yaml", *overlays: str | Path) -> Params:
     """Read ``params.yaml`` into typed config objects (every setting must be there: the dataclasses
-    carry types and validation, never a competing default)."""
-    path = Path(path)
-    raw = _read_yaml(path)
+    carry types and validation, never a competing default). ``overlays``: parameter files holding only
+    what differs (a second job's, e.g. ``jobs/real-violin/params.yaml``), each put over the ones before
+    it by :func:`overlay_settings`; the result is checked as a whole."""
+    paths = [Path(path), *(Path(o) for o in overlays)]
+    raw = _read_yaml(paths[0])
     try:
+        for overlay in paths[1:]:
+            try:
+                raw = overlay_settings(raw, _read_yaml(overlay))
+            except PipelineError as err:
+                if err.path is not None:  # the file itself (missing, not YAML)
+                    raise
+                raise PipelineError(str(err), overlay) from err
         return from_dict(Params, _merge_shared_train(raw))
     except PipelineError as err:
-        raise PipelineError(str(err), path) from err
+        if err.path is not None:
+            raise
+        shown = paths[0] if len(paths) == 1 else Path(" + ".join(str(p) for p in paths))
+        raise PipelineError(str(err), shown) from err
 
 
 def load_mel(path: str | Path = "params.yaml") -> MelConfig:

@@ -189,7 +189,9 @@ def main() -> int:
     if args.write:
         changed = write()
         print(f"dvc.yaml: deps rewritten for {', '.join(changed)}" if changed else "dvc.yaml: up to date")
-        return 0
+        import jobs  # scripts/jobs.py: the second jobs' dvc.yaml follow from this one
+
+        return jobs.main(["--write"])
     bad = mismatches()
     for stage, (missing, extra) in bad.items():
         print(f"{stage}: missing {missing or '-'}; not needed {extra or '-'}")

@@ -21,12 +21,18 @@ def stage_main(
     paths: dict[str, str],
     options: dict[str, str] | None = None,
 ) -> None:
-    """Parse ``--params``, the stage's ``paths`` (name -> help; each a required ``--name PATH``, passed to
+    """Parse ``--params`` (repeatable: a base file, then overlays), the stage's ``paths`` (name -> help; each a required ``--name PATH``, passed to
     ``run`` as a keyword argument of type Path, dashes as underscores) and its ``options`` (name -> help,
     optional strings) and run the stage inside pipeline.failures.reported_failures: a failure is one line
     ``error: <file or key>: <what>`` and exit status 1 (130 on Ctrl-C, 143 on SIGTERM)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    parser.add_argument(
+        "--params",
+        action="append",
+        metavar="FILE",
+        help="parameter file (default: params.yaml); repeated: each later file is an overlay holding only what "
+        "differs (a second job's: jobs/<name>/dvc.yaml passes ../../params.yaml, then its own params.yaml)",
+    )
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure (or PERFORMER_DEBUG=1)")
     for name, help_text in paths.items():
         parser.add_argument(f"--{name}", type=Path, required=True, metavar="PATH", help=help_text)
@@ -34,6 +40,6 @@ def stage_main(
         parser.add_argument(f"--{name}", default=None, help=help_text)
     args = vars(parser.parse_args(take_debug_flag(sys.argv[1:])))
     args.pop("debug")
-    params_file = args.pop("params")
+    params_files = args.pop("params") or ["params.yaml"]
     with reported_failures():  # one line per failure; 130 on Ctrl-C, 143 on SIGTERM after clean-up
-        run(load_params(params_file), **args)
+        run(load_params(*params_files), **args)

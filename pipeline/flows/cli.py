@@ -32,6 +32,11 @@ def run(
         help="stages to bring up to date, with everything upstream (default: all); a foreach name means all its stages",
     ),
     root: Path = typer.Option(Path("."), help="the DVC project"),
+    pipeline: str = typer.Option(
+        "dvc.yaml",
+        help="the pipeline file, relative to the project: dvc.yaml (the main job) or a second job's "
+        "(jobs/real-violin/dvc.yaml: the Bach Violin Dataset, `make real`)",
+    ),
     force: list[str] | None = typer.Option(
         None, "--force", "-f", help="run this stage even if it is up to date (repeatable)"
     ),
@@ -50,7 +55,9 @@ def run(
 
     retry = {"prepare": retries} if retries is not None else None
     try:
-        results = reproduce(str(root), targets=targets or None, force=force or None, jobs=jobs, retries=retry)
+        results = reproduce(
+            str(root), targets=targets or None, force=force or None, jobs=jobs, retries=retry, pipeline=pipeline
+        )
     except PipelineError as err:
         _fail(err)
     ran = [name for name, r in results.items() if r["status"] == "ran"]

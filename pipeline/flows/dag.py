@@ -62,19 +62,35 @@ class Dag:
         return names
 
 
-def read_dag(root: Path | str = ".") -> Dag:
-    """Every pipeline stage of the DVC project at `root` and its upstream stages, as DVC sees them."""
+DEFAULT_PIPELINE = "dvc.yaml"  # what `dvc repro` runs from the project root
+
+
+def read_dag(root: Path | str = ".", pipeline: str | Path = DEFAULT_PIPELINE) -> Dag:
+    """The stages of one pipeline file of the DVC project at `root` (``dvc.yaml``: the main job;
+    ``jobs/real-violin/dvc.yaml``: a second job, see scripts/jobs.py) with their upstream stages, as DVC sees
+    them. Stages of ``pipeline`` are named as in it ("mel"), any other as "sub/dvc.yaml:name"."""
     from dvc.repo import Repo
 
     root = Path(root).resolve()
+    dvcfile = (root / pipeline).resolve()
+    if not dvcfile.is_file():
+        raise PipelineError("pipeline file not found", dvcfile)
     try:
         repo = Repo(str(root))
     except Exception as err:  # NotDvcRepoError and friends
         raise PipelineError(f"not a DVC project: {err}", root) from err
     with repo:
         graph = repo.index.graph  # edges go from a stage to the stages it depends on
-        order = [s for s in repo.index.stages if getattr(s, "cmd", None)]  # pipeline stages, dvc.yaml order
-        names = {s: _name(root, s) for s in order}
+        every = [s for s in repo.index.stages if getattr(s, "cmd", None)]  # pipeline stages, dvc.yaml order
+        wanted = {s for s in every if Path(s.path).resolve() == dvcfile}
+        todo = list(wanted)
+        while todo:  # and whatever they depend on in other files
+            for up in graph.successors(todo.pop()):
+                if getattr(up, "cmd", None) and up not in wanted:
+                    wanted.add(up)
+                    todo.append(up)
+        order = [s for s in every if s in wanted]
+        names = {s: _name(root, dvcfile, s) for s in order}
         nodes = {}
         for s in order:
             cmd = s.cmd if isinstance(s.cmd, list) else [s.cmd]
@@ -94,7 +110,7 @@ def read_dag(root: Path | str = ".") -> Dag:
     return Dag(root, ordered)
 
 
-def _name(root: Path, stage) -> str:
-    """The stage's name as `dvc repro` prints it from the root: "name", or "sub/dvc.yaml:name"."""
+def _name(root: Path, pipeline: Path, stage) -> str:
+    """The stage's name: "name" in the pipeline file read, else "sub/dvc.yaml:name" (as `dvc repro` prints it)."""
     dvcfile = Path(stage.path).resolve()
-    return stage.name if dvcfile == root / "dvc.yaml" else f"{dvcfile.relative_to(root)}:{stage.name}"
+    return stage.name if dvcfile == pipeline else f"{dvcfile.relative_to(root)}:{stage.name}"

@@ -32,7 +32,7 @@ from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import NotSet
 
 from pipeline.errors import PipelineError
-from pipeline.flows.dag import Dag, StageNode, read_dag
+from pipeline.flows.dag import DEFAULT_PIPELINE, Dag, StageNode, read_dag
 
 DVC_LOCK = threading.Lock()  # one DVC call at a time in this process (DVC's own repo lock is not re-entrant)
 DOWNLOAD_RETRIES = 3  # retries of a stage that downloads (prepare with a non-builtin data.source)
@@ -183,11 +183,13 @@ def _describe(changes: list[Any]) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
-def default_retries(root: Path, dag: Dag) -> dict[str, int]:
-    """Stages that download get retries: `prepare` when data.source is not the offline built-in corpus."""
-    params_file = root / "params.yaml"
-    params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
-    source = ((params or {}).get("data") or {}).get("source", "builtin")
+def default_retries(root: Path, dag: Dag, pipeline: str | Path = DEFAULT_PIPELINE) -> dict[str, int]:
+    """Stages that download get retries: `prepare` when data.source is not the offline built-in corpus (in
+    the pipeline's own params.yaml, a job's overlay, or else the project's)."""
+    source = "builtin"
+    for params_file in (root / "params.yaml", (root / pipeline).parent / "params.yaml"):
+        params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+        source = ((params or {}).get("data") or {}).get("source", source)
     return {"prepare": DOWNLOAD_RETRIES} if "prepare" in dag.stages and source != "builtin" else {}
 
 
@@ -203,8 +205,10 @@ def reproduce(
     jobs: int | None = None,
     retries: dict[str, int] | None = None,
     retry_delay: float = 10.0,
+    pipeline: str = DEFAULT_PIPELINE,
 ) -> dict[str, dict[str, Any]]:
-    """Bring the DVC pipeline at `root` up to date, like `dvc repro [TARGETS]`, with independent stages running
+    """Bring the DVC pipeline `pipeline` (a dvc.yaml, relative to `root`) of the project at `root` up to date,
+    like `dvc repro [TARGETS]`, with independent stages running
     at the same time (at most `jobs` at once; :func:`default_jobs` when not given).
 
     force: stages to run even when DVC says they are up to date (their changed outputs then re-run what depends
@@ -215,13 +219,13 @@ def reproduce(
     """
     log = get_run_logger()
     path = Path(root).resolve()
-    dag = read_dag(path)
+    dag = read_dag(path, pipeline)
     selected = dag.select(targets)
     forced = set(dag.resolve(force)) if force else set()
-    retry = default_retries(path, dag) if retries is None else dict(retries)
+    retry = default_retries(path, dag, pipeline) if retries is None else dict(retries)
     limit = jobs if jobs and jobs > 0 else default_jobs()
     threads = max(1, (os.cpu_count() or 1) // limit)  # each running stage's share of the cores
-    log.info("reproducing %d stage(s) of %s: %s", len(selected.stages), path, ", ".join(selected.stages))
+    log.info("reproducing %d stage(s) of %s: %s", len(selected.stages), path / pipeline, ", ".join(selected.stages))
 
     futures: dict[str, Any] = {}
     results: dict[str, dict[str, Any]] = {}
