@@ -40,6 +40,11 @@ import numpy as np
 from pipeline.config import RealismConfig
 from pipeline.errors import PipelineError
 
+
+class TooShortForRealism(PipelineError):
+    """A clip with too few frames above the gate to be scored (a reference fit leaves such clips out)."""
+
+
 GROUPS = ("envelope", "flatness", "flux", "level")  # the feature groups, in column order
 
 
@@ -49,7 +54,7 @@ def _check_clip(audio: np.ndarray, config: RealismConfig, where: str) -> np.ndar
     if audio.ndim != 1:
         raise PipelineError(f"realism needs mono audio (samples,), not shape {audio.shape}", where)
     if len(audio) < config.n_fft + config.min_frames * config.hop_length:
-        raise PipelineError(
+        raise TooShortForRealism(
             f"too short for realism: {len(audio)} samples, at least "
             f"{config.n_fft + config.min_frames * config.hop_length} needed ({config.min_frames} frames)",
             where,
@@ -93,7 +98,7 @@ def frame_features(audio: np.ndarray, sample_rate: int, config: RealismConfig, w
     keep = log_total >= log_total.max() - config.gate_db * np.log(10) / 10
     keep[0] = False  # no frame before it: no flux
     if int(keep.sum()) < config.min_frames:
-        raise PipelineError(
+        raise TooShortForRealism(
             f"realism: only {int(keep.sum())} frames within {config.gate_db:g} dB of the loudest, "
             f"at least {config.min_frames} needed",
             where,
@@ -152,12 +157,19 @@ class RealismReference:
     @classmethod
     def fit(cls, clips: list[np.ndarray], sample_rate: int, config: RealismConfig) -> RealismReference:
         """Reference of ``clips`` (mono ``(samples,)`` each, real recordings of the *training* split, at
-        ``sample_rate``): every clip's gated frames pooled."""
+        ``sample_rate``): every clip's gated frames pooled. A clip too short to score is left out (a
+        recording's last clip can be a few frames); other bad input (NaN, silence) is an error."""
         if not clips:
             raise PipelineError("realism: no reference clips to fit on (the training split's recordings)")
-        pooled = np.concatenate(
-            [frame_features(clip, sample_rate, config, f"reference clip {i}") for i, clip in enumerate(clips)]
-        )
+        features = []
+        for i, clip in enumerate(clips):
+            try:
+                features.append(frame_features(clip, sample_rate, config, f"reference clip {i}"))
+            except TooShortForRealism:  # a recording's last, short clip: it has no frames to spare
+                continue
+        if not features:
+            raise PipelineError(f"realism: none of the {len(clips)} reference clips is long enough to fit on")
+        pooled = np.concatenate(features)
         center = pooled.mean(axis=0)
         scale = np.maximum(pooled.std(axis=0), np.finfo(np.float64).eps)  # a constant feature: no division by 0
         _, covariance = _gaussian((pooled - center) / scale)
@@ -196,12 +208,18 @@ def realism_scores(
     *,
     sample_rate: int,
     config: RealismConfig,
-) -> dict[str, list[float]]:
+) -> dict[str, list[float | None]]:
     """Per-clip realism of every system's clips: ``{system: [score per clip]}`` (lower = more real), the
     reference fitted once on ``reference_clips`` (real recordings of the training split, never the test
-    clips). Every clip mono ``(samples,)`` at ``sample_rate``."""
+    clips). Every clip mono ``(samples,)`` at ``sample_rate``. A clip too short to score (a recording's last
+    few frames) is None for every system alike; any other bad clip is a PipelineError naming it."""
     reference = RealismReference.fit(reference_clips, sample_rate, config)
-    return {
-        name: [reference.score(clip, sample_rate, f"system {name!r}, clip {i}") for i, clip in enumerate(clips)]
-        for name, clips in systems.items()
-    }
+    out: dict[str, list[float | None]] = {}
+    for name, clips in systems.items():
+        out[name] = []
+        for i, clip in enumerate(clips):
+            try:
+                out[name].append(reference.score(clip, sample_rate, f"system {name!r}, clip {i}"))
+            except TooShortForRealism:
+                out[name].append(None)
+    return out
