@@ -266,6 +266,42 @@ class TranscriptionConfig:
     threads: int  # onnxruntime intra-op threads (1: deterministic, and the stage runs beside others)
 
 
+REALISM_ENVELOPES = ("relative", "absolute")  # pipeline.evaluation.realism computes each
+REALISM_DISTANCES = ("frechet", "diagonal")
+REALISM_WEIGHTINGS = ("groups", "dims")
+
+
+@dataclass(frozen=True)
+class RealismConfig:
+    """The realism score (pipeline.evaluation.realism): each clip's frame features against those of the
+    training split's recordings; chosen by measurement (docs/benchmarks.md, "Realism")."""
+
+    envelope: str  # relative (to the clip's mean: a microphone's EQ is not the playing) | absolute
+    distance: str  # frechet (Gaussian mean + covariance) | diagonal (per-feature mean + deviation)
+    weighting: str  # groups (envelope, flatness, flux, level weigh the same) | dims (each feature dimension)
+    n_fft: int  # analysis window in samples (high resolution: the fine structure between partials)
+    hop_length: int
+    bands: int  # log-spaced bands between fmin and fmax
+    fmin: float
+    fmax: float
+    gate_db: float  # frames this far under the clip's loudest are left out (rests, noise floor)
+    floor_db: float  # power floor under the clip's loudest frame, so log never meets a zero
+    min_frames: int  # a clip with fewer frames above the gate cannot be scored (one-line error)
+
+    def __post_init__(self) -> None:
+        for key, allowed in (
+            ("envelope", REALISM_ENVELOPES),
+            ("distance", REALISM_DISTANCES),
+            ("weighting", REALISM_WEIGHTINGS),
+        ):
+            if getattr(self, key) not in allowed:
+                raise PipelineError(
+                    f"evaluate.realism.{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}"
+                )
+        if not self.fmin < self.fmax:
+            raise PipelineError(f"evaluate.realism needs fmin < fmax (fmin {self.fmin:g}, fmax {self.fmax:g})")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     clips: int  # test clips scored (0 = every clip of the test recordings)
@@ -275,6 +311,7 @@ class EvaluateConfig:
     confidence: float
     seed: int  # of the bootstrap
     transcription: TranscriptionConfig
+    realism: RealismConfig
 
 
 @dataclass(frozen=True)
@@ -330,11 +367,25 @@ RANGES: dict[str, Range] = {
             "max_movements",
             "max_recordings",
             "params.train_hifigan_baseline.segment_frames",
+            "bands",
+            "min_frames",
         ),
         AT_LEAST_ONE,
     ),
     **dict.fromkeys(
-        ("max_seconds", "band_seconds", "window_seconds", "lr", "learning_rate", "eps", "fmax", "clamp", "trim_db"),
+        (
+            "max_seconds",
+            "band_seconds",
+            "window_seconds",
+            "lr",
+            "learning_rate",
+            "eps",
+            "fmax",
+            "clamp",
+            "trim_db",
+            "gate_db",
+            "floor_db",
+        ),
         POSITIVE,
     ),
     **dict.fromkeys(
