@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.datasets.clips import ClipDataset
 from pipeline.datasets.layout import read_manifest
 from pipeline.datasets.split import read_split
 from pipeline.errors import PipelineError
@@ -100,6 +101,12 @@ def test_annotation_only_features_have_every_note_key_and_no_mel(corpus):
     stats = json.loads((corpus["metrics"] / "mel.json").read_text())
     assert stats["frames"] == index.loc[WITH_AUDIO, "frames"]  # the mel statistics: audio only
     assert (stats["with_audio"], stats["annotation_only"]) == (1, 18)
+    # a dataset that needs the mel refuses them; one without reads their notes
+    frames = dict(clip_frames=PARAMS.mel.clip_frames, hop_length=PARAMS.mel.hop_length)
+    with pytest.raises(PipelineError, match=r"annotation-only recording.*have no audio"):
+        ClipDataset(features, [rec], **frames)
+    clip = ClipDataset(features, [rec], notes="starting", mel=False, **frames)[0]
+    assert "mel" not in clip and len(clip["pitch"]) > 0 and clip["target_onset"].min() == 0
 
 
 def clip_recordings(data) -> set[str]:
