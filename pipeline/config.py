@@ -130,10 +130,15 @@ class SplitConfig:
     validation_share: float
     stratify: bool  # draw each share from monophonic and polyphonic material separately
     seed: int
+    test_pieces: tuple[str, ...]  # pieces named test (override the hash; then no test is hash-drawn)
+    validation_pieces: tuple[str, ...]  # pieces named validation (likewise)
 
     def __post_init__(self) -> None:
         if self.by not in ("piece", "recording"):
             raise PipelineError(f"split.by must be piece or recording, not {self.by!r}")
+        both = sorted(set(self.test_pieces) & set(self.validation_pieces))
+        if both:
+            raise PipelineError(f"split.test_pieces and split.validation_pieces both name {', '.join(both)}")
         if not (
             0 <= self.test_share < 1 and 0 <= self.validation_share < 1 and self.test_share + self.validation_share < 1
         ):

@@ -2,7 +2,7 @@
 
 One ``.npz`` per recording (the format later stages and outside users rely on; see docs/data-formats.md):
 
-    mel            float32 (n_mels, frames)   log-mel, pipeline.mel recipe
+    mel            float32 (n_mels, frames)   log-mel, pipeline.mel recipe (absent: annotation-only recording)
     pitch          int16   (notes,)           MIDI pitch, notes in score order (onset, pitch)
     velocity       int16   (notes,)
     score_onset    int32   (notes,)           ticks, 24 per quarter note
@@ -10,6 +10,9 @@ One ``.npz`` per recording (the format later stages and outside users rely on; s
     onset_frame    int32   (notes,)           first mel frame of the performed note
     offset_frame   int32   (notes,)           one past its last frame (> onset_frame)
     performer_id   int16   ()                 index into performers.json
+
+An annotation-only recording (no audio; its timing is a dataset's reference alignment) has every key
+but ``mel``; its ``frames`` (the mel stage's index.csv) is the frame count its timing spans.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ FEATURE_KEYS = (
     "offset_frame",
     "performer_id",
 )
+NOTE_FEATURE_KEYS = FEATURE_KEYS[1:]  # every key but the mel: what an annotation-only recording has
 
 
 def note_features(notes: NoteTable, alignment: pd.DataFrame, frames: int, performer_id: int) -> dict[str, np.ndarray]:
@@ -52,17 +56,21 @@ def note_features(notes: NoteTable, alignment: pd.DataFrame, frames: int, perfor
     }
 
 
-def save_features(path: str | Path, mel: np.ndarray, data: dict[str, np.ndarray]) -> None:
-    """Write one recording's features; the same arrays always give the same bytes (DVC hashes them)."""
-    write_npz(path, {"mel": mel.astype(np.float32), **data})
+def save_features(path: str | Path, mel: np.ndarray | None, data: dict[str, np.ndarray]) -> None:
+    """Write one recording's features (``mel`` None: an annotation-only recording); the same arrays
+    always give the same bytes (DVC hashes them)."""
+    write_npz(path, data if mel is None else {"mel": mel.astype(np.float32), **data})
 
 
-def load_features(path: str | Path) -> dict[str, np.ndarray]:
+def load_features(path: str | Path, *, mel: bool = True) -> dict[str, np.ndarray]:
+    """Every key of :data:`NOTE_FEATURE_KEYS`, and ``mel`` where the file has one and ``mel`` is True
+    (False: not read, e.g. for the alignment model, which needs only the notes and their frames)."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError("feature file not found", path)
     with np.load(path) as data:
-        missing = [k for k in FEATURE_KEYS if k not in data]
+        missing = [k for k in NOTE_FEATURE_KEYS if k not in data]
         if missing:
             raise PipelineError(f"feature file lacks {', '.join(missing)}", path)
-        return {k: data[k] for k in FEATURE_KEYS}
+        keys = FEATURE_KEYS if mel and "mel" in data else NOTE_FEATURE_KEYS
+        return {k: data[k] for k in keys}

@@ -1,5 +1,12 @@
 """Shared by the training stage scripts: their paths, the clip datasets of the pipeline's one split, and
-the one way a stage builds its :class:`pipeline.training.run.TrainingJob` (:func:`training_job`)."""
+the one way a stage builds its :class:`pipeline.training.run.TrainingJob` (:func:`training_job`).
+
+Stages pick recordings by kind: every stage that needs sound (synthesis, the vocoders, the baselines)
+reads only the train / validation recordings with audio; the alignment model (``needs_audio=False``)
+reads every train / validation recording, annotation-only ones (human timing, no sound) included.
+One performer table serves all: a performer with only annotation-only recordings has an embedding
+row the synthesis models never train, and is never asked of them (the split excludes their held-out
+audio recordings, and they have none in training)."""
 
 from __future__ import annotations
 
@@ -37,11 +44,15 @@ def training_outputs(out: Path, metrics: Path, loss_csv: Path, loss_png: Path) -
     return TrainingOutputs(model_dir=out, metrics=metrics, loss_csv=loss_csv, loss_png=loss_png)
 
 
-def training_recordings(features: Path, split: SplitConfig) -> tuple[list[str], list[str]]:
-    """(train, validation) recording ids; the test part is never read by a training stage."""
+def training_recordings(features: Path, split: SplitConfig, *, needs_audio: bool = True) -> tuple[list[str], list[str]]:
+    """(train, validation) recording ids: with ``needs_audio`` only those with audio, else every one
+    (annotation-only included); the test part is never read by a training stage."""
     parts = read_split(features, split)
+    if needs_audio:
+        parts = parts.with_audio()
     if not parts.train:
-        raise PipelineError("the split leaves no training recordings", features / "index.csv")
+        kind = "training recordings with audio" if needs_audio else "training recordings"
+        raise PipelineError(f"the split leaves no {kind}", features / "index.csv")
     return parts.train, parts.validation
 
 
@@ -65,15 +76,18 @@ def clip_datasets(
     mel: MelConfig,
     notes: str = "sounding",
     audio: Path | None = None,
+    *,
+    needs_audio: bool = True,
 ) -> TrainingData:
     """The clips of the mel stage's features, split; with ``audio``, each clip also carries its 16 kHz
-    audio (the baselines' waveform targets)."""
-    train_ids, val_ids = training_recordings(features, split)
+    audio (the baselines' waveform targets). ``needs_audio`` False (the alignment model): every
+    train / validation recording, annotation-only ones too, as clips without a mel."""
+    train_ids, val_ids = training_recordings(features, split, needs_audio=needs_audio)
     ids = read_performers(performers)
     names = tuple(sorted(ids, key=ids.get))
     if [ids[n] for n in names] != list(range(len(names))):
         raise PipelineError("performer ids must be 0 .. n-1", performers)
-    frames = dict(clip_frames=mel.clip_frames, hop_length=mel.hop_length, notes=notes, audio_dir=audio)
+    frames = dict(clip_frames=mel.clip_frames, hop_length=mel.hop_length, notes=notes, audio_dir=audio, mel=needs_audio)
     train, validation = ClipDataset(features, train_ids, **frames), ClipDataset(features, val_ids, **frames)
     inputs = (features,) if audio is None else (features, audio)
     return TrainingData(train, validation, (train.recordings, validation.recordings), inputs, names)

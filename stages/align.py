@@ -1,9 +1,11 @@
 """Stage `align`: DTW-align every score to its 16 kHz recording; score it against the reference.
 
 Outputs one CSV per recording (onset, offset in seconds; onset_frame, offset_frame at the mel hop; each
-note's alignment confidence), every recording's confidence (confidence.json), the onset-error metrics
-with the confidences (and the recordings under align.min_confidence) and the error CDF. The reference
-alignment is read only for scoring.
+note's alignment confidence), every DTW-aligned recording's confidence (confidence.json), every
+recording's timing source (sources.json), the onset-error metrics with the confidences (and the
+recordings under align.min_confidence) and the error CDF. For a recording with audio the reference
+alignment is read only for scoring; an annotation-only recording's alignment is its reference (not
+DTW-aligned, not scored: the metrics count how many of each).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ def run(params: Params, raw: Path, audio: Path, out: Path, metrics: Path, plot: 
     with atomic_path(plot) as tmp_plot:
         cdf.to_csv(tmp_plot, index=False)
     line = summary(scores)
-    print(f"align: {len(recordings)} recordings in {out}" + (f" ({line})" if line else ""))
+    print(
+        f"align: {len(recordings)} recordings in {out}: {scores['dtw_aligned']} DTW-aligned"
+        + (f" ({line})" if line else "")
+        + f", {scores['reference_timing']} annotation-only with their reference timing"
+    )
     print(f"align: {confidence_summary(confidence, params.align.min_confidence)}")
 
 

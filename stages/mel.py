@@ -2,7 +2,8 @@
 
 Writes the features folder (<id>.npz, index.csv, left_out.csv: the recordings aligned with less than
 align.min_confidence, left out of training with a warning), corpus statistics and an example picture (a
-log-mel with the aligned notes on top).
+log-mel with the aligned notes on top). Annotation-only recordings get their notes and reference timing
+without a mel (index.csv ``has_audio`` false); the statistics and the picture are of audio only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def run(params: Params, raw: Path, audio: Path, alignments: Path, out: Path, met
             recordings, raw, audio, alignments, params.mel, tmp, params.align.min_confidence, picture
         )
     write_json(metrics, stats)
-    print(f"mel: {stats['recordings']} recordings, {stats['frames']} frames ({stats['hours'] * 60:.1f} min) in {out}")
+    print(
+        f"mel: {stats['recordings']} recordings in {out}: {stats['with_audio']} with audio, {stats['frames']} frames "
+        f"({stats['hours'] * 60:.1f} min); {stats['annotation_only']} annotation-only (notes and timing, no mel)"
+    )
     if stats["left_out"]:
         print(
             f"warning: {len(stats['left_out'])} recording(s) left out of training, alignment confidence under "

@@ -1,4 +1,8 @@
-"""Stage `resample`: every recording of the raw corpus to mono at ``resample.sample_rate`` (16 kHz)."""
+"""Stage `resample`: every recording of the raw corpus to mono at ``resample.sample_rate`` (16 kHz).
+
+Annotation-only recordings (manifest ``audio`` = "") have nothing to resample: they stay in the
+manifest as they are, for the align and mel stages (their timing is the reference).
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,18 @@ def run(params: Params, raw: Path, out: Path) -> None:
         (tmp / "audio").mkdir()
         resampled = []
         for rec in tqdm(recordings, desc="resample", unit="rec"):
+            if not rec.has_audio:
+                resampled.append(rec)
+                continue
             audio, _ = load_audio(raw / rec.audio, sample_rate=rate)
             name = f"audio/{rec.id}.wav"
             write_audio(tmp / name, audio, rate, subtype="FLOAT")
             resampled.append(dataclasses.replace(rec, audio=name))
         write_manifest(tmp, resampled)
-    print(f"resample: {len(recordings)} recordings at {rate} Hz in {out}")
+    with_audio = sum(r.has_audio for r in recordings)
+    print(
+        f"resample: {with_audio} recordings at {rate} Hz in {out} ({len(recordings) - with_audio} annotation-only kept)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage `train_alignment`: the alignment model on 5-second clips."""
+"""Stage `train_alignment`: the alignment model on 5-second clips of every train / validation recording,
+annotation-only ones (notes and human timing, no audio) included: it reads notes, never the mel."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def check_params(params: Params) -> None:
 def run(params: Params, features: Path, performers: Path, init_from: str | None = None, **outputs: Path) -> None:
     check_params(params)  # a typo in a model block fails here, before any data is read
     config = params.train_alignment
-    data = clip_datasets(features, performers, params.split, params.mel, notes="starting")
+    data = clip_datasets(features, performers, params.split, params.mel, notes="starting", needs_audio=False)
     seed_everything(config.train.seed)
     model = AlignmentModel(
         **{"n_performers": len(data.performers), "performer_names": data.performers, **config.model},

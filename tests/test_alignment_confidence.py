@@ -209,6 +209,7 @@ def test_without_low_confidence_recordings_nothing_is_left_out_or_listed(corpus,
         frame["onset_frame"], frame["offset_frame"] = 0, 31
         frame.to_csv(alignments / f"{rec_id}.csv", index=False)
     (alignments / "confidence.json").write_text(json.dumps({"good": 0.9, "mixed_up": 0.5}))
+    (alignments / "sources.json").write_text(json.dumps({"good": "dtw", "mixed_up": "dtw"}))
     stats = featurize_corpus(read_manifest(audio16k), raw, audio16k, alignments, PARAMS.mel, tmp_path / "f", 0.4)
     assert stats["recordings"] == 2 and stats["left_out"] == []
     assert read_left_out(tmp_path / "f").empty

@@ -2,12 +2,12 @@
 
 The tree mirrors the released ``bach-violin/`` folder. The one-movement sample of the real dataset
 (tests/fixtures/bach-violin-sample, public domain, without its audio) adds its real notes, alignment,
-tempo and score as one more movement, cut from the synthetic source.
+tempo and score as one more movement, cut from the synthetic source. A movement without its source
+audio is kept annotation-only. tests/test_bach_violin_real.py reads the real development copy.
 """
 
 import hashlib
 import shutil
-import warnings
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +19,7 @@ import soundfile as sf
 
 from _http_server import FileServer
 from pipeline.config import DataConfig
-from pipeline.datasets.bach_violin import MissingAudioWarning, prepare_bach_violin
+from pipeline.datasets.bach_violin import piece_of, prepare_bach_violin
 from pipeline.datasets.cutting import parse_clock
 from pipeline.datasets.layout import read_manifest, read_performers, read_reference
 from pipeline.errors import PipelineError
@@ -138,37 +138,40 @@ def config(**kw) -> DataConfig:
     return replace(PARAMS.data, source="bach-violin", bach_violin=replace(PARAMS.data.bach_violin, **bach), **kw)
 
 
-def prepare_expecting_skip(cfg, out):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        recordings = prepare_bach_violin(cfg, out)
-    skipped = [w for w in caught if issubclass(w.category, MissingAudioWarning)]
-    assert len(skipped) == 1
-    assert "shunske-sato_bwv1004_mov1" in str(skipped[0].message)
-    assert "audio/shunske-sato/shunske-sato_bwv1004.mp3" in str(skipped[0].message)
+def prepare_keeping_annotation_only(cfg, out):
+    """The reader keeps the movement without audio: its notes and human timing, manifest audio ""."""
+    recordings = prepare_bach_violin(cfg, out)
+    sato = next(r for r in recordings if r.id == "shunske-sato_bwv1004_mov1")
+    assert sato.audio == "" and not sato.has_audio and not (out / "audio" / f"{sato.id}.flac").exists()
+    onset, offset = read_reference(out / sato.reference)
+    assert onset.tolist() == [0.0] and offset.tolist() == [0.5]  # the dataset's own alignment
+    assert sum(r.has_audio for r in recordings) == 3
     return recordings
 
 
 def check_layout(out: Path, source_root: Path):
     recordings = read_manifest(out)
     by_id = {r.id: r for r in recordings}
-    expected = {"emil-telmanyi_bwv1006_mov6", "karen-gomyo_bwv1001_mov1", REAL_NAME}
+    expected = {"emil-telmanyi_bwv1006_mov6", "karen-gomyo_bwv1001_mov1", "shunske-sato_bwv1004_mov1", REAL_NAME}
     assert set(by_id) == expected
-    assert read_performers(out) == {"emil-telmanyi": 0, "karen-gomyo": 1}
+    # one performer table for every violinist, annotation-only ones too
+    assert read_performers(out) == {"emil-telmanyi": 0, "karen-gomyo": 1, "shunske-sato": 2}
     info = pd.read_csv(source_root / "info.csv").set_index("filename")
     for rec in recordings:
         row = info.loc[rec.id]
-        assert rec.source == "bach-violin" and rec.piece == row["score_filename"]
+        assert rec.source == "bach-violin" and rec.piece == piece_of(row["score_filename"])
         assert rec.performer == row["violinist"]
         assert rec.tuning_cents == (-100.0 if row["baroque_tuning"] == 1 else 0.0)
-        # audio: the cut, at the source rate, mono, exactly end - start long
-        audio, rate = sf.read(out / rec.audio, dtype="float32")
+        # audio: the cut, at the source rate, mono, exactly end - start long (none where the source is missing)
         source = source_root / "audio" / row["collection"] / row["source_filename"]
-        src, src_rate = sf.read(source, dtype="float32")
-        start = round(parse_clock(row["start"], "", source) * rate)
-        end = round(parse_clock(row["end"], "", source) * rate)
-        assert rate == src_rate and audio.ndim == 1 and len(audio) == end - start
-        assert np.abs(audio - src[start:end].mean(axis=1)).max() < 2e-4  # the right samples (16-bit)
+        assert rec.has_audio == source.is_file()
+        if rec.has_audio:
+            audio, rate = sf.read(out / rec.audio, dtype="float32")
+            src, src_rate = sf.read(source, dtype="float32")
+            start = round(parse_clock(row["start"], "", source) * rate)
+            end = round(parse_clock(row["end"], "", source) * rate)
+            assert rate == src_rate and audio.ndim == 1 and len(audio) == end - start
+            assert np.abs(audio - src[start:end].mean(axis=1)).max() < 2e-4  # the right samples (16-bit)
         # notes and reference, same length and order; no note ends before it starts
         notes = NoteTable.from_csv(out / rec.notes)
         onset, offset = read_reference(out / rec.reference)
@@ -188,9 +191,9 @@ def check_layout(out: Path, source_root: Path):
     return by_id
 
 
-def test_reads_the_real_layout_and_skips_missing_audio_with_one_warning(tree, tmp_path):
+def test_reads_the_real_layout_and_keeps_movements_without_audio(tree, tmp_path):
     out = tmp_path / "raw"
-    recordings = prepare_expecting_skip(config(root=str(tree)), out)
+    recordings = prepare_keeping_annotation_only(config(root=str(tree)), out)
     assert [r.id for r in recordings] == [r.id for r in read_manifest(out)]
     by_id = check_layout(out, tree / "bach-violin")
     mov6 = by_id["emil-telmanyi_bwv1006_mov6"]
@@ -200,6 +203,7 @@ def test_reads_the_real_layout_and_skips_missing_audio_with_one_warning(tree, tm
     onset, offset = read_reference(out / mov6.reference)
     assert offset[3] == pytest.approx(0.736 + 0.032)  # the clamped row (end == start)
     assert onset[:2] == pytest.approx([0.096, 0.064])  # the double stop, now low note first
+    assert mov6.piece == "bwv1006_mov6"  # score bwv1006_mov6_00: the movement with other repeats
     real = by_id[REAL_NAME]
     assert real.polyphonic and real.tuning_cents == 0.0
     assert len(NoteTable.from_csv(out / real.notes)) == 356  # the sample's 356 notes
@@ -214,6 +218,17 @@ def test_root_may_be_the_bach_violin_folder_itself_and_filters_apply(tree, tmp_p
     assert recordings[0].performer_id == 0
     recordings = prepare_bach_violin(config(root=str(tree), max_movements=1), tmp_path / "one")
     assert len(recordings) == 1 and recordings[0].performer == "emil-telmanyi"
+
+
+def test_a_selection_without_any_audio_is_an_error_saying_why(tree, tmp_path):
+    with pytest.raises(PipelineError, match=r"none of the 1 selected movement.*synthesis stages need"):
+        prepare_bach_violin(config(root=str(tree), collections=("shunske-sato",)), tmp_path / "raw")
+    assert not (tmp_path / "raw" / "manifest.csv").exists()
+
+
+def test_piece_is_the_movement_whatever_its_repeats():
+    assert piece_of("bwv1002_mov7_10") == piece_of("bwv1002_mov7_00") == piece_of("bwv1002_mov7") == "bwv1002_mov7"
+    assert piece_of("bwv1004_mov5") == "bwv1004_mov5"
 
 
 def test_unknown_collection_is_named(tree, tmp_path):
@@ -264,10 +279,10 @@ def test_download_resumes_verifies_extracts_and_reads(tree, tmp_path):
     with FileServer(served) as server:
         server.cut_once.add("/bach-violin-dataset-v1.0.zip")  # first transfer dies halfway
         url = server.url("bach-violin-dataset-v1.0.zip")
-        prepare_expecting_skip(config(url=url, md5=md5, download_dir=str(download_dir)), tmp_path / "raw")
+        prepare_keeping_annotation_only(config(url=url, md5=md5, download_dir=str(download_dir)), tmp_path / "raw")
         log = server.gets("/bach-violin-dataset-v1.0.zip")
         # a second run reuses the extracted copy: no more requests
-        prepare_expecting_skip(config(url=url, md5=md5, download_dir=str(download_dir)), tmp_path / "again")
+        prepare_keeping_annotation_only(config(url=url, md5=md5, download_dir=str(download_dir)), tmp_path / "again")
         assert len(server.gets("/bach-violin-dataset-v1.0.zip")) == len(log)
     assert [status for *_, status in log] == [200, 206] and log[1][1].startswith("bytes=")
     assert hashlib.md5((download_dir / archive.name).read_bytes()).hexdigest() == md5

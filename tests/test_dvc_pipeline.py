@@ -135,7 +135,15 @@ SYSTEMS = [
     "constant_tempo_exact_tempo",
 ]
 # the tiny corpus has one piece of each kind: split its four recordings (by recording) so one is tested
-TINY_SPLIT = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
+NO_NAMED_PIECES = {"test_pieces": [], "validation_pieces": []}
+TINY_SPLIT = {
+    "by": "recording",
+    "test_share": 0.25,
+    "validation_share": 0.25,
+    "stratify": False,
+    "seed": 0,
+    **NO_NAMED_PIECES,
+}
 ABLATIONS = ("no_notewise_pe", "no_performer_embedding", "no_encoder", "no_harmonic_prior")
 # the training stages with a params group of their own (the ablations train with train_synthesis's)
 TRAINING_GROUPS = (

@@ -247,6 +247,7 @@ def test_your_own_recordings_train_and_render_through_dvc(tmp_path, repo_root):
     # what the README's `dvc exp run -S data.source=folder -S data.root=...` sets, and tiny models
     params["data"].update(source="folder", root=str(recordings))
     params["split"] = {"by": "recording", "test_share": 0.25, "validation_share": 0.25, "stratify": False, "seed": 0}
+    params["split"].update(test_pieces=[], validation_pieces=[])
     params["train_alignment"]["model"] = dict(layers=1, **TINY_TRANSFORMER)
     params["train_synthesis"]["model"] = dict(encoder_layers=1, decoder_layers=1, **TINY_TRANSFORMER)
     params["train_hifigan"]["generator"] = {"channels": 16, "layers": 1}

@@ -104,3 +104,48 @@ def test_a_different_seed_gives_a_different_split_and_bad_settings_are_refused()
         split_config(by="performer")
     with pytest.raises(PipelineError, match="sum to less than 1"):
         split_config(test_share=0.6, validation_share=0.5)
+
+
+def test_named_pieces_override_the_hash_and_only_unnamed_parts_are_hash_drawn():
+    index = corpus(np.random.default_rng(3), pieces=20, performers=3)
+    hashed = split_corpus(index, split_config(seed=0))
+    trained = sorted(parts_of_pieces(index, hashed)["train"])
+    named = split_corpus(index, split_config(seed=0, test_pieces=(trained[0],)))
+    pieces = parts_of_pieces(index, named)
+    assert pieces["test"] == {trained[0]}  # exactly the named piece: the hash draws no other test piece
+    assert pieces["validation"] and trained[0] not in pieces["validation"] | pieces["train"]  # still hash-drawn
+    both = split_corpus(index, split_config(seed=0, test_pieces=(trained[0],), validation_pieces=(trained[1],)))
+    pieces = parts_of_pieces(index, both)
+    assert pieces["test"] == {trained[0]} and pieces["validation"] == {trained[1]}
+    assert len(pieces["train"]) == index.piece.nunique() - 2
+    # by recording, a named piece still holds all its recordings
+    by_recording = split_corpus(index, split_config(by="recording", seed=0, test_pieces=(trained[0],)))
+    assert set(index[index.piece == trained[0]].id) <= set(by_recording.test + by_recording.excluded)
+
+
+def test_an_unknown_named_piece_or_one_named_twice_is_an_error():
+    index = corpus(np.random.default_rng(0), pieces=4, performers=2)
+    with pytest.raises(PipelineError, match=r"split\.test_pieces: piece 'nope' is not in the corpus.*piece0, piece1"):
+        split_corpus(index, split_config(test_pieces=("nope",)))
+    with pytest.raises(PipelineError, match="both name piece1"):
+        split_config(test_pieces=("piece1",), validation_pieces=("piece1",))
+
+
+def test_excluded_depends_on_what_the_models_could_learn_of_a_performer():
+    """A held-out recording with audio needs its performer in training *with audio* (synthesis renders
+    them); an annotation-only one needs them in training at all (the alignment model learns timing)."""
+    rows = [
+        ("a_train", "train_piece", "a", True),  # a: audio in training
+        ("a_test", "test_piece", "a", False),
+        ("b_train", "train_piece", "b", False),  # b: only annotation-only in training
+        ("b_test_audio", "test_piece", "b", True),
+        ("b_test_notes", "test_piece", "b", False),
+        ("c_test", "test_piece", "c", False),  # c: nothing in training
+    ]
+    index = pd.DataFrame(rows, columns=["id", "piece", "performer", "has_audio"])
+    split = split_corpus(index, split_config(test_pieces=("test_piece",), validation_pieces=()))
+    assert split.train == ["a_train", "b_train"]
+    assert split.test == ["a_test", "b_test_notes"] and split.excluded == ["b_test_audio", "c_test"]
+    assert split.annotation_only == ["a_test", "b_test_notes", "b_train", "c_test"]
+    audio = split.with_audio()
+    assert (audio.train, audio.validation, audio.test, audio.excluded) == (["a_train"], [], [], ["b_test_audio"])

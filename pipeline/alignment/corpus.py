@@ -1,9 +1,14 @@
 """Align a whole corpus: every recording of the normalised layout against its score, in parallel.
 
 Writes ``<out>/<id>.csv`` (onset, offset in seconds; onset_frame, offset_frame at the mel hop; each
-note's alignment confidence) and ``<out>/confidence.json`` (each recording's confidence), and scores
-the alignments against the corpus's reference alignments where it has them (the reference is read only
-for scoring, never for aligning).
+note's alignment confidence), ``<out>/confidence.json`` (each DTW-aligned recording's confidence) and
+``<out>/sources.json`` (each recording's timing source: ``dtw`` or ``reference``), and scores the DTW
+alignments against the corpus's reference alignments where it has them (for a recording with audio the
+reference is read only for scoring, never for aligning).
+
+An annotation-only recording (no audio) is not DTW-aligned: its alignment *is* its reference (a
+dataset's human note timing), written in the same per-recording format with an empty ``confidence``
+(no DTW ran, nothing to be confident about) and ``reference`` in sources.json; it is not scored.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pipeline.alignment.align import align_score_to_audio
 from pipeline.alignment.metrics import onset_error_stats
 from pipeline.audio import load_audio
 from pipeline.config import AlignConfig, MelConfig
-from pipeline.datasets.confidence import low_confidence, write_confidence
+from pipeline.datasets.confidence import DTW, REFERENCE, low_confidence, write_confidence, write_sources
 from pipeline.datasets.layout import Recording, read_reference
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
@@ -33,6 +38,26 @@ def seconds_to_frames(seconds: np.ndarray, mel: MelConfig) -> np.ndarray:
     return np.floor(np.asarray(seconds) * mel.sample_rate / mel.hop_length + 1e-9).astype(np.int64)
 
 
+def write_alignment(
+    path: Path, onset: np.ndarray, offset: np.ndarray, note_confidence: np.ndarray, mel: MelConfig
+) -> None:
+    """One recording's alignment CSV: seconds, the mel frames they fall in, each note's confidence
+    (NaN, written empty, where no DTW ran)."""
+    onset_frame = seconds_to_frames(onset, mel)
+    offset_frame = np.maximum(seconds_to_frames(offset, mel), onset_frame + 1)
+    frame = pd.DataFrame(
+        {
+            "onset": onset.round(6),
+            "offset": offset.round(6),
+            "onset_frame": onset_frame,
+            "offset_frame": offset_frame,
+            "confidence": note_confidence.round(4),
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
 def align_recording(
     rec: Recording, raw: Path, audio_dir: Path, config: AlignConfig, mel: MelConfig, out: Path
 ) -> tuple[str, float]:
@@ -44,49 +69,65 @@ def align_recording(
         result = align_score_to_audio(notes, audio, rate, config, tuning_cents=rec.tuning_cents, program=rec.program)
     except PipelineError as err:  # name the recording when the fault does not name a file
         raise err if err.path is not None else PipelineError(str(err), audio_dir / rec.audio) from err
-    onset_frame = seconds_to_frames(result.onset, mel)
-    offset_frame = np.maximum(seconds_to_frames(result.offset, mel), onset_frame + 1)
-    frame = pd.DataFrame(
-        {
-            "onset": result.onset.round(6),
-            "offset": result.offset.round(6),
-            "onset_frame": onset_frame,
-            "offset_frame": offset_frame,
-            "confidence": result.note_confidence.round(4),
-        }
-    )
-    with atomic_path(out / f"{rec.id}.csv") as tmp:
-        frame.to_csv(tmp, index=False)
+    write_alignment(out / f"{rec.id}.csv", result.onset, result.offset, result.note_confidence, mel)
     return rec.id, result.confidence
+
+
+def reference_recording(rec: Recording, raw: Path, mel: MelConfig, out: Path) -> None:
+    """An annotation-only recording's alignment: its reference timing, in DTW's format (out/<id>.csv)."""
+    if not rec.reference:
+        raise PipelineError(
+            f"annotation-only recording {rec.id} has no reference alignment: no audio to align, no timing to learn",
+            raw / "manifest.csv",
+        )
+    notes = NoteTable.from_csv(raw / rec.notes)
+    onset, offset = read_reference(raw / rec.reference)
+    if len(onset) != len(notes):
+        raise PipelineError(f"reference has {len(onset)} notes but the score has {len(notes)}", raw / rec.reference)
+    write_alignment(out / f"{rec.id}.csv", onset, offset, np.full(len(onset), np.nan), mel)
 
 
 def align_corpus(
     recordings: list[Recording], raw: Path, audio_dir: Path, config: AlignConfig, mel: MelConfig, out: Path
 ) -> dict[str, float]:
-    """Every recording, ``config.workers`` processes at a time, with a progress bar; writes
-    out/confidence.json and returns it: recording id -> alignment confidence (manifest order)."""
-    workers = max(1, min(config.workers, len(recordings)))
+    """Every recording with audio DTW-aligned, ``config.workers`` processes at a time, with a progress
+    bar; every annotation-only one given its reference timing. Writes out/confidence.json (the
+    DTW-aligned recordings) and out/sources.json (every recording) and returns the confidences:
+    recording id -> alignment confidence (manifest order)."""
+    audible = [r for r in recordings if r.has_audio]
+    for rec in recordings:
+        if not rec.has_audio:
+            reference_recording(rec, raw, mel, out)
+    workers = max(1, min(config.workers, len(audible)))
     confidence: dict[str, float] = {}
     with ProcessPoolExecutor(workers) as pool:
-        jobs = [pool.submit(align_recording, r, raw, audio_dir, config, mel, out) for r in recordings]
+        jobs = [pool.submit(align_recording, r, raw, audio_dir, config, mel, out) for r in audible]
         for job in tqdm(jobs, desc="align", unit="rec"):
             rec_id, value = job.result()
             confidence[rec_id] = round(float(value), 4)
     write_confidence(out, confidence)
+    write_sources(out, {r.id: DTW if r.has_audio else REFERENCE for r in recordings})
     return confidence
 
 
 def score_alignments(recordings: list[Recording], raw: Path, alignments: Path) -> tuple[dict, pd.DataFrame]:
-    """Onset error statistics per material (monophonic / polyphonic) where a reference exists, and the
+    """Onset error statistics per material (monophonic / polyphonic) of the DTW-aligned recordings that
+    have a reference (an annotation-only recording's alignment is its reference: not counted), and the
     error CDF (material, error_ms, share of notes within it)."""
     errors: dict[str, list[np.ndarray]] = {"monophonic": [], "polyphonic": []}
-    for rec in recordings:
+    aligned = [r for r in recordings if r.has_audio]
+    for rec in aligned:
         if not rec.reference:
             continue
         truth, _ = read_reference(raw / rec.reference)
         predicted = pd.read_csv(alignments / f"{rec.id}.csv")["onset"].to_numpy()
         errors["polyphonic" if rec.polyphonic else "monophonic"].append(np.abs(predicted - truth) * 1000)
-    metrics: dict = {"recordings": len(recordings), "with_reference": sum(bool(r.reference) for r in recordings)}
+    metrics: dict = {
+        "recordings": len(recordings),
+        "dtw_aligned": len(aligned),  # the recordings with audio
+        "reference_timing": len(recordings) - len(aligned),  # annotation-only: their alignment is the reference
+        "with_reference": sum(bool(r.reference) for r in aligned),  # DTW-aligned and scored against a reference
+    }
     rows = []
     for kind, chunks in errors.items():
         if not chunks:

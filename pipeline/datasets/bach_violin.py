@@ -9,16 +9,22 @@ The released archive holds ``bach-violin/`` with (see tests/fixtures/bach-violin
     alignments/<collection>/<filename>.csv  start,end in seconds, one row per note (same order)
     tempos/<collection>/<filename>.txt    average tempo in quarter notes per minute
 
-Each movement becomes one recording ``<filename>``: its audio is cut from the source between
-info.csv's ``start`` and ``end`` and written as 16-bit FLAC at the source's own sample rate,
-mixed to mono (every later stage reads mono; this halves the size). Movements whose source
-audio is missing are skipped and listed in one warning at the end. Baroque-pitch recordings
-(``baroque_tuning == 1``, about A=415) keep their untransposed notes and get ``tuning_cents=-100``.
+Each selected movement becomes one recording ``<filename>``. Where its source audio is in the
+archive, the audio is cut from the source between info.csv's ``start`` and ``end`` and written as
+16-bit FLAC at the source's own sample rate, mixed to mono (every later stage reads mono; this halves
+the size). A movement whose source audio is missing (the release ships only YouTube ids for some
+collections) is kept **annotation-only**: its notes and the dataset's note alignment (real human
+timing, ``reference/<id>.csv``) with manifest ``audio`` = "" (pipeline/datasets/layout.py). Baroque-pitch
+recordings (``baroque_tuning == 1``, about A=415) keep their untransposed notes and get ``tuning_cents=-100``.
+
+The piece (the manifest's ``piece``, the split's unit) is the movement: ``score_filename`` without the
+repeat-variant suffix (``bwv1002_mov7_10`` and ``bwv1002_mov7_00`` are bwv1002_mov7 played with other
+repeats, the same music: a test piece must not be heard in training under another score name).
 """
 
 from __future__ import annotations
 
-import warnings
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +52,13 @@ INFO_COLUMNS = (
 )
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml")
 MIN_NOTE_SECONDS = 0.032  # one alignment frame: the floor for notes whose end is not after their start
+REPEAT_VARIANT = re.compile(r"^(?P<movement>.+_mov\d+)_\d\d$")  # bwv1002_mov7_10: repeats 1 and 0 of bwv1002_mov7
 
 
-class MissingAudioWarning(UserWarning):
-    """Movements were skipped because their source recording is not in the dataset."""
+def piece_of(score_filename: str) -> str:
+    """The movement a score file is a version of (``bwv1002_mov7_10`` -> ``bwv1002_mov7``)."""
+    match = REPEAT_VARIANT.match(score_filename)
+    return match["movement"] if match else score_filename
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
@@ -158,27 +167,29 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
     if len(repeated):
         raise PipelineError(f"movement(s) listed twice: {', '.join(repeated)}", info_path)
 
-    # Plan: movements whose source audio exists, in info.csv order, up to max_movements
+    # Plan: every selected movement in info.csv order, up to max_movements; those whose source audio
+    # exists are cut, the others are annotation-only (notes and the dataset's human timing, no sound)
     plan: list[dict] = []
-    skipped: list[str] = []
     for row in info.to_dict("records"):
         if bv.max_movements is not None and len(plan) >= bv.max_movements:
             break
         source = root / "audio" / row["collection"] / row["source_filename"]
-        if not source.is_file():
-            skipped.append(f"{row['filename']} (audio/{row['collection']}/{row['source_filename']})")
-            continue
-        where = f"movement {row['filename']}"
-        row["source"] = source
-        row["start_s"] = parse_clock(row["start"], f"{where} start", info_path)
-        row["end_s"] = parse_clock(row["end"], f"{where} end", info_path)
-        if row["end_s"] <= row["start_s"]:
-            raise PipelineError(f"{where}: end {row['end']} is not after start {row['start']}", info_path)
+        row["source"] = source if source.is_file() else None
+        if row["source"] is not None:
+            where = f"movement {row['filename']}"
+            row["start_s"] = parse_clock(row["start"], f"{where} start", info_path)
+            row["end_s"] = parse_clock(row["end"], f"{where} end", info_path)
+            if row["end_s"] <= row["start_s"]:
+                raise PipelineError(f"{where}: end {row['end']} is not after start {row['start']}", info_path)
         plan.append(row)
     if not plan:
+        raise PipelineError("no movement to read: the selection (data.bach_violin) holds none", info_path)
+    if all(row["source"] is None for row in plan):
+        missing = [f"audio/{r['collection']}/{r['source_filename']}" for r in plan]
         raise PipelineError(
-            f"no movement to read: none of the {len(skipped)} selected movement(s) has its audio "
-            f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})",
+            f"none of the {len(plan)} selected movement(s) has its audio ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}): the synthesis stages need some recordings with sound "
+            "(data.bach_violin.collections / max_movements)",
             root,
         )
 
@@ -188,7 +199,7 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
         (out / sub).mkdir(parents=True, exist_ok=True)
 
     by_source: dict[Path, list[dict]] = {}
-    for row in plan:
+    for row in (r for r in plan if r["source"] is not None):
         by_source.setdefault(row["source"], []).append(row)
     for source, rows in tqdm(by_source.items(), desc="cut bach-violin movements", unit="recording"):
         cuts = [Cut(r["filename"], r["start_s"], r["end_s"], out / "audio" / f"{r['filename']}.flac") for r in rows]
@@ -208,10 +219,10 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
         recordings.append(
             Recording(
                 id=name,
-                piece=row["score_filename"],
+                piece=piece_of(row["score_filename"]),
                 performer=row["violinist"],
                 performer_id=violinists.index(row["violinist"]),
-                audio=f"audio/{name}.flac",
+                audio=f"audio/{name}.flac" if row["source"] is not None else "",
                 notes=f"notes/{name}.csv",
                 reference=f"reference/{name}.csv",
                 tempo_qpm=round(notes.tempo_qpm, 3),
@@ -221,10 +232,4 @@ def prepare_bach_violin(config: DataConfig, out: Path) -> list[Recording]:
             )
         )
     write_manifest(out, recordings)
-    if skipped:
-        message = (
-            f"bach-violin: skipped {len(skipped)} movement(s) whose source audio is missing "
-            f"(the dataset ships only YouTube ids for some collections): {', '.join(skipped)}"
-        )
-        warnings.warn(message, MissingAudioWarning, stacklevel=2)  # printed to stderr by default
     return recordings

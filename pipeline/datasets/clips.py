@@ -3,7 +3,9 @@
 A recording of ``frames`` mel frames is cut into windows of ``clip_frames`` (params.yaml
 ``mel.clip_frames``: the paper's 5 s). Each clip carries the notes sounding in it, with frames relative to the clip start
 (clipped to the window) and score times relative to the first note of the clip. Which recordings
-a dataset holds is the split's business (pipeline.datasets.split), not this module's.
+a dataset holds is the split's business (pipeline.datasets.split), not this module's. A dataset
+``mel=False`` reads no mel (the alignment model's clips: notes and their performed frames only), so it
+may hold annotation-only recordings (index.csv ``has_audio`` false), which have none.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def clip_refs(index: pd.DataFrame, recordings: list[str], clip_frames: int, min_
     return refs
 
 
+def audio_flags(index: pd.DataFrame) -> dict[str, bool]:
+    """Recording id -> whether it has audio (index.csv ``has_audio``; an index without the column is
+    one written before annotation-only recordings existed: every recording has audio)."""
+    if "has_audio" not in index:
+        return dict.fromkeys(index["id"], True)
+    return {i: str(v).strip().lower() in ("true", "1") for i, v in zip(index["id"], index["has_audio"])}
+
+
 class ClipDataset(Dataset):
     """Clips of the recordings in ``recordings``, read lazily from ``features_dir``/<id>.npz."""
 
@@ -56,10 +66,13 @@ class ClipDataset(Dataset):
         notes: str = "sounding",
         cache: bool = True,
         audio_dir: str | Path | None = None,
+        mel: bool = True,
     ) -> None:
-        """``clip_frames`` and ``hop_length``: the ``mel`` params group's. ``audio_dir`` (the resample stage's folder, e.g. data/audio16k): clips also carry the
-        waveform under ``audio``: ``frames * hop_length`` samples starting at ``start * hop_length``
-        (zero-padded at the end of a recording), what the waveform baselines train on."""
+        """``clip_frames`` and ``hop_length``: the ``mel`` params group's. ``audio_dir`` (the resample
+        stage's folder, e.g. data/audio16k): clips also carry the waveform under ``audio``:
+        ``frames * hop_length`` samples starting at ``start * hop_length`` (zero-padded at the end of a
+        recording), what the waveform baselines train on. ``mel``: clips carry the log-mel (every
+        recording must then have audio); False: no mel is read, annotation-only recordings are welcome."""
         if notes not in ("sounding", "starting"):
             raise ValueError(f"notes must be 'sounding' or 'starting', not {notes!r}")
         self.notes = notes
@@ -72,6 +85,15 @@ class ClipDataset(Dataset):
         unknown = set(self.recordings) - set(self.index["id"])
         if unknown:
             raise PipelineError(f"unknown recordings {sorted(unknown)[:3]}", index_path)
+        has_audio = audio_flags(self.index)
+        silent = [r for r in self.recordings if not has_audio[r]]
+        if silent and (mel or audio_dir is not None):
+            raise PipelineError(
+                f"annotation-only recording(s) {', '.join(silent[:3])} have no audio: not for clips with a mel "
+                "or a waveform",
+                index_path,
+            )
+        self.with_mel = mel
         self.refs = clip_refs(self.index, self.recordings, clip_frames)
         tempo = self.index["tempo_qpm"] if "tempo_qpm" in self.index else pd.Series(100.0, index=self.index.index)
         self._tempo = dict(zip(self.index["id"], tempo.astype(float)))
@@ -97,7 +119,11 @@ class ClipDataset(Dataset):
     def features(self, recording: str) -> dict[str, np.ndarray]:
         if recording in self._cache:
             return self._cache[recording]
-        data = load_features(self.root / f"{recording}.npz")
+        data = load_features(self.root / f"{recording}.npz", mel=self.with_mel)
+        if self.with_mel and "mel" not in data:
+            raise PipelineError(
+                "feature file has no mel (an annotation-only recording)", self.root / f"{recording}.npz"
+            )
         if self.cache:
             self._cache[recording] = data
         return data

@@ -1,9 +1,12 @@
 """The mel stage's work: every recording's log-mel spectrogram and frame-level note data.
 
 Writes ``<out>/<id>.npz`` (see :mod:`pipeline.features`) and ``<out>/index.csv`` (one row per
-recording: the split and the training stages read it), and returns corpus statistics. Recordings whose
+recording: the split and the training stages read it; ``has_audio`` False for an annotation-only
+recording, whose features have no ``mel`` and whose ``frames`` is the frame count its timing spans), and
+returns corpus statistics (the mel's over the recordings with audio only). Recordings with audio whose
 alignment confidence is under ``align.min_confidence`` are left out (a warning names them) and listed in
-``<out>/left_out.csv`` (:mod:`pipeline.datasets.confidence`), which the evaluate report shows.
+``<out>/left_out.csv`` (:mod:`pipeline.datasets.confidence`), which the evaluate report shows; an
+annotation-only recording's timing is its reference, never left out for confidence.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from tqdm import tqdm
 from pipeline.audio import load_audio
 from pipeline.config import MelConfig
 from pipeline.datasets.confidence import (
+    DTW,
     LEFT_OUT_COLUMNS,
     LEFT_OUT_FILE,
     LOW_CONFIDENCE,
+    REFERENCE,
+    SOURCES_FILE,
     low_confidence,
     read_confidence,
+    read_sources,
 )
 from pipeline.datasets.layout import Recording
 from pipeline.errors import PipelineError
@@ -44,26 +51,35 @@ def featurize_corpus(
     min_confidence: float,
     picture: Path | None = None,
 ) -> dict:
-    """Features of every recording aligned with at least ``min_confidence`` (``alignments``/confidence.json)
-    into ``out``; ``picture``: the first one's log-mel with its aligned notes on top. Returns recordings,
-    frames, hours, the mel's mean and std, the feature keys, and the ids left out."""
-    left_out = drop_low_confidence(recordings, alignments, min_confidence, out)
-    if recordings and len(left_out) == len(recordings):  # the caller writes into a temporary: old features stay
+    """Features of every annotation-only recording and of every recording with audio aligned with at
+    least ``min_confidence`` (``alignments``/confidence.json) into ``out``; ``picture``: the first
+    recording with audio's log-mel with its aligned notes on top. Returns recordings (with audio and
+    annotation-only), frames and hours of audio, the mel's mean and std, the feature keys, and the ids
+    left out."""
+    check_sources(recordings, alignments)
+    audible = [r for r in recordings if r.has_audio]
+    left_out = drop_low_confidence(audible, alignments, min_confidence, out)
+    if audible and len(left_out) == len(audible):  # the caller writes into a temporary: old features stay
         raise PipelineError(
-            f"every recording is aligned with less than align.min_confidence {min_confidence:g}: no corpus left "
-            "(wrong scores? see metrics/align.json, or lower the setting)",
+            f"every recording with audio is aligned with less than align.min_confidence {min_confidence:g}: no "
+            "corpus left (wrong scores? see metrics/align.json, or lower the setting)",
             alignments,
         )
     recordings = [r for r in recordings if r.id not in left_out]
     mel_module = LogMelSpectrogram(mel)
     rows, total, sums, squares = [], 0, 0.0, 0.0
-    for i, rec in enumerate(tqdm(recordings, desc="mel", unit="rec")):
-        audio, _ = load_audio(audio_dir / rec.audio, sample_rate=mel.sample_rate)
-        with torch.no_grad():
-            spectrogram = mel_module(torch.from_numpy(audio)).numpy()  # (n_mels, frames)
+    pictured = picture is None
+    for rec in tqdm(recordings, desc="mel", unit="rec"):
         notes = NoteTable.from_csv(raw / rec.notes)
         alignment = pd.read_csv(alignments / f"{rec.id}.csv")
-        data = note_features(notes, alignment, spectrogram.shape[1], rec.performer_id)
+        if rec.has_audio:
+            audio, _ = load_audio(audio_dir / rec.audio, sample_rate=mel.sample_rate)
+            with torch.no_grad():
+                spectrogram = mel_module(torch.from_numpy(audio)).numpy()  # (n_mels, frames)
+            frames = spectrogram.shape[1]
+        else:  # no sound: the frames its timing spans (the last note's end)
+            spectrogram, frames = None, int(alignment["offset_frame"].max())
+        data = note_features(notes, alignment, frames, rec.performer_id)
         save_features(out / f"{rec.id}.npz", spectrogram, data)
         rows.append(
             {
@@ -71,30 +87,50 @@ def featurize_corpus(
                 "piece": rec.piece,
                 "performer": rec.performer,
                 "performer_id": rec.performer_id,
-                "frames": spectrogram.shape[1],
+                "frames": frames,
                 "notes": len(notes),
                 "polyphonic": rec.polyphonic,
                 "tempo_qpm": rec.tempo_qpm,
+                "has_audio": rec.has_audio,
             }
         )
-        total += spectrogram.shape[1]
+        if spectrogram is None:
+            continue
+        total += frames
         sums += float(spectrogram.sum())
         squares += float(np.square(spectrogram, dtype=np.float64).sum())
-        if i == 0 and picture is not None:
+        if not pictured and picture is not None:
             plot_mel_with_notes(picture, spectrogram, data, mel, title=rec.id)
+            pictured = True
     with atomic_path(out / "index.csv") as index:
         pd.DataFrame(rows).to_csv(index, index=False)
     mean = sums / max(1, total * mel.n_mels)
     std = float(np.sqrt(max(0.0, squares / max(1, total * mel.n_mels) - mean**2)))
     return {
         "recordings": len(rows),
-        "frames": total,
+        "with_audio": sum(bool(row["has_audio"]) for row in rows),
+        "annotation_only": sum(not row["has_audio"] for row in rows),
+        "frames": total,  # of audio: the mel statistics' and the hours'
         "hours": round(total * mel.hop_length / mel.sample_rate / 3600, 4),
         "mel_mean": round(mean, 4),
         "mel_std": round(std, 4),
         "keys": list(FEATURE_KEYS),
         "left_out": left_out,
     }
+
+
+def check_sources(recordings: list[Recording], alignments: Path) -> None:
+    """Each recording's alignment came from where the manifest says it must (DTW with audio, the
+    reference without): a stale alignments folder of another corpus fails here, naming the recording."""
+    sources = read_sources(alignments)
+    for rec in recordings:
+        want = DTW if rec.has_audio else REFERENCE
+        if sources.get(rec.id) != want:
+            raise PipelineError(
+                f"recording {rec.id}: alignment source {sources.get(rec.id)!r}, expected {want!r} "
+                "(re-run the align stage)",
+                alignments / SOURCES_FILE,
+            )
 
 
 def drop_low_confidence(recordings: list[Recording], alignments: Path, min_confidence: float, out: Path) -> list[str]:

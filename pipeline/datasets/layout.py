@@ -2,9 +2,15 @@
 
 <root>/manifest.csv          one row per recording (columns: MANIFEST_COLUMNS)
 <root>/performers.json       performer name -> integer id (embedding index)
-<root>/audio/<id>.<ext>      the recording
+<root>/corpus.json           recordings with audio and annotation-only, in all and per performer
+                             (the prepare stage's; :func:`write_corpus_counts`)
+<root>/audio/<id>.<ext>      the recording (none for an annotation-only recording: manifest audio "")
 <root>/notes/<id>.csv        its score as a NoteTable (ticks, 24 per quarter)
 <root>/reference/<id>.csv    reference onset,offset in seconds per note (same order), if known
+
+An **annotation-only** recording (manifest ``audio`` = "") has notes and a reference alignment (a
+dataset's human note timing) but no sound: the alignment model learns its timing; nothing that needs
+audio (resampling, DTW, the mel, synthesis and vocoder training, audio evaluation) reads it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ class Recording:
     piece: str
     performer: str
     performer_id: int
-    audio: str  # relative to the dataset root
+    audio: str  # relative to the dataset root; "" for an annotation-only recording (notes + reference, no sound)
     notes: str
     reference: str  # "" when no reference alignment exists
     tempo_qpm: float  # the tempo the recording was played at, on average (quarters per minute)
@@ -35,8 +41,14 @@ class Recording:
     source: str = ""
     program: int = -1  # General MIDI program of the instrument (the alignment's reference); -1: params align.program
 
+    @property
+    def has_audio(self) -> bool:
+        """False for an annotation-only recording: its timing is the reference, it has no sound."""
+        return bool(self.audio)
+
 
 MANIFEST_COLUMNS = [f.name for f in fields(Recording)]
+CORPUS_FILE = "corpus.json"  # beside manifest.csv in the prepare stage's folder
 
 
 def write_manifest(root: str | Path, recordings: list[Recording]) -> None:
@@ -48,6 +60,36 @@ def write_manifest(root: str | Path, recordings: list[Recording]) -> None:
     for r in recordings:
         ids.setdefault(r.performer, r.performer_id)
     write_json(root / "performers.json", dict(sorted(ids.items(), key=lambda kv: kv[1])))
+
+
+def corpus_counts(recordings: list[Recording]) -> dict:
+    """Recordings with audio and annotation-only, in all and per performer (sorted by name)."""
+    per: dict[str, dict[str, int]] = {}
+    for r in recordings:
+        counts = per.setdefault(r.performer, {"with_audio": 0, "annotation_only": 0})
+        counts["with_audio" if r.has_audio else "annotation_only"] += 1
+    return {
+        "recordings": len(recordings),
+        "with_audio": sum(r.has_audio for r in recordings),
+        "annotation_only": sum(not r.has_audio for r in recordings),
+        "performers": dict(sorted(per.items())),
+    }
+
+
+def write_corpus_counts(root: str | Path, recordings: list[Recording]) -> dict:
+    """Write ``root``/corpus.json (:func:`corpus_counts`) and return it."""
+    counts = corpus_counts(recordings)
+    write_json(Path(root) / CORPUS_FILE, counts)
+    return counts
+
+
+def describe_counts(counts: dict) -> str:
+    """One line: totals, then ``performer audio+annotation-only`` for each performer."""
+    per = ", ".join(f"{name} {c['with_audio']}+{c['annotation_only']}" for name, c in counts["performers"].items())
+    return (
+        f"{counts['with_audio']} with audio, {counts['annotation_only']} annotation-only "
+        f"(per performer, with audio+annotation-only: {per})"
+    )
 
 
 def read_manifest(root: str | Path) -> list[Recording]:

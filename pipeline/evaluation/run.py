@@ -52,7 +52,7 @@ def read_clips(params: Params, features: Path, audio: Path) -> EvaluationClips:
     """The test clips of ``features`` (the mel stage's folder) with their audio from ``audio`` (the
     resample stage's); fails when the split leaves no test recordings."""
     index = pd.read_csv(features / "index.csv", dtype={"id": str})
-    split = read_split(features, params.split)
+    split = read_split(features, params.split).with_audio()  # annotation-only recordings have no sound to score
     if not split.test:
         raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", features)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
