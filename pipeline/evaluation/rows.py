@@ -15,7 +15,8 @@ with Deep Performer::
     Row("Fine-tuned", synthesis("synthesis_finetuned"), models=("synthesis_finetuned", "hifigan"),
         baseline_of=(DEEP_PERFORMER,)),
 
-The systems themselves live in :mod:`pipeline.evaluation.systems`, the timing systems in
+The systems themselves live in :mod:`pipeline.evaluation.systems` (the FluidSynth rows, the score
+rendered with a timing system's timing, in :mod:`pipeline.evaluation.fluidsynth`), the timing systems in
 :mod:`pipeline.evaluation.timing`; a new kind of system gets a ``def build(params, models) -> System``
 here that calls it.
 """

@@ -43,11 +43,12 @@ class EvaluationClips:
 
     def describe(self, players: str = "performers") -> str:
         """The clips scored: how many, of how many recordings and ``players``, of which unseen pieces."""
-        test = self.index.set_index("id").loc[self.split.test]
+        scored = sorted({self.clips.refs[i].recording for i in self.order})  # evaluate.clips may cut the list
+        test = self.index.set_index("id").loc[scored]
         pieces = sorted({str(p) for p in test["piece"]})
         count = test["performer"].nunique() if "performer" in test else 0
         return (
-            f"{len(self.order)} test clips of {len(self.split.test)} recordings ({count} {players}) of "
+            f"{len(self.order)} test clips of {len(scored)} recordings ({count} {players}) of "
             f"{len(pieces)} unseen pieces ({', '.join(pieces)})"
         )
 
