@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,9 @@ from pipeline.config import load_params
 from pipeline.datasets.clips import ClipDataset, collate_clips
 from pipeline.datasets.split import read_split
 from pipeline.evaluation import systems as sys_
-from pipeline.evaluation.scoring import ClipScorer, Scores, clip_infos, run_systems, settle_latency
-from pipeline.evaluation.transcription import Transcriber
+from pipeline.evaluation.latency import choose_latency
+from pipeline.evaluation.run import transcriber
+from pipeline.evaluation.scoring import ClipScorer, Scores, clip_infos, run_systems
 from pipeline.models.vocoders import load_vocoder
 
 FEATURES, AUDIO = Path("data/features"), Path("data/audio16k")
@@ -55,9 +55,13 @@ def main() -> None:
         params.mel, params.train_performancenet.griffin_lim_iterations
     )
     systems["Recording"] = sys_.recording(params.mel.hop_length)
-    transcription = asdict(params.evaluate.transcription)
-    latencies = tuple(transcription.pop("latencies"))
-    scorer = ClipScorer(params.mel, Transcriber(**transcription), latencies)
+    split = read_split(FEATURES, params.split)
+    train = ClipDataset(
+        FEATURES, split.train, audio_dir=AUDIO, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
+    )
+    config = params.evaluate.transcription
+    latency = choose_latency(train, config.latency_clips, tuple(config.latencies), transcriber(params), params.mel)
+    scorer = ClipScorer(params.mel, transcriber(params), latency.latency)
     scores, levels, seconds = Scores(), {s: [] for s in systems}, dict.fromkeys(systems, 0.0)
 
     def timed(name, system):
@@ -81,8 +85,7 @@ def main() -> None:
             yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
 
     run_systems({n: timed(n, s) for n, s in systems.items()}, batches(), scores, scorer)
-    settle_latency(scores, list(systems), latencies)
-    print(f"{len(order)} test clips; vocoders reconstruct the recording's own mel")
+    print(f"{len(order)} test clips; vocoders reconstruct the recording's own mel; {latency.describe()}")
     print("| variant | " + " | ".join(SHOWN) + " | level dB | max abs DC | CPU s per clip |")
     print("| --- |" + " --- |" * (len(SHOWN) + 3))
     for name in systems:

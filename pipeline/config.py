@@ -264,9 +264,10 @@ class TranscriptionConfig:
     min_note_seconds: float  # shorter notes are dropped
     melodia_trick: bool  # notes without an onset peak, from the leftover frame energy
     infer_onsets: bool
-    # the network's lag behind the sound, subtracted from its notes: each system is scored at the one of
-    # these that fits its notes best (a hard attack lags ~0 ms, a bowed one 22-51 ms)
+    # the network's lag behind the sound, subtracted from its notes: the candidates; the one with the best
+    # note-onset F1 on ``latency_clips`` training clips scores every system (a bowed attack lags 22-51 ms)
     latencies: tuple[float, ...]
+    latency_clips: int  # training clips (recordings' own audio) the latency is chosen on
     reonset_threshold: float | None  # stricter onset on a key already sounding (vibrato, bow swells)
     threads: int  # onnxruntime intra-op threads (1: deterministic, and the stage runs beside others)
 
@@ -371,6 +372,7 @@ RANGES: dict[str, Range] = {
             "threads",
             "max_movements",
             "max_recordings",
+            "latency_clips",
             "params.train_hifigan_baseline.segment_frames",
             "bands",
             "min_frames",

@@ -73,16 +73,22 @@ def test_table_cells_and_paired_differences_come_from_per_clip_values():
     assert diff.significant and diff.better is True
 
 
-def test_each_system_is_scored_at_the_transcriber_latency_that_fits_it():
-    from pipeline.evaluation.scoring import settle_latency
+def test_a_metric_without_a_value_on_a_clip_says_why_and_pooled_metrics_weigh_by_notes():
+    from pipeline.evaluation.scoring import NotScored, Pooled, record
 
     scores = Scores()
-    for i in range(5):  # system A's notes fit at 30 ms, B's at 0 ms
-        for lat, a, b in ((0.0, 0.2, 0.9), (0.03, 0.8, 0.5), (0.05, 0.6, 0.1)):
-            for metric in ("note_onset_f1", "note_f1", "multipitch_accuracy"):
-                scores.add("A", f"{metric}@{lat:g}", f"c{i}", a)
-                scores.add("B", f"{metric}@{lat:g}", f"c{i}", b)
-    chosen = settle_latency(scores, ["A", "B"], (0.0, 0.03, 0.05))
-    assert chosen == {"A": 0.03, "B": 0.0}
-    assert scores.values["A"]["note_onset_f1"]["c0"] == 0.8 and scores.values["B"]["multipitch_accuracy"]["c4"] == 0.9
-    assert not [k for k in scores.values["A"] if "@" in k]
+    record(scores, "A", "note_onset_f1", "c0", NotScored("no note starts in the clip"))
+    record(scores, "A", "note_onset_f1", "c1", NotScored("no note starts in the clip"))
+    record(scores, "A", "note_onset_f1", "c2", 0.5)
+    record(scores, "A", "multipitch_accuracy", "c0", float("nan"))
+    record(scores, "A", "note_pitch_accuracy", "c0", Pooled(1.0, 1.0))  # 1 of 1 note right
+    record(scores, "A", "note_pitch_accuracy", "c1", Pooled(1.0, 3.0))  # 1 of 3
+    record(scores, "A", "note_pitch_accuracy", "c2", Pooled(0.0, 0.0))  # no note sounds alone
+    assert scores.values["A"]["note_onset_f1"] == {"c2": 0.5}
+    assert scores.not_scored("A") == {
+        "multipitch_accuracy": {"no score note to compare with": 1},
+        "note_onset_f1": {"no note starts in the clip": 2},
+        "note_pitch_accuracy": {"nothing to pool on the clip": 1},
+    }
+    table = summarise(scores, ["A"], resamples=100, confidence=0.95, seed=0)
+    assert table.mean.loc["A", "note_pitch_accuracy"] == pytest.approx(0.5)  # 2 of 4 notes, not (1 + 1/3) / 2

@@ -29,6 +29,9 @@ SYSTEMS = [
     "Deep Performer (HiFi-GAN V2)",
     "HiFi-GAN baseline",
     "PerformanceNet",
+    "FluidSynth (constant tempo)",
+    "FluidSynth (alignment-model timing)",
+    "FluidSynth (recording's timing)",
     "Vocoder reconstruction",
     "Vocoder reconstruction (HiFi-GAN V2)",
     "Griffin-Lim reconstruction",
@@ -57,6 +60,7 @@ def test_the_declared_table_its_comparisons_and_model_folders():
     assert rows.comparisons() == [
         *((DEEP_PERFORMER, name) for name in [*ABLATIONS, "Deep Performer (HiFi-GAN V2)", "HiFi-GAN baseline"]),
         (DEEP_PERFORMER, "PerformanceNet"),
+        *((DEEP_PERFORMER, name) for name in SYSTEMS if name.startswith("FluidSynth")),
         (DEEP_PERFORMER, "Constant tempo"),
         ("Vocoder reconstruction", "Griffin-Lim reconstruction"),
         ("Vocoder reconstruction", "Vocoder reconstruction (HiFi-GAN V2)"),
@@ -80,9 +84,9 @@ def test_a_new_record_is_a_row_a_comparison_a_hashed_model_and_a_dep_of_the_stag
     assert rows.names == [*SYSTEMS, "Fine-tuned", "Constant tempo", "Constant tempo (exact tempo)"]
     # Deep Performer against the systems, the new row after them, then against the timing rows
     assert rows.comparisons() == [
-        *declared.comparisons()[:7],
+        *declared.comparisons()[:10],
         (DEEP_PERFORMER, "Fine-tuned"),
-        *declared.comparisons()[7:],
+        *declared.comparisons()[10:],
     ]
     (tmp_path / "synthesis_finetuned").mkdir()
     (tmp_path / "synthesis_finetuned" / "model.pt").write_bytes(b"weights")
@@ -170,32 +174,50 @@ FRAMES = 250  # one clip per recording
 def corpus(tmp_path_factory):
     """Four one-performer recordings of a sine melody (features and 16 kHz audio) played exactly at the
     score's tempo (125 qpm: 1.25 frames a tick); one is the test split."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def make_corpus(root: Path, delay_seconds=lambda i: 0.0, double_stop: bool = False):
+    """The corpus of :func:`corpus` in ``root``; recording ``i``'s audio sounds ``delay_seconds(i)`` after
+    its notes; ``double_stop``: every note's fifth sounds with it in the second half of each recording."""
     from pipeline.audio import write_audio
     from pipeline.datasets.layout import Recording, write_manifest
     from pipeline.features import save_features
 
-    root = tmp_path_factory.mktemp("corpus")
     features, audio = root / "features", root / "audio16k"
-    features.mkdir()
+    features.mkdir(parents=True)
     (audio / "audio").mkdir(parents=True)
     rate = PARAMS.mel.sample_rate
     index, recordings = [], []
     for i in range(4):
         onset = np.arange(0, FRAMES - 25, 25)
         pitch = 60 + (np.arange(len(onset)) * 5 + i) % 12
+        score_onset = np.arange(len(onset)) * 20  # 25 frames
+        if double_stop:  # the fifth above each note of the second half, sounding with it
+            second = onset >= FRAMES // 2
+            onset, score_onset = (
+                np.concatenate([onset, onset[second]]),
+                np.concatenate([score_onset, score_onset[second]]),
+            )
+            pitch = np.concatenate([pitch, pitch[second] + 7])
+            order = np.argsort(onset, kind="stable")
+            onset, score_onset, pitch = onset[order], score_onset[order], pitch[order]
         t = np.arange(FRAMES * HOP) / rate
         signal = np.zeros(FRAMES * HOP, np.float32)
+        delay = int(round(delay_seconds(i) * rate))
         for on, p in zip(onset, pitch):
-            part = slice(on * HOP, (on + 20) * HOP)
-            signal[part] = 0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t[part])
+            part = slice(on * HOP + delay, (on + 20) * HOP + delay)
+            signal[part] += 0.3 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t[: len(signal[part])])
         write_audio(audio / "audio" / f"rec{i}.wav", signal, rate)
         recordings.append(
-            Recording(f"rec{i}", f"piece{i}", "a", 0, f"audio/rec{i}.wav", "", "", tempo_qpm=125.0, polyphonic=False)
+            Recording(
+                f"rec{i}", f"piece{i}", "a", 0, f"audio/rec{i}.wav", "", "", tempo_qpm=125.0, polyphonic=double_stop
+            )
         )
         data = {
             "pitch": pitch.astype(np.int16),
             "velocity": np.full(len(onset), 80, np.int16),
-            "score_onset": (np.arange(len(onset)) * 20).astype(np.int32),  # 25 frames
+            "score_onset": score_onset.astype(np.int32),
             "score_duration": np.full(len(onset), 16, np.int32),  # 20 frames
             "onset_frame": onset.astype(np.int32),
             "offset_frame": (onset + 20).astype(np.int32),
@@ -210,7 +232,7 @@ def corpus(tmp_path_factory):
                 "performer_id": 0,
                 "frames": FRAMES,
                 "notes": len(onset),
-                "polyphonic": False,
+                "polyphonic": double_stop,
                 "tempo_qpm": 125.0,
             }
         )
@@ -290,9 +312,145 @@ def test_a_declared_row_appears_in_every_output_of_the_evaluation(corpus, tmp_pa
     timing_difference = metrics["differences"]["deep_performer_vs_new_timing"]["onset_error_ms"]["difference"]
     assert timing_difference == pytest.approx(-table.loc["New timing", "onset_error_ms"], abs=1e-3)
     markdown = outputs.table_md.read_text()
-    assert "| New system | " in markdown and "| Deep Performer vs New system | audio_mel_mse | " in markdown
-    assert "| Deep Performer vs New timing | onset_error_ms | " in markdown
+    assert "| New system | " in markdown and "| Deep Performer vs New system | mel MSE (audio) | " in markdown
+    assert "| Deep Performer vs New timing | onset error (ms) | " in markdown
     assert list(pd.read_csv(outputs.mse_plot)["system"]) == [DEEP_PERFORMER, "New system", "Recording"]
     assert list(pd.read_csv(outputs.timing_plot)["system"]) == [DEEP_PERFORMER, "New timing"]
     page = (tmp_path / "report" / "index.html").read_text()
     assert "New system" in page and len(logged) == 1
+
+
+# ------------------------------------------------------------------ what the evaluation measures
+
+
+def _outputs(folder: Path):
+    from pipeline.evaluation.tables import TableOutputs
+
+    return TableOutputs(
+        metrics=folder / "evaluate.json",
+        table_csv=folder / "table2.csv",
+        table_md=folder / "table2.md",
+        mse_plot=folder / "mse.csv",
+        timing_plot=folder / "timing.csv",
+    )
+
+
+def _small(params, **evaluate):
+    split = dataclasses.replace(params.split, by="recording", stratify=False, test_share=0.25, validation_share=0.25)
+    return dataclasses.replace(
+        params,
+        split=split,
+        evaluate=dataclasses.replace(params.evaluate, report_clips=1, bootstrap_resamples=50, **evaluate),
+    )
+
+
+def test_the_fluidsynth_rows_score_in_every_column_even_with_double_stops(tmp_path, monkeypatch):
+    """FluidSynth with the recording's timing and at the score's tempo, on a corpus whose clips all hold
+    double stops: every system row has a value (with an interval) in every audio, score-following and
+    pitch column, the pitch ones from the frames where one note sounds alone; the FluidSynth rows are
+    compared with Deep Performer; the table names the corpus and the latency line."""
+    from pipeline.evaluation.run import evaluate
+    from pipeline.rendering import Instrument, render
+
+    features, audio = make_corpus(tmp_path / "corpus", double_stop=True)
+    rows = TableRows(
+        systems=(
+            Row(DEEP_PERFORMER, _scaled(0.8)),
+            Row(r.FLUIDSYNTH_ALIGNED, r.fluidsynth(r.recorded_timing), baseline_of=(DEEP_PERFORMER,)),
+            Row(r.FLUIDSYNTH_TEMPO, r.fluidsynth(r.exact_tempo), baseline_of=(DEEP_PERFORMER,)),
+            Row(r.CEILING, r.recording),
+        ),
+        timing=(Row(DEEP_PERFORMER, r.exact_tempo),),
+    )
+    monkeypatch.setattr("pipeline.evaluation.run.log_to_mlflow", lambda *args: None)
+    outputs = _outputs(tmp_path)
+    evaluate(_small(PARAMS), features, audio, tmp_path / "models", outputs, tmp_path / "report", rows=rows)
+
+    table = pd.read_csv(outputs.table_csv, index_col=0)
+    scored = [
+        "audio_mel_mse",
+        "mr_stft",
+        "note_onset_f1",
+        "note_f1",
+        "multipitch_accuracy",
+        "raw_pitch_accuracy",
+        "voicing_recall",
+        "note_pitch_accuracy",
+    ]
+    for system in table.index:
+        for column in scored:
+            assert np.isfinite(table.loc[system, column]), (system, column)
+            assert np.isfinite(table.loc[system, f"{column}_low"]), (system, column)
+    for fluidsynth in (r.FLUIDSYNTH_ALIGNED, r.FLUIDSYNTH_TEMPO):
+        assert np.isfinite(table.loc[fluidsynth, "mel_mse"])  # the mel of its audio, as the HiFi-GAN baseline's
+        # the corpus is played at the score's tempo: both follow the score, at the latency of the sines'
+        # hard attacks (0 ms) below the sines' 1.0 (a violin's onsets lag); their notes are right
+        assert 0.6 <= table.loc[fluidsynth, "note_onset_f1"] < table.loc["Recording", "note_onset_f1"]
+        assert (
+            table.loc[fluidsynth, "note_pitch_accuracy"] >= 0.9 and table.loc[fluidsynth, "multipitch_accuracy"] > 0.5
+        )
+    # the two timings agree on a corpus played at the score's tempo: the same audio
+    assert table.loc[r.FLUIDSYNTH_ALIGNED, "mr_stft"] == table.loc[r.FLUIDSYNTH_TEMPO, "mr_stft"]
+    assert table.loc["Recording", "raw_pitch_accuracy"] >= 0.9 and table.loc["Recording", "audio_mel_mse"] == 0
+    metrics = json.loads(outputs.metrics.read_text())
+    assert {"deep_performer_vs_fluidsynth_recording_s_timing", "deep_performer_vs_fluidsynth_constant_tempo"} <= set(
+        metrics["differences"]
+    )
+    assert metrics["recording"]["not_scored"] == {"mel_mse": {"the system makes no mel of its own": 1}}
+    assert metrics["transcriber_latency"]["clips"] == 2  # the two training recordings' clips, not the test clip
+    markdown = outputs.table_md.read_text()
+    assert markdown.startswith("## deep-performer on the builtin corpus: 1 test clips of 1 recordings (1 performers)")
+    assert "score-following note-onset F1" in markdown and "transcriber latency " in markdown
+
+    # the rendering is FluidSynth with the alignment reference's instrument, at the recording clip's level
+    from pipeline.evaluation.fluidsynth import clip_performance, render_clip
+
+    perf, start = clip_performance(
+        np.array([0.0, 25.0]),
+        np.array([20.0, 20.0]),
+        np.array([60, 65]),
+        np.array([80, 80]),
+        -5.0,
+        HOP / PARAMS.mel.sample_rate,
+        0.0,
+    )
+    assert start == pytest.approx(5 * HOP / PARAMS.mel.sample_rate)  # the first note began 5 frames before the clip
+    assert perf.onset[1] - perf.onset[0] == pytest.approx(25 * HOP / PARAMS.mel.sample_rate)
+    a = PARAMS.align
+    instrument = Instrument(a.soundfont, program=a.program, reverb_send=a.reference_reverb)
+    whole = render(perf, instrument, PARAMS.mel.sample_rate, tail=1.0).mean(axis=1)
+    clip = render_clip(perf, start, 100 * HOP, instrument, PARAMS.mel.sample_rate)
+    first = int(round(start * PARAMS.mel.sample_rate))
+    np.testing.assert_array_equal(clip, whole[first : first + 100 * HOP])
+
+
+def test_the_transcriber_latency_is_chosen_on_training_clips_not_on_the_test_clips(tmp_path, monkeypatch):
+    """The training recordings sound 100 ms after their notes, the test recording on them: the latency is
+    the training clips' (>= 50 ms: the onset tolerance is 50 ms), and every system, the recording included, is scored at it on the test
+    clip (where it costs the recording onsets, which no per-system fit on the test clips would show)."""
+    from pipeline.evaluation.latency import choose_latency
+    from pipeline.evaluation.run import evaluate, read_clips, training_latency, transcriber
+
+    params = _small(PARAMS)
+    features, audio = make_corpus(tmp_path / "on time")
+    test = read_clips(params, features, audio)
+    (test_recording,) = test.split.test
+    delayed = {r: 0.0 if r == test_recording else 0.1 for r in (f"rec{i}" for i in range(4))}
+    features, audio = make_corpus(tmp_path / "mixed", delay_seconds=lambda i: delayed[f"rec{i}"])
+    test = read_clips(params, features, audio)
+    chosen = training_latency(params, test, features, audio)
+    assert chosen.clips == 2 and chosen.recordings == 2
+    assert chosen.latency >= 0.05 and chosen.f1[chosen.latency] >= 0.9 and chosen.f1[0.0] < 0.5
+    # on the test recording itself (on time) the best latency would be another
+    on_test = choose_latency(
+        test.clips, 8, tuple(params.evaluate.transcription.latencies), transcriber(params), params.mel
+    )
+    assert on_test.latency < 0.05 and on_test.f1[on_test.latency] >= 0.9
+
+    monkeypatch.setattr("pipeline.evaluation.run.log_to_mlflow", lambda *args: None)
+    rows = TableRows(systems=(Row(r.CEILING, r.recording),), timing=())
+    outputs = _outputs(tmp_path)
+    evaluate(params, features, audio, tmp_path / "models", outputs, tmp_path / "report", rows=rows)
+    metrics = json.loads(outputs.metrics.read_text())
+    assert metrics["transcriber_latency"]["latency_ms"] == round(chosen.latency * 1000)
+    assert metrics["recording"]["note_onset_f1"] < on_test.f1[on_test.latency]

@@ -159,8 +159,9 @@ def test_f0_metrics_on_a_harmonic_tone(tracker):  # pyin takes seconds on a 1-se
     audio = tone(67, 1.0)
     intervals = [[0.1, 0.9]]
     right = p.f0_metrics(audio, SR, 256, intervals, [67], tracker=tracker)
-    assert set(right) == {"raw_pitch_accuracy", "voicing_recall"}
+    assert set(right) == {"raw_pitch_accuracy", "voicing_recall", "note_pitch_right", "note_pitch_notes"}
     assert right["raw_pitch_accuracy"] >= 0.95 and right["voicing_recall"] >= 0.95
+    assert right["note_pitch_right"] == right["note_pitch_notes"] == 1.0
     assert p.f0_metrics(audio, SR, 256, intervals, [68], tracker=tracker)["raw_pitch_accuracy"] <= 0.05
     assert p.f0_metrics(audio, SR, 256, intervals, [55], tracker=tracker)["raw_pitch_accuracy"] <= 0.05  # octave
     flat = p.f0_metrics(audio, SR, 256, intervals, [68], tuning_cents=-100, tracker=tracker)
@@ -177,5 +178,21 @@ def test_raw_pitch_counts_right_guesses_in_frames_called_unvoiced():
     )
     scores = p.score_f0(track, [[0.0, 0.4]], [60])
     assert scores == {"raw_pitch_accuracy": 0.5, "voicing_recall": 0.5}
+    # the note's median f0: of 60.2, 60, 72 and no estimate (counted as wrong), (60.2 + 72) / 2: wrong
+    assert p.score_note_pitch(track, [[0.0, 0.4]], [60]) == (0, 1)
+    assert p.score_note_pitch(track, [[0.0, 0.3]], [60]) == (1, 1)  # of 60.2, 60 and 72: 60.2
+
+
+def test_pitch_is_scored_on_the_frames_of_a_double_stop_clip_where_one_note_sounds():
+    # 0.0-0.2 s: A4 alone; 0.2-0.4 s: a double stop A4 + E5 (not scored: one tracker, two pitches);
+    # 0.4-0.6 s: E5 alone, which the tracker gets an octave wrong
+    times = np.arange(0.0, 0.6, 0.05)
+    midi = np.where(times < 0.4, 69.0, 88.0)
+    track = p.F0Track(times, midi, np.ones(len(times), bool))
+    intervals, pitches = [[0.0, 0.4], [0.2, 0.6]], [69, 76]
+    scores = p.score_f0(track, intervals, pitches, transition_seconds=0.0)
+    assert scores["raw_pitch_accuracy"] == pytest.approx(0.5)  # 4 frames right of the 8 where one note sounds
+    assert p.score_note_pitch(track, intervals, pitches) == (1, 2)
+    assert np.isnan(p.score_f0(track, [[0.0, 0.6], [0.0, 0.6]], [69, 76])["raw_pitch_accuracy"])  # all double
     with pytest.raises(ValueError, match="unknown f0 tracker"):
         p.f0_track(np.zeros(10, np.float32), SR, 256, tracker="crepe")

@@ -14,7 +14,8 @@ from pipeline.evaluation.scoring import Scores, clip_id
 from pipeline.evaluation.systems import ClipOutput
 from pipeline.mel import log_mel
 
-REPORT_SCORES = {"note_onset_f1": "note-onset F1", "raw_pitch_accuracy": "raw pitch"}  # shown on each card
+# shown on each card: score following (are these the score's notes?) and the pitch of the single notes
+REPORT_SCORES = {"note_onset_f1": "score-following note-onset F1", "raw_pitch_accuracy": "raw pitch"}
 
 
 def report_choice(clips: ClipDataset, order: list[int], index: pd.DataFrame, count: int) -> list[int]:

@@ -15,7 +15,8 @@ with Deep Performer::
     Row("Fine-tuned", synthesis("synthesis_finetuned"), models=("synthesis_finetuned", "hifigan"),
         baseline_of=(DEEP_PERFORMER,)),
 
-The systems themselves live in :mod:`pipeline.evaluation.systems`, the timing systems in
+The systems themselves live in :mod:`pipeline.evaluation.systems` (the FluidSynth rows, the score
+rendered with a timing system's timing, in :mod:`pipeline.evaluation.fluidsynth`), the timing systems in
 :mod:`pipeline.evaluation.timing`; a new kind of system gets a ``def build(params, models) -> System``
 here that calls it.
 """
@@ -30,10 +31,12 @@ from typing import Generic, TypeVar
 
 from pipeline.config import DATA_SOURCES, Params
 from pipeline.evaluation import systems as sys_
+from pipeline.evaluation.fluidsynth import fluidsynth_system, recording_timing
 from pipeline.evaluation.systems import ModelFolder, System
 from pipeline.evaluation.timing import TimingSystem, alignment_model_timing, constant_tempo
 from pipeline.io import file_md5
 from pipeline.models.alignment import model_class_tempo
+from pipeline.rendering import Instrument
 
 T = TypeVar("T")
 
@@ -43,6 +46,10 @@ VOCODER = "Vocoder reconstruction"
 PAPER_VOCODER = "Vocoder reconstruction (HiFi-GAN V2)"
 FLOOR = "Griffin-Lim reconstruction"  # the recording's mel through Griffin-Lim: what a vocoder must beat
 CEILING = "Recording"  # every audio metric on the recording itself: the best any system can score
+# the score rendered by the project's FluidSynth (pipeline.evaluation.fluidsynth), timed three ways
+FLUIDSYNTH_TEMPO = "FluidSynth (constant tempo)"  # at the tempo the alignment model is told: what users get
+FLUIDSYNTH_MODEL = "FluidSynth (alignment-model timing)"  # the alignment model's timing, FluidSynth's sound
+FLUIDSYNTH_ALIGNED = "FluidSynth (recording's timing)"  # the timing every synthesis row gets: the sound alone
 CONSTANT_TEMPO = "Constant tempo"
 EXACT_TEMPO = "Constant tempo (exact tempo)"
 ABLATION_TITLES = {
@@ -163,6 +170,10 @@ def table_rows(params: Params) -> TableRows:
             ),
             Row("HiFi-GAN baseline", hifigan_baseline, models=("hifigan_baseline",), baseline_of=(DEEP_PERFORMER,)),
             Row("PerformanceNet", performancenet, models=("performancenet",), baseline_of=(DEEP_PERFORMER,)),
+            # what users pick today; on the built-in corpus (itself FluidSynth renders, another soundfont) a strong row
+            Row(FLUIDSYNTH_TEMPO, fluidsynth(class_tempo), models=("alignment",), baseline_of=(DEEP_PERFORMER,)),
+            Row(FLUIDSYNTH_MODEL, fluidsynth(alignment_timing), models=("alignment",), baseline_of=(DEEP_PERFORMER,)),
+            Row(FLUIDSYNTH_ALIGNED, fluidsynth(recorded_timing), baseline_of=(DEEP_PERFORMER,)),
             # the vocoder against its floor and against the paper's vocoder
             Row(VOCODER, reconstruction("hifigan"), models=("hifigan",), compare_with=(FLOOR, PAPER_VOCODER)),
             Row(PAPER_VOCODER, reconstruction("hifigan_v2"), models=("hifigan_v2",)),
@@ -201,6 +212,23 @@ def hifigan_baseline(params: Params, models: ModelFolder) -> System:
 
 def performancenet(params: Params, models: ModelFolder) -> System:
     return sys_.performancenet_system(models.root, params.mel, params.train_performancenet.griffin_lim_iterations)
+
+
+def fluidsynth(timing: Callable[[Params, ModelFolder], TimingSystem]) -> Callable[[Params, ModelFolder], System]:
+    """The clip's notes timed by the timing system ``timing`` builds, rendered by FluidSynth with the
+    alignment reference's soundfont, program and reverb (params ``align``)."""
+
+    def build(params: Params, models: ModelFolder) -> System:
+        a = params.align
+        instrument = Instrument(a.soundfont, program=a.program, reverb_send=a.reference_reverb)
+        return fluidsynth_system(timing(params, models), instrument, params.mel)
+
+    return build
+
+
+def recorded_timing(params: Params, models: ModelFolder) -> TimingSystem:
+    """The recording's own aligned timing (what the synthesis systems are given)."""
+    return recording_timing
 
 
 def reconstruction(vocoder: str) -> Callable[[Params, ModelFolder], System]:

@@ -9,7 +9,7 @@ its files and MLflow run (:mod:`pipeline.evaluation.tables`) and the listening r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,10 +20,11 @@ from pipeline.datasets.clips import ClipDataset
 from pipeline.datasets.confidence import read_left_out
 from pipeline.datasets.split import Split, read_split
 from pipeline.errors import PipelineError
+from pipeline.evaluation.latency import LatencyChoice, choose_latency
 from pipeline.evaluation.report import write_report
 from pipeline.evaluation.report_clips import report_choice, report_clips
 from pipeline.evaluation.rows import TableRows, evaluated_models, table_rows
-from pipeline.evaluation.scoring import ClipScorer, clip_id, score_systems, score_timing, settle_latency
+from pipeline.evaluation.scoring import ClipScorer, clip_id, score_systems, score_timing
 from pipeline.evaluation.summary import by_material, compare, summarise, timing_summary
 from pipeline.evaluation.systems import ModelFolder
 from pipeline.evaluation.tables import TableOutputs, display_table, log_to_mlflow, write_tables
@@ -40,12 +41,30 @@ class EvaluationClips:
     clips: ClipDataset  # the test recordings' clips, with their audio
     order: list[int]  # the clips scored: the first ``evaluate.clips`` (0: all)
 
-    def describe(self) -> str:
-        pieces = sorted({str(p) for p in self.index.set_index("id").loc[self.split.test, "piece"]})
+    def describe(self, players: str = "performers") -> str:
+        """The clips scored: how many, of how many recordings and ``players``, of which unseen pieces."""
+        scored = sorted({self.clips.refs[i].recording for i in self.order})  # evaluate.clips may cut the list
+        test = self.index.set_index("id").loc[scored]
+        pieces = sorted({str(p) for p in test["piece"]})
+        count = test["performer"].nunique() if "performer" in test else 0
         return (
-            f"{len(self.order)} test clips of {len(self.split.test)} recordings of {len(pieces)} unseen pieces "
-            f"({', '.join(pieces)})"
+            f"{len(self.order)} test clips of {len(scored)} recordings ({count} {players}) of "
+            f"{len(pieces)} unseen pieces ({', '.join(pieces)})"
         )
+
+
+def corpus_title(source: str, described: str) -> str:
+    """The table's and the report's title: the corpus (``data.source``) and what of it was scored."""
+    return f"deep-performer on the {source} corpus: {described}"
+
+
+def with_audio(index: pd.DataFrame, recordings: list[str]) -> list[str]:
+    """The recordings of ``recordings`` that have audio (the feature index's ``has_audio``, where it has
+    one: annotation-only recordings have notes but nothing to score a sound against)."""
+    if "has_audio" not in index:
+        return list(recordings)
+    has = {r: str(v).lower() in ("true", "1") for r, v in zip(index["id"], index["has_audio"])}
+    return [r for r in recordings if has.get(r, True)]
 
 
 def read_clips(params: Params, features: Path, audio: Path) -> EvaluationClips:
@@ -56,11 +75,36 @@ def read_clips(params: Params, features: Path, audio: Path) -> EvaluationClips:
     if not split.test:
         raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", features)
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
+    test = with_audio(index, split.test)
+    if not test:
+        raise PipelineError("no test recording has audio to evaluate on (feature index has_audio)", features)
+    split = replace(split, test=test)
     clips = ClipDataset(
         features, split.test, audio_dir=audio, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
     )
     order = list(range(len(clips)))[: params.evaluate.clips or None]
     return EvaluationClips(index, split, polyphonic, clips, order)
+
+
+def training_latency(params: Params, test: EvaluationClips, features: Path, audio: Path) -> LatencyChoice:
+    """The transcriber latency every system is scored at, chosen on clips of the training recordings
+    (:func:`pipeline.evaluation.latency.choose_latency`), never on the test clips."""
+    train = with_audio(test.index, test.split.train)
+    if not train:
+        raise PipelineError("the split leaves no training recording with audio to choose the latency on", features)
+    clips = ClipDataset(
+        features, train, audio_dir=audio, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
+    )
+    config = params.evaluate.transcription
+    return choose_latency(clips, config.latency_clips, tuple(config.latencies), transcriber(params), params.mel)
+
+
+def transcriber(params: Params) -> Transcriber:
+    """The note transcriber of params ``evaluate.transcription`` (its latency is chosen apart)."""
+    settings = asdict(params.evaluate.transcription)
+    for key in ("latencies", "latency_clips"):
+        settings.pop(key)
+    return Transcriber(**settings)
 
 
 def evaluate(
@@ -83,9 +127,9 @@ def evaluate(
     folder = ModelFolder(models)
     systems = {row.name: row.build(params, folder) for row in rows.systems}
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
-    transcription = asdict(config.transcription)
-    latencies = tuple(transcription.pop("latencies"))
-    scorer = ClipScorer(params.mel, Transcriber(**transcription), latencies)
+    latency = training_latency(params, test, features, audio)  # before any system is scored
+    print(latency.describe())
+    scorer = ClipScorer(params.mel, transcriber(params), latency.latency)
 
     # ---- the systems, on the same clips
     shown = report_choice(test.clips, test.order, test.index, config.report_clips)
@@ -98,7 +142,6 @@ def evaluate(
         scorer,
         kept_clips={clip_id(test.clips.refs[i]) for i in shown},
     )
-    latency = settle_latency(scores, list(systems), latencies)
 
     # ---- the timing systems, on the notes starting in the test clips
     timing_systems = {row.name: row.build(params, folder) for row in rows.timing}
@@ -116,6 +159,8 @@ def evaluate(
     table = summarise(scores, names, config.bootstrap_resamples, config.confidence, config.seed)
     diffs = compare(scores, rows.comparisons(), config.bootstrap_resamples, config.confidence, config.seed)
     materials = by_material(scores, names, test.polyphonic)
+    described = test.describe("violinists" if params.data.source == "bach-violin" else "performers")
+    title = corpus_title(params.data.source, described)
     write_tables(
         outputs,
         table,
@@ -127,21 +172,31 @@ def evaluate(
         materials,
         latency,
         models=model_hashes,
+        title=title,
+        not_scored={name: scores.not_scored(name) for name in names},
     )
-    described = test.describe()
     write_report(
         report,
         display_table(table),
         report_clips(test.clips, shown, kept, test.polyphonic, params.mel, scores),
-        title="deep-performer: test clips (unseen pieces)",
+        title=title,
         mel=params.mel,
-        notes=f"{described}; every metric on every clip, mean ± half-width of the "
-        f"{config.confidence:.0%} bootstrap interval. Built-in corpus, CPU-sized training: "
-        "not the paper's numbers.",
+        notes=f"{data_source_note(params.data.source)} Every metric on every clip, mean ± half-width of the "
+        f"{config.confidence:.0%} bootstrap interval; {latency.describe()}, every system scored at it. The "
+        "note and multi-pitch columns measure how closely the audio follows the score, not realism.",
         left_out=read_left_out(features),
     )
     log_to_mlflow(params, table, outputs, report)
+    print(title)
     print(display_table(table).to_string())
-    print(
-        f"{described}; significant differences (paired bootstrap): {sum(d.significant for d in diffs)} of {len(diffs)}"
-    )
+    print(f"{latency.describe()}; significant differences (paired bootstrap): {sum(d.significant for d in diffs)}")
+
+
+def data_source_note(source: str) -> str:
+    """What the report says of the corpus's numbers."""
+    if source == "builtin":
+        return (
+            "Built-in corpus (FluidSynth renders with another soundfont and a performer model, so FluidSynth "
+            "rows are strong here), CPU-sized training: not the paper's numbers."
+        )
+    return f"The {source} corpus's test recordings (unseen pieces)."

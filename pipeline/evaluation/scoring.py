@@ -2,29 +2,40 @@
 
 The values are kept per clip (:class:`Scores`), so that every cell of the table gets a clip-level
 bootstrap interval and the comparisons get paired differences (:mod:`pipeline.evaluation.summary`).
-The columns (docs/results.md, "The metrics", has a sentence on each):
+The columns (docs/results.md, "The metrics", has a sentence on each; :data:`COLUMN_TITLES` are the
+table's titles). The transcription columns measure how closely the audio follows the *score*
+(basic-pitch's notes against the aligned score notes), not how real it sounds: a clean synthesis of
+the score beats a recording with ornaments, double-stop spreads or a room.
 
     mel_mse              log-mel MSE of the system's own mel prediction vs the recording (Table 2)
     audio_mel_mse        log-mel MSE of the mel of the system's output audio vs the recording (end to end)
     mr_stft              multi-resolution STFT distance of the output audio to the recording
-    note_onset_f1        transcription note F1, onsets within 50 ms and pitch within 50 cents (no offsets)
+    note_onset_f1        score following: note F1 of the transcription, onsets within 50 ms and pitch
+                         within 50 cents (no offsets)
     note_f1              the same with offsets (within 20 % of the note or 50 ms)
-    multipitch_accuracy  frame-level multi-pitch accuracy of the transcriber's frames (mono and poly clips)
-    raw_pitch_accuracy   monophonic clips: share of score-sounding frames whose f0 is within 50 cents
-    voicing_recall       monophonic clips: share of score-sounding frames the f0 tracker finds voiced
+    multipitch_accuracy  score following: frame-level multi-pitch accuracy of the transcriber's frames
+    raw_pitch_accuracy   frames where exactly one score note sounds: share whose f0 is within 50 cents
+    voicing_recall       the same frames: share the f0 tracker finds voiced
+    note_pitch_accuracy  notes that sound alone somewhere: share whose median f0 there is within 50 cents
     onset_error_ms       timing systems: mean absolute onset error (ms, pooled over notes)
     duration_error_ms    timing systems: mean absolute duration error (ms, pooled over notes)
 
-A metric that does not apply to a system (a timing error for a vocoder, a mel for the recording) has
+Every system is transcribed at one latency (the notes' lag behind the sound), chosen beforehand on
+training recordings (:mod:`pipeline.evaluation.latency`), never on the clips scored.
+
+A clip metric that cannot be computed on a clip (no note starts in it, no frame where one note
+sounds alone) is recorded with its reason (:meth:`Scores.skip`; metrics/evaluate.json lists them); a
+metric that does not apply to a system (a timing error for a vocoder, a mel for the recording) has
 no value and is shown as a dash; a system whose output is NaN, silent or of the wrong length fails
-the stage, naming it.
+the stage, naming it. The per-clip metrics are groups of :data:`ClipMetric` functions
+(:data:`CLIP_METRICS`): a new metric is one more function of a :class:`ClipContext`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,7 +50,14 @@ from pipeline.evaluation.bootstrap import Interval, bootstrap_mean, cell_rng, pa
 from pipeline.evaluation.pitch import f0_metrics
 from pipeline.evaluation.systems import Batch, ClipOutput, System
 from pipeline.evaluation.timing import TimingSystem, timing_errors
-from pipeline.evaluation.transcription import decode_notes, multipitch_accuracy, note_metrics
+from pipeline.evaluation.transcription import (
+    Posteriors,
+    Transcriber,
+    Transcription,
+    decode_notes,
+    multipitch_accuracy,
+    note_metrics,
+)
 
 COLUMNS = [
     "mel_mse",
@@ -50,12 +68,34 @@ COLUMNS = [
     "multipitch_accuracy",
     "raw_pitch_accuracy",
     "voicing_recall",
+    "note_pitch_accuracy",
     "onset_error_ms",
     "duration_error_ms",
 ]
-HIGHER_IS_BETTER = {"note_onset_f1", "note_f1", "multipitch_accuracy", "raw_pitch_accuracy", "voicing_recall"}
-# the metrics of the transcriber's notes: scored at the latency that fits each system (settle_latency),
-# and reported by material too (their ceilings differ between monophonic and polyphonic clips)
+# the table's column titles: what each metric measures (metrics/evaluate.json keeps the keys above)
+COLUMN_TITLES = {
+    "mel_mse": "mel MSE (own mel)",
+    "audio_mel_mse": "mel MSE (audio)",
+    "mr_stft": "MR-STFT distance",
+    "note_onset_f1": "score-following note-onset F1",
+    "note_f1": "score-following note F1 (with offsets)",
+    "multipitch_accuracy": "score-following frame multi-pitch accuracy",
+    "raw_pitch_accuracy": "raw pitch accuracy (single-note frames)",
+    "voicing_recall": "voicing recall (single-note frames)",
+    "note_pitch_accuracy": "note pitch accuracy (single-note notes)",
+    "onset_error_ms": "onset error (ms)",
+    "duration_error_ms": "duration error (ms)",
+}
+HIGHER_IS_BETTER = {
+    "note_onset_f1",
+    "note_f1",
+    "multipitch_accuracy",
+    "raw_pitch_accuracy",
+    "voicing_recall",
+    "note_pitch_accuracy",
+}
+# the metrics of the transcriber's notes, reported by material too (their ceilings differ between
+# monophonic and polyphonic clips)
 TRANSCRIPTION_METRICS = ("note_onset_f1", "note_f1", "multipitch_accuracy")
 SILENCE_RMS = 1e-5  # -100 dBFS: an output this quiet over a whole clip is silence, not a quiet performance
 
@@ -82,12 +122,28 @@ class Scores:
     weights: dict[str, dict[str, dict[str, float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(dict))
     )
+    # system -> metric -> clip -> why the metric has no value on that clip
+    reasons: dict[str, dict[str, dict[str, str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
 
     def add(self, system: str, metric: str, clip: str, value: float | None, weight: float = 1.0) -> None:
         """Record a clip's value; ``value`` is a per-clip *sum* over ``weight`` observations when weight != 1."""
         if value is not None and math.isfinite(value) and weight > 0:
             self.values[system][metric][clip] = float(value)
             self.weights[system][metric][clip] = float(weight)
+
+    def skip(self, system: str, metric: str, clip: str, reason: str) -> None:
+        """Record that ``metric`` has no value for ``system`` on ``clip``, and why."""
+        self.reasons[system][metric][clip] = reason
+
+    def not_scored(self, system: str) -> dict[str, dict[str, int]]:
+        """``{metric: {reason: clips}}``: the clips each metric of ``system`` has no value on, by reason."""
+        return {
+            metric: dict(sorted(Counter(by_clip.values()).items()))
+            for metric, by_clip in sorted(self.reasons[system].items())
+            if by_clip
+        }
 
     def interval(self, system: str, metric: str, resamples: int, confidence: float, seed: int) -> Interval:
         clips = sorted(self.values[system][metric])
@@ -125,22 +181,127 @@ def check_output(system: str, out: ClipOutput, clip: ClipInfo, hop: int, n_mels:
             raise PipelineError(f"{where}: mel holds NaN or infinite values", "evaluate")
 
 
-class ClipScorer:
-    """Scores one system's output on one clip with every audio metric (shared by all systems).
+@dataclass(frozen=True)
+class NotScored:
+    """A clip metric's answer where it cannot be computed on the clip: the reason, as the JSON says it."""
 
-    The transcriber's notes lag the sound by a latency that depends on the attack (22-51 ms on
-    bowed notes, ~0 on a hard attack), and the onset tolerance is only 50 ms: one fixed latency
-    correction would score a system with other attacks as late or early throughout (measured: the
-    source-filter vocoder's reconstruction 0.09 note-onset F1 with 50 ms, 0.78 with 30 ms). So the
-    transcription metrics are computed for every latency in ``latencies`` and :func:`settle_latency`
-    keeps, per system, the one that fits its notes best over all clips: a constant delay of a whole
-    system is not an error of its performance.
+    reason: str
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A clip metric's answer that is pooled over observations (notes), not averaged over clips:
+    the clip's sum and its number of observations."""
+
+    total: float
+    count: float
+
+
+@dataclass(frozen=True)
+class ClipContext:
+    """What every clip metric sees of one system's output on one clip."""
+
+    out: ClipOutput
+    clip: ClipInfo
+    reference_audio: np.ndarray  # (samples,) the recording's clip
+    reference_mel: np.ndarray  # (n_mels, frames) the recording's log-mel
+    mel_config: MelConfig
+    intervals: np.ndarray  # (N, 2) the clip's score notes, seconds from the clip start (aligned)
+    pitches: np.ndarray  # (N,) MIDI
+    posteriors: Posteriors  # the transcriber's network on ``out.audio`` (run once per output)
+    transcription: Transcription  # its notes decoded at the chosen latency
+    transcriber: Transcriber
+
+
+Value = float | Pooled | NotScored
+ClipMetric = Callable[[ClipContext], dict[str, Value]]  # one group of columns of one clip
+
+
+def audio_metrics(ctx: ClipContext) -> dict[str, Value]:
+    """The recording-distance columns: mel MSE (own mel and audio's mel) and the MR-STFT distance."""
+    own = (
+        m.mel_mse(ctx.out.mel, ctx.reference_mel)
+        if ctx.out.mel is not None
+        else NotScored("the system makes no mel of its own")
+    )
+    return {
+        "mel_mse": own,
+        "audio_mel_mse": m.audio_mel_mse(ctx.out.audio, ctx.reference_audio, ctx.mel_config),
+        "mr_stft": m.multi_resolution_stft_distance(ctx.out.audio, ctx.reference_audio),
+    }
+
+
+def score_following_metrics(ctx: ClipContext) -> dict[str, Value]:
+    """The transcription columns: how closely the audio's notes follow the clip's score notes."""
+    clip = ctx.clip
+    out: dict[str, Value] = {
+        "multipitch_accuracy": multipitch_accuracy(ctx.transcription, ctx.intervals, ctx.pitches, clip.tuning_cents)
+    }
+    # a note cut by the clip start has no onset in this clip: note_metrics leaves it (and what the
+    # transcriber makes of its ringing on) out
+    if not np.any(clip.starts_in_clip):
+        out["note_onset_f1"] = out["note_f1"] = NotScored("no note starts in the clip")
+        return out
+    notes = note_metrics(
+        ctx.transcription,
+        ctx.intervals,
+        ctx.pitches,
+        clip.tuning_cents,
+        ref_onset_heard=np.asarray(clip.starts_in_clip, bool),
+    )
+    return {**out, "note_onset_f1": notes["note_onset_f1"], "note_f1": notes["note_f1"]}
+
+
+def pitch_metrics(ctx: ClipContext) -> dict[str, Value]:
+    """The f0 columns, on the frames (and notes) where exactly one score note sounds: every clip with
+    such a frame is scored, double stops or not."""
+    c = ctx.mel_config
+    f0 = f0_metrics(
+        ctx.out.audio,
+        c.sample_rate,
+        c.hop_length,
+        ctx.intervals,
+        ctx.pitches,
+        ctx.clip.tuning_cents,
+        transcriber=ctx.transcriber,
+        posteriors=ctx.posteriors,
+    )
+    if not math.isfinite(f0["raw_pitch_accuracy"]):
+        none = NotScored("no frame where exactly one score note sounds")
+        return {"raw_pitch_accuracy": none, "voicing_recall": none, "note_pitch_accuracy": none}
+    return {
+        "raw_pitch_accuracy": f0["raw_pitch_accuracy"],
+        "voicing_recall": f0["voicing_recall"],
+        "note_pitch_accuracy": Pooled(f0["note_pitch_right"], f0["note_pitch_notes"]),
+    }
+
+
+# the per-clip metric groups every system's output is scored with, in column order
+CLIP_METRICS: tuple[ClipMetric, ...] = (audio_metrics, score_following_metrics, pitch_metrics)
+
+
+class ClipScorer:
+    """Scores one system's output on one clip with every clip metric of ``metrics`` (shared by all
+    systems).
+
+    The transcriber's notes lag the sound by a latency that depends on the attack (22-51 ms on bowed
+    notes, ~0 on a hard attack), and the onset tolerance is only 50 ms. The latency is one number per
+    transcriber, chosen on training recordings (:func:`pipeline.evaluation.latency.choose_latency`),
+    so no system's score is fitted on the clips it is scored on.
     """
 
-    def __init__(self, mel_config: MelConfig, transcriber, latencies: tuple[float, ...] = (0.05,)) -> None:
+    def __init__(
+        self,
+        mel_config: MelConfig,
+        transcriber: Transcriber,
+        latency: float,
+        metrics: Sequence[ClipMetric] = CLIP_METRICS,
+    ) -> None:
         self.mel_config = mel_config
         self.transcriber = transcriber
-        self.latencies = tuple(latencies)
+        self.latency = float(latency)
+        self.decoding = replace(transcriber.decoding, latency_seconds=self.latency)
+        self.metrics = tuple(metrics)
         self.seconds = mel_config.hop_length / mel_config.sample_rate
 
     def reference_notes(self, clip: ClipInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -156,73 +317,40 @@ class ClipScorer:
         reference_audio: np.ndarray,
         reference_mel: np.ndarray,
     ) -> None:
-
-        c, cid = self.mel_config, clip.id
+        c = self.mel_config
         check_output(system, out, clip, c.hop_length, c.n_mels)
-        if out.mel is not None:
-            scores.add(system, "mel_mse", cid, m.mel_mse(out.mel, reference_mel))
-        scores.add(system, "audio_mel_mse", cid, m.audio_mel_mse(out.audio, reference_audio, c))
-        scores.add(system, "mr_stft", cid, m.multi_resolution_stft_distance(out.audio, reference_audio))
-
         intervals, pitches = self.reference_notes(clip)
-        posteriors = self.transcriber.posteriors(out.audio, c.sample_rate)  # the network runs once per output
-        for latency in self.latencies:  # decoding is cheap (< 1 ms); the network is not re-run
-            transcription = decode_notes(posteriors, replace(self.transcriber.decoding, latency_seconds=latency))
-            scores.add(
-                system,
-                f"multipitch_accuracy@{latency:g}",
-                cid,
-                multipitch_accuracy(transcription, intervals, pitches, clip.tuning_cents),
-            )
-            # a note cut by the clip start has no onset in this clip: note_metrics leaves it (and what
-            # the transcriber makes of its ringing on) out
-            if np.any(clip.starts_in_clip):
-                notes = note_metrics(
-                    transcription,
-                    intervals,
-                    pitches,
-                    clip.tuning_cents,
-                    ref_onset_heard=np.asarray(clip.starts_in_clip, bool),
-                )
-                scores.add(system, f"note_onset_f1@{latency:g}", cid, notes["note_onset_f1"])
-                scores.add(system, f"note_f1@{latency:g}", cid, notes["note_f1"])
-        if not clip.polyphonic and len(pitches):
-            f0 = f0_metrics(
-                out.audio,
-                c.sample_rate,
-                c.hop_length,
-                intervals,
-                pitches,
-                clip.tuning_cents,
-                transcriber=self.transcriber,
-                posteriors=posteriors,
-            )
-            scores.add(system, "raw_pitch_accuracy", cid, f0["raw_pitch_accuracy"])
-            scores.add(system, "voicing_recall", cid, f0["voicing_recall"])
+        posteriors = self.transcriber.posteriors(out.audio, c.sample_rate)
+        ctx = ClipContext(
+            out,
+            clip,
+            reference_audio,
+            reference_mel,
+            c,
+            intervals,
+            pitches,
+            posteriors,
+            decode_notes(posteriors, self.decoding),
+            self.transcriber,
+        )
+        for group in self.metrics:
+            for metric, value in group(ctx).items():
+                record(scores, system, metric, clip.id, value)
 
 
-def settle_latency(scores: Scores, systems: list[str], latencies: tuple[float, ...]) -> dict[str, float]:
-    """Per system, keep the transcription metrics at the latency with the best mean note-onset F1
-    (ties: the first in ``latencies``); returns the latency (s) chosen for each system scored."""
-    chosen = {}
-    for system in systems:
-        means = {
-            lat: np.mean(list(scores.values[system][f"note_onset_f1@{lat:g}"].values()))
-            for lat in latencies
-            if scores.values[system].get(f"note_onset_f1@{lat:g}")
-        }
-        if not means:
-            continue
-        best = max(means, key=lambda lat: (means[lat], -latencies.index(lat)))
-        chosen[system] = float(best)
-        for metric in TRANSCRIPTION_METRICS:
-            key = f"{metric}@{best:g}"
-            scores.values[system][metric] = dict(scores.values[system].get(key, {}))
-            scores.weights[system][metric] = dict(scores.weights[system].get(key, {}))
-        for key in [k for k in scores.values[system] if "@" in k]:
-            del scores.values[system][key]
-            scores.weights[system].pop(key, None)
-    return chosen
+def record(scores: Scores, system: str, metric: str, clip: str, value: Value) -> None:
+    """One clip metric's answer into ``scores``: a value, a pooled sum, or the reason there is none."""
+    if isinstance(value, NotScored):
+        scores.skip(system, metric, clip, value.reason)
+    elif isinstance(value, Pooled):
+        if value.count > 0:
+            scores.add(system, metric, clip, value.total, weight=value.count)
+        else:
+            scores.skip(system, metric, clip, "nothing to pool on the clip")
+    elif not math.isfinite(value):
+        scores.skip(system, metric, clip, "no score note to compare with")
+    else:
+        scores.add(system, metric, clip, value)
 
 
 def clip_id(ref) -> str:

@@ -14,7 +14,8 @@ clip, the waveform it makes and, where it has one, its own log-mel prediction:
 * ``Vocoder reconstruction``: the recording's mel -> HiFi-GAN (the vocoder's ceiling);
 * ``Griffin-Lim reconstruction``: the recording's mel -> Griffin-Lim (no training: the floor any
   vocoder must beat);
-* ``Recording``: the recording itself (the ceiling of every audio metric).
+* ``Recording``: the recording itself (the ceiling of every audio metric);
+* the FluidSynth rows: the score through FluidSynth (:mod:`pipeline.evaluation.fluidsynth`).
 
 Loading is strict: a system whose model is missing raises a PipelineError naming it, so the table
 never has silent gaps. :class:`ModelFolder` loads a model that several rows play through (a vocoder,

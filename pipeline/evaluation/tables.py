@@ -12,7 +12,8 @@ import pandas as pd
 
 from pipeline.config import Params
 from pipeline.datasets.split import Split
-from pipeline.evaluation.scoring import COLUMNS, TRANSCRIPTION_METRICS
+from pipeline.evaluation.latency import LatencyChoice
+from pipeline.evaluation.scoring import COLUMN_TITLES, COLUMNS, TRANSCRIPTION_METRICS
 from pipeline.evaluation.summary import Comparison, Table
 from pipeline.io import atomic_path, write_json
 
@@ -41,22 +42,28 @@ def write_tables(
     split: Split,
     confidence: float,
     materials: dict[str, dict[str, float]],
-    latency: dict[str, float],
+    latency: LatencyChoice,
     models: dict[str, str] | None = None,
+    title: str = "",
+    not_scored: dict[str, dict[str, dict[str, int]]] | None = None,
 ) -> None:
     """Write every file of ``outputs``: ``timing`` is the timing plot's rows
     (:func:`pipeline.evaluation.summary.timing_summary`), ``materials`` the by-material means, ``latency``
-    the transcriber latency each system was scored at (s), ``models`` the md5 of each model file evaluated."""
+    the one transcriber latency every system was scored at and what it was chosen on, ``models`` the md5
+    of each model file evaluated, ``title`` the table's (the corpus and its test clips), ``not_scored``
+    per system ``{metric: {reason: clips}}`` of the clips a metric has no value on
+    (:meth:`pipeline.evaluation.scoring.Scores.not_scored`)."""
     metrics: dict = {}
     for system in table.mean.index:
-        row = {}
+        row: dict = {}
         for c in COLUMNS:
             cell = table.cell(system, c)
             row[c] = _round(cell.mean)
             if cell.n:
                 row[f"{c}_low"], row[f"{c}_high"] = _round(cell.low), _round(cell.high)
-        if system in latency:  # the transcriber latency this system's notes were scored at
-            row["transcriber_latency_ms"] = round(latency[system] * 1000)
+        reasons = (not_scored or {}).get(system)
+        if reasons:  # why a metric has no value on some clips: {metric: {reason: clips}}
+            row["not_scored"] = reasons
         metrics[slug(system)] = row
     metrics["differences"] = {f"{slug(d.system)}_vs_{slug(d.baseline)}": {} for d in diffs}
     for d in diffs:
@@ -67,6 +74,8 @@ def write_tables(
             "significant": d.significant,
         }
     metrics["by_material"] = {slug(s): {k: _round(v) for k, v in row.items()} for s, row in materials.items()}
+    metrics["transcriber_latency"] = latency.to_json()  # chosen on training clips, the same for every system
+    metrics["title"] = title
     metrics["clips"] = n_clips
     metrics["test_recordings"] = len(split.test)
     metrics["confidence"] = confidence
@@ -80,7 +89,10 @@ def write_tables(
         flat.rename_axis("system").to_csv(tmp, float_format="%.4f")
     with atomic_path(outputs.table_md) as tmp:
         Path(tmp).write_text(
-            markdown_table(table)
+            (f"## {title}\n\n" if title else "")
+            + markdown_table(table)
+            + f"\n{latency.describe()}; every system is scored at it. The score-following columns measure how "
+            "closely the audio's transcribed notes follow the score, not how real it sounds.\n"
             + "\n"
             + markdown_materials(materials)
             + "\n"
@@ -104,30 +116,33 @@ def _fmt(value: float) -> str:
 
 def display_table(table: Table) -> pd.DataFrame:
     """Cells as ``mean ± half-width`` strings (a dash where the metric does not apply)."""
-    out = pd.DataFrame(index=table.mean.index, columns=COLUMNS, dtype=object)
+    titles = [COLUMN_TITLES[c] for c in COLUMNS]
+    out = pd.DataFrame(index=table.mean.index, columns=titles, dtype=object)
     for system in table.mean.index:
-        for c in COLUMNS:
+        for c, title in zip(COLUMNS, titles):
             cell = table.cell(system, c)
-            out.loc[system, c] = (
+            out.loc[system, title] = (
                 "–" if not cell.n or not np.isfinite(cell.mean) else (f"{_fmt(cell.mean)} ± {_fmt(cell.half_width)}")
             )
     return out
 
 
 def markdown_table(table: Table) -> str:
+    """The table with the column titles of :data:`~pipeline.evaluation.scoring.COLUMN_TITLES`."""
     shown = display_table(table)
-    lines = ["| system | " + " | ".join(COLUMNS) + " |", "| --- |" + " --- |" * len(COLUMNS)]
+    lines = ["| system | " + " | ".join(shown.columns) + " |", "| --- |" + " --- |" * len(shown.columns)]
     for system, row in shown.iterrows():
-        lines.append(f"| {system} | " + " | ".join(row[c] for c in COLUMNS) + " |")
+        lines.append(f"| {system} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def markdown_materials(materials: dict[str, dict[str, float]]) -> str:
     keys = [f"{m}_{k}" for m in TRANSCRIPTION_METRICS for k in ("monophonic", "polyphonic")]
+    titles = [f"{COLUMN_TITLES[m]}, {k}" for m in TRANSCRIPTION_METRICS for k in ("monophonic", "polyphonic")]
     lines = [
-        "Note metrics by material (means over monophonic / polyphonic clips):",
+        "Score-following metrics by material (means over monophonic / polyphonic clips):",
         "",
-        "| system | " + " | ".join(keys) + " |",
+        "| system | " + " | ".join(titles) + " |",
         "| --- |" + " --- |" * len(keys),
     ]
     for system, row in materials.items():
@@ -151,7 +166,7 @@ def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
         mark = "**" if d.significant else ""
         better = "–" if d.better is None else (d.system if d.better else d.baseline)
         lines.append(
-            f"| {d.system} vs {d.baseline} | {d.metric} | {mark}{diff.mean:+.3f}{mark} | "
+            f"| {d.system} vs {d.baseline} | {COLUMN_TITLES[d.metric]} | {mark}{diff.mean:+.3f}{mark} | "
             f"[{diff.low:+.3f}, {diff.high:+.3f}] | {better} |"
         )
     return "\n".join(lines) + "\n"
