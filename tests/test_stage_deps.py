@@ -63,6 +63,7 @@ def test_no_package_loads_names_lazily(tmp_path):
 
 def _stage_paths():
     """Per stage: (its cmd's path arguments, its data deps, its outs incl. metrics and plots), via DVC."""
+    import os
     import shlex
 
     from dvc.repo import Repo
@@ -79,8 +80,12 @@ def _stage_paths():
                 for i, word in enumerate(words[:-1])
                 if word.startswith("--") and word not in ("--params", "--ablation", "--variant")
             }
-            rel = lambda items: {str(Path(i.fs_path).relative_to(root)) for i in items}  # noqa: E731
-            deps = {d for d in rel(stage.deps) if not d.startswith(("pipeline/", "stages/")) and d != "params.yaml"}
+            # relative to where the command runs (a second job's stages run in jobs/<name>/: scripts/jobs.py)
+            wdir = Path(stage.wdir).resolve()
+            rel = lambda items: {os.path.relpath(i.fs_path, wdir) for i in items}  # noqa: E731
+            code = tuple(os.path.relpath(root / d, wdir) + "/" for d in ("pipeline", "stages"))
+            params = {os.path.relpath(root / f, wdir) for f in ("params.yaml", *[str(j.relative_to(root) / "params.yaml") for j in (root / "jobs").glob("*")])}
+            deps = {d for d in rel(stage.deps) if not d.startswith(code) and d not in params}
             found[stage.addressing] = (given, deps, rel(stage.outs))
     return found
 

@@ -9,9 +9,10 @@ its files and MLflow run (:mod:`pipeline.evaluation.tables`) and the listening r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -21,10 +22,19 @@ from pipeline.datasets.confidence import read_left_out
 from pipeline.datasets.split import Split, read_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation.latency import LatencyChoice, choose_latency
+from pipeline.evaluation.realism import RealismReference
 from pipeline.evaluation.report import write_report
 from pipeline.evaluation.report_clips import report_choice, report_clips
 from pipeline.evaluation.rows import TableRows, evaluated_models, table_rows
-from pipeline.evaluation.scoring import ClipScorer, clip_id, score_systems, score_timing
+from pipeline.evaluation.scoring import (
+    CLIP_METRICS,
+    ClipScorer,
+    audio_metrics,
+    clip_id,
+    realism_metric,
+    score_systems,
+    score_timing,
+)
 from pipeline.evaluation.summary import by_material, compare, summarise, timing_summary
 from pipeline.evaluation.systems import ModelFolder
 from pipeline.evaluation.tables import TableOutputs, display_table, log_to_mlflow, write_tables
@@ -40,6 +50,9 @@ class EvaluationClips:
     polyphonic: dict[str, bool]  # recording -> polyphonic
     clips: ClipDataset  # the test recordings' clips, with their audio
     order: list[int]  # the clips scored: the first ``evaluate.clips`` (0: all)
+    # the test recordings the timing systems are scored on: with audio or annotation-only (their notes
+    # and the human timing of the dataset's alignment are all timing needs)
+    timing_recordings: list[str] = field(default_factory=list)
 
     def describe(self, players: str = "performers") -> str:
         """The clips scored: how many, of how many recordings and ``players``, of which unseen pieces."""
@@ -58,38 +71,29 @@ def corpus_title(source: str, described: str) -> str:
     return f"deep-performer on the {source} corpus: {described}"
 
 
-def with_audio(index: pd.DataFrame, recordings: list[str]) -> list[str]:
-    """The recordings of ``recordings`` that have audio (the feature index's ``has_audio``, where it has
-    one: annotation-only recordings have notes but nothing to score a sound against)."""
-    if "has_audio" not in index:
-        return list(recordings)
-    has = {r: str(v).lower() in ("true", "1") for r, v in zip(index["id"], index["has_audio"])}
-    return [r for r in recordings if has.get(r, True)]
-
-
 def read_clips(params: Params, features: Path, audio: Path) -> EvaluationClips:
     """The test clips of ``features`` (the mel stage's folder) with their audio from ``audio`` (the
-    resample stage's); fails when the split leaves no test recordings."""
+    resample stage's); fails when the split leaves no test recordings with audio."""
     index = pd.read_csv(features / "index.csv", dtype={"id": str})
-    split = read_split(features, params.split).with_audio()  # annotation-only recordings have no sound to score
+    every = read_split(features, params.split)
+    split = every.with_audio()  # annotation-only recordings have no sound to score
     if not split.test:
-        raise PipelineError("the split leaves no test recordings to evaluate on (split.test_share)", features)
+        raise PipelineError(
+            "the split leaves no test recording with audio to evaluate on (split.test_share, split.test_pieces)",
+            features,
+        )
     polyphonic = {r: str(p).lower() in ("true", "1") for r, p in zip(index["id"], index["polyphonic"])}
-    test = with_audio(index, split.test)
-    if not test:
-        raise PipelineError("no test recording has audio to evaluate on (feature index has_audio)", features)
-    split = replace(split, test=test)
     clips = ClipDataset(
         features, split.test, audio_dir=audio, clip_frames=params.mel.clip_frames, hop_length=params.mel.hop_length
     )
     order = list(range(len(clips)))[: params.evaluate.clips or None]
-    return EvaluationClips(index, split, polyphonic, clips, order)
+    return EvaluationClips(index, split, polyphonic, clips, order, timing_recordings=every.test)
 
 
 def training_latency(params: Params, test: EvaluationClips, features: Path, audio: Path) -> LatencyChoice:
     """The transcriber latency every system is scored at, chosen on clips of the training recordings
     (:func:`pipeline.evaluation.latency.choose_latency`), never on the test clips."""
-    train = with_audio(test.index, test.split.train)
+    train = test.split.train  # recordings with audio
     if not train:
         raise PipelineError("the split leaves no training recording with audio to choose the latency on", features)
     clips = ClipDataset(
@@ -97,6 +101,19 @@ def training_latency(params: Params, test: EvaluationClips, features: Path, audi
     )
     config = params.evaluate.transcription
     return choose_latency(clips, config.latency_clips, tuple(config.latencies), transcriber(params), params.mel)
+
+
+def realism_reference(params: Params, test: EvaluationClips, features: Path, audio: Path) -> RealismReference:
+    """The realism score's reference: every clip of the training recordings with audio (never a test clip)."""
+    clips = ClipDataset(
+        features,
+        test.split.train,
+        audio_dir=audio,
+        clip_frames=params.mel.clip_frames,
+        hop_length=params.mel.hop_length,
+    )
+    sounds = [np.asarray(clips[i]["audio"]) for i in range(len(clips))]
+    return RealismReference.fit(sounds, params.mel.sample_rate, params.evaluate.realism)
 
 
 def transcriber(params: Params) -> Transcriber:
@@ -129,7 +146,9 @@ def evaluate(
     frame_seconds = params.mel.hop_length / params.mel.sample_rate
     latency = training_latency(params, test, features, audio)  # before any system is scored
     print(latency.describe())
-    scorer = ClipScorer(params.mel, transcriber(params), latency.latency)
+    realism = realism_metric(realism_reference(params, test, features, audio))
+    metrics = (audio_metrics, realism, *(g for g in CLIP_METRICS if g is not audio_metrics))
+    scorer = ClipScorer(params.mel, transcriber(params), latency.latency, metrics)
 
     # ---- the systems, on the same clips
     shown = report_choice(test.clips, test.order, test.index, config.report_clips)
@@ -147,8 +166,9 @@ def evaluate(
     timing_systems = {row.name: row.build(params, folder) for row in rows.timing}
     starting = ClipDataset(
         features,
-        test.split.test,
+        test.timing_recordings or test.split.test,
         notes="starting",
+        mel=False,
         clip_frames=params.mel.clip_frames,
         hop_length=params.mel.hop_length,
     )

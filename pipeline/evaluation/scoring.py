@@ -9,6 +9,9 @@ the score beats a recording with ornaments, double-stop spreads or a room.
 
     mel_mse              log-mel MSE of the system's own mel prediction vs the recording (Table 2)
     audio_mel_mse        log-mel MSE of the mel of the system's output audio vs the recording (end to end)
+    realism              distance of the clip's frames to real recordings of the instrument (the training
+                         split's; :mod:`pipeline.evaluation.realism`): no recording of its own is needed,
+                         and a cleaner-than-real output cannot beat a real one
     mr_stft              multi-resolution STFT distance of the output audio to the recording
     note_onset_f1        score following: note F1 of the transcription, onsets within 50 ms and pitch
                          within 50 cents (no offsets)
@@ -48,6 +51,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation import metrics as m
 from pipeline.evaluation.bootstrap import Interval, bootstrap_mean, cell_rng, paired_difference
 from pipeline.evaluation.pitch import f0_metrics
+from pipeline.evaluation.realism import RealismReference, TooShortForRealism
 from pipeline.evaluation.systems import Batch, ClipOutput, System
 from pipeline.evaluation.timing import TimingSystem, timing_errors
 from pipeline.evaluation.transcription import (
@@ -62,6 +66,7 @@ from pipeline.evaluation.transcription import (
 COLUMNS = [
     "mel_mse",
     "audio_mel_mse",
+    "realism",
     "mr_stft",
     "note_onset_f1",
     "note_f1",
@@ -76,6 +81,7 @@ COLUMNS = [
 COLUMN_TITLES = {
     "mel_mse": "mel MSE (own mel)",
     "audio_mel_mse": "mel MSE (audio)",
+    "realism": "realism (distance to real recordings)",
     "mr_stft": "MR-STFT distance",
     "note_onset_f1": "score-following note-onset F1",
     "note_f1": "score-following note F1 (with offsets)",
@@ -276,7 +282,21 @@ def pitch_metrics(ctx: ClipContext) -> dict[str, Value]:
     }
 
 
-# the per-clip metric groups every system's output is scored with, in column order
+def realism_metric(reference: RealismReference) -> ClipMetric:
+    """The realism column against ``reference`` (fitted on the training split's recordings)."""
+
+    def realism(ctx: ClipContext) -> dict[str, Value]:
+        try:
+            value = reference.score(ctx.out.audio, ctx.mel_config.sample_rate, where=f"clip {ctx.clip.id}")
+        except TooShortForRealism as err:  # a recording's short last clip: too few loud frames
+            return {"realism": NotScored(f"too few frames for the realism score ({err})")}
+        return {"realism": value}
+
+    return realism
+
+
+# the per-clip metric groups every system's output is scored with, in column order (the realism
+# column, which needs a reference fitted on training recordings, is added by the evaluation)
 CLIP_METRICS: tuple[ClipMetric, ...] = (audio_metrics, score_following_metrics, pitch_metrics)
 
 
