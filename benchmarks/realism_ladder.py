@@ -9,7 +9,7 @@ of themselves, which a realism score must rank in this order (lower = more real)
 
 Every variant is made from the clip itself (same notes, same timing: the alignment's), so a variant
 differs from the recording only in how it sounds. tests/test_realism.py asserts the ladder on a few
-clips; this script prints it for every feature set and distance, with the time per clip.
+clips; this script prints it for every variant of :data:`VARIANTS`, with the time per clip.
 
     python benchmarks/realism_ladder.py                       # the data in ../shared/data/bach-violin
     python benchmarks/realism_ladder.py --clips 8 --json realism.json
@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline.audio import load_audio, resample
 from pipeline.config import MelConfig, Params, load_params
-from pipeline.evaluation.realism import RealismReference
+from pipeline.evaluation.realism import GROUPS, RealismReference
 from pipeline.mel import log_mel
 from pipeline.rendering import Instrument, Performance, render
 from pipeline.spectrogram import griffin_lim_from_mel
@@ -141,12 +141,28 @@ def ladder(clip: Clip, params: Params) -> dict[str, np.ndarray]:
     return rungs
 
 
-VARIANTS = {  # envelope, distance, weighting (params.yaml: absolute/frechet/groups)
-    f"{envelope}/{distance}/{weighting}": {"envelope": envelope, "distance": distance, "weighting": weighting}
-    for envelope in ("relative", "absolute")
-    for distance in ("frechet", "diagonal")
-    for weighting in ("groups", "dims")
+SCORED = ("envelope", "flux", "level", "phase")  # params.yaml's groups
+VARIANTS: dict[str, dict] = {  # name: changes to params.yaml's evaluate.realism (the chosen one: no changes)
+    "before: env+flat+flux+level, pooled": {"groups": GROUPS[:4], "neighbours": 0, "compress": "none"},
+    "all five, pooled": {"groups": GROUPS, "neighbours": 0, "compress": "none"},
+    "env+flux+level+phase, pooled": {"neighbours": 0, "compress": "none"},
+    "env+flux+level+phase, pooled, log1p": {"neighbours": 0},
+    "env+flux+level+phase, 8 nearest": {"compress": "none"},
+    "all five, 8 nearest": {"groups": GROUPS, "compress": "none"},
+    "flux+level+phase, 8 nearest": {"groups": SCORED[1:], "compress": "none"},
+    "all five, 8 nearest, log1p": {"groups": GROUPS},
+    "env+flux+level+phase, 8 nearest, log1p (chosen)": {},
+    "env+flux+level+phase, 4 nearest, log1p": {"neighbours": 4},
+    "env+flux+level+phase, 16 nearest, log1p": {"neighbours": 16},
+    "env+flux+level+phase, 8 nearest, log1p, diagonal": {"distance": "diagonal"},
+    "env+flux+level+phase, 8 nearest, log1p, dims": {"weighting": "dims"},
 }
+
+
+def ladder_holds(mean: dict[str, float]) -> bool:
+    """recording < Griffin-Lim < every degraded rung, on one recording's mean scores."""
+    degraded = [v for rung, v in mean.items() if rung not in ("recording", "griffin-lim")]
+    return mean["recording"] < mean["griffin-lim"] < min(degraded)
 
 
 def main() -> None:
@@ -175,8 +191,9 @@ def main() -> None:
                     spent, timed = spent + time.perf_counter() - start, timed + 1
             table[name] = {rung: float(np.mean(v)) for rung, v in scores.items()}
         results["variants"][variant] = {"fit_s": fit_s, "score_s_per_clip": spent / timed, "mean": table}
+        holds = all(ladder_holds(t) for t in table.values())
         print(f"\n{variant}: fit {fit_s:.2f} s on {reference.frames} frames, {1000 * spent / timed:.1f} ms per clip")
-        print(pd.DataFrame(table).round(3).to_string())
+        print(pd.DataFrame(table).round(3).to_string(), f"\nladder holds on both: {holds}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

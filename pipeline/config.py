@@ -275,6 +275,8 @@ class TranscriptionConfig:
 REALISM_ENVELOPES = ("relative", "absolute")  # pipeline.evaluation.realism computes each
 REALISM_DISTANCES = ("frechet", "diagonal")
 REALISM_WEIGHTINGS = ("groups", "dims")
+REALISM_GROUPS = ("envelope", "flatness", "flux", "level", "phase")  # frame feature groups, in column order
+REALISM_COMPRESSIONS = ("log1p", "none")
 
 
 @dataclass(frozen=True)
@@ -293,17 +295,28 @@ class RealismConfig:
     gate_db: float  # frames this far under the clip's loudest are left out (rests, noise floor)
     floor_db: float  # power floor under the clip's loudest frame, so log never meets a zero
     min_frames: int  # a clip with fewer frames above the gate cannot be scored (one-line error)
+    groups: tuple[str, ...]  # the feature groups scored (REALISM_GROUPS), each weighing the same
+    neighbours: int  # reference clips nearest in mean envelope a clip is compared with (0 = all, pooled)
+    compress: str  # log1p (each group's distance as log(1 + d): one unseen-content clip cannot swamp a mean) | none
+    phase_floor: float  # radians added before the log of a band's phase acceleration (a perfectly steady band)
 
     def __post_init__(self) -> None:
         for key, allowed in (
             ("envelope", REALISM_ENVELOPES),
             ("distance", REALISM_DISTANCES),
             ("weighting", REALISM_WEIGHTINGS),
+            ("compress", REALISM_COMPRESSIONS),
         ):
             if getattr(self, key) not in allowed:
                 raise PipelineError(
                     f"evaluate.realism.{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}"
                 )
+        wrong = [g for g in self.groups if g not in REALISM_GROUPS]
+        if wrong or not self.groups or len(set(self.groups)) != len(self.groups):
+            raise PipelineError(
+                f"evaluate.realism.groups must be distinct, non-empty names of {', '.join(REALISM_GROUPS)}, "
+                f"not {list(self.groups)}"
+            )
         if not self.fmin < self.fmax:
             raise PipelineError(f"evaluate.realism needs fmin < fmax (fmin {self.fmin:g}, fmax {self.fmax:g})")
 
@@ -392,6 +405,7 @@ RANGES: dict[str, Range] = {
             "trim_db",
             "gate_db",
             "floor_db",
+            "phase_floor",
         ),
         POSITIVE,
     ),
