@@ -155,3 +155,29 @@ def test_named_pieces_override_the_hash_on_the_real_index(corpus):
     assert {piece[r] for r in named.test} == {trained_piece}  # exactly the named piece, nothing hash-drawn
     with pytest.raises(PipelineError, match=r"split\.validation_pieces: piece 'bwv9999_mov1'.*bwv1006_mov6"):
         read_split(features, replace(PARAMS.split, validation_pieces=("bwv9999_mov1",)))
+
+
+def test_a_piece_is_the_movement_whatever_repeats_its_score_plays(tmp_path):
+    """info.csv names BWV 1002/7's score bwv1002_mov7, bwv1002_mov7_00 or bwv1002_mov7_10 by the repeats
+    played: one movement, one piece, so naming it holds out all three recordings."""
+    from pipeline.datasets.split import split_corpus
+
+    root = tmp_path / "bach-violin"
+    root.mkdir()
+    for sub in ("notes", "alignments", "tempos", "scores", "audio"):
+        (root / sub).symlink_to(REAL / sub)
+    info = pd.read_csv(REAL / "info.csv", dtype=str)
+    variants = info[info["score_filename"].str.startswith("bwv1002_mov7")]
+    assert sorted(variants["score_filename"]) == ["bwv1002_mov7", "bwv1002_mov7_00", "bwv1002_mov7_10"]
+    pd.concat([variants, info[info["filename"] == WITH_AUDIO]]).to_csv(root / "info.csv", index=False)
+    params = replace(PARAMS, data=replace(PARAMS.data, source="bach-violin", root=str(root)))
+    prepare.run(params, tmp_path / "raw")
+    recordings = read_manifest(tmp_path / "raw")
+    pieces = {r.id: r.piece for r in recordings}
+    assert {pieces[f] for f in variants["filename"]} == {"bwv1002_mov7"}
+    index = pd.DataFrame(
+        [{"id": r.id, "piece": r.piece, "performer": r.performer, "has_audio": r.has_audio} for r in recordings]
+    )
+    split = split_corpus(index, replace(PARAMS.split, test_pieces=("bwv1002_mov7",)))
+    assert set(split.test) | set(split.excluded) == set(variants["filename"])
+    assert split.train == [WITH_AUDIO]

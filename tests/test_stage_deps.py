@@ -1,6 +1,7 @@
 """dvc.yaml's code deps are generated from the stage scripts' imports (scripts/stage_deps.py) and checked here."""
 
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -61,9 +62,12 @@ def test_no_package_loads_names_lazily(tmp_path):
 # ------------------------------------------------------------------ every path named once, in dvc.yaml
 
 
+def _relative(items, wdir: Path) -> set[str]:
+    return {os.path.relpath(i.fs_path, wdir) for i in items}
+
+
 def _stage_paths():
     """Per stage: (its cmd's path arguments, its data deps, its outs incl. metrics and plots), via DVC."""
-    import os
     import shlex
 
     from dvc.repo import Repo
@@ -82,11 +86,10 @@ def _stage_paths():
             }
             # relative to where the command runs (a second job's stages run in jobs/<name>/: scripts/jobs.py)
             wdir = Path(stage.wdir).resolve()
-            rel = lambda items: {os.path.relpath(i.fs_path, wdir) for i in items}  # noqa: E731
             code = tuple(os.path.relpath(root / d, wdir) + "/" for d in ("pipeline", "stages"))
-            params = {os.path.relpath(root / f, wdir) for f in ("params.yaml", *[str(j.relative_to(root) / "params.yaml") for j in (root / "jobs").glob("*")])}
-            deps = {d for d in rel(stage.deps) if not d.startswith(code) and d not in params}
-            found[stage.addressing] = (given, deps, rel(stage.outs))
+            params = {os.path.relpath(f, wdir) for f in [root / "params.yaml", *(root / "jobs").glob("*/params.yaml")]}
+            deps = {d for d in _relative(stage.deps, wdir) if not d.startswith(code) and d not in params}
+            found[stage.addressing] = (given, deps, _relative(stage.outs, wdir))
     return found
 
 
