@@ -557,11 +557,27 @@ def load_params(path: str | Path = "params.yaml", *overlays: str | Path) -> Para
         raise PipelineError(str(err), shown) from err
 
 
-def load_mel(path: str | Path = "params.yaml") -> MelConfig:
-    """Only the ``mel`` group of a parameter file (checked like :func:`load_params`): what a consumer of
-    trained models needs, e.g. the registry storing the recipe with the models it registers."""
+def params_chain(folder: str | Path) -> list[Path]:
+    """The parameter files a pipeline folder runs with: ``folder/params.yaml``, or for a second job's
+    folder inside the DVC project (``jobs/real-violin``: scripts/jobs.py) the project's params.yaml and
+    then the job's overlay."""
+    folder = Path(folder).resolve()
+    for parent in folder.parents:
+        if (parent / ".dvc").is_dir():
+            if (parent / "params.yaml").is_file() and (folder / "dvc.yaml").is_file():
+                return [parent / "params.yaml", folder / "params.yaml"]
+            break
+    return [folder / "params.yaml"]
+
+
+def load_mel(path: str | Path = "params.yaml", *overlays: str | Path) -> MelConfig:
+    """Only the ``mel`` group of a parameter file and its ``overlays`` (checked like :func:`load_params`):
+    what a consumer of trained models needs, e.g. the registry storing the recipe with the models it
+    registers."""
     path = Path(path)
     raw = _read_yaml(path)
+    for overlay in overlays:
+        raw = overlay_settings(raw, _read_yaml(Path(overlay)))
     if "mel" not in raw:
         raise PipelineError("missing setting(s) params.mel", path)
     try:

@@ -106,3 +106,11 @@ def test_the_real_job_reads_the_shared_release():
     assert params.data.source == "bach-violin"
     root = (JOB / str(params.data.root)).resolve()  # relative to the job folder, where its stages run
     assert (root / "info.csv").is_file(), f"the Bach Violin release is not at {root}"
+
+
+def test_a_job_folder_runs_with_the_project_params_and_its_overlay():
+    from pipeline.config import load_mel, params_chain
+
+    assert params_chain(JOB) == [REPO / "params.yaml", JOB / "params.yaml"]
+    assert params_chain(REPO) == [REPO / "params.yaml"]
+    assert load_mel(*params_chain(JOB)) == load_params(REPO / "params.yaml").mel  # what the registry stores

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_mel
+from pipeline.config import load_mel, params_chain
 from pipeline.errors import PipelineError
 from pipeline.inference.models import MODEL_NAMES
 from pipeline.io import file_md5
@@ -119,7 +119,8 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     """Register the trained models of ``root`` as new versions with alias ``candidate``; ``{name: version}``.
 
     Reads ``root/models/{alignment,synthesis,hifigan}/mlflow.json``, ``root/metrics/evaluate.json`` and the
-    mel recipe of ``root/params.yaml`` (stored with the composite model); every input is checked before
+    mel recipe of ``root/params.yaml`` (a second job's folder, ``jobs/real-violin``: with the project's params.yaml
+    under it; stored with the composite model); every input is checked before
     anything is registered, and refused when evaluate.json evaluated other model files than
     ``root/models/<name>/model.pt`` (:func:`check_evaluated_models`).
     """
@@ -128,7 +129,7 @@ def register_candidate(root: Path = Path("."), tracking_uri: str | None = None) 
     from pipeline.tracking import git_commit, open_experiment
 
     root = Path(root)
-    mel = load_mel(root / "params.yaml")
+    mel = load_mel(*params_chain(root))  # a second job's folder: the project's params.yaml + its overlay
     tags = evaluation_tags(root / "metrics" / "evaluate.json")
     sources = {name: _trained_model_uri(root, name) for name in MODEL_NAMES}
     hashes = check_evaluated_models(root, root / "metrics" / "evaluate.json")
