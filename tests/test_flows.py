@@ -256,6 +256,35 @@ def test_failing_stage_fails_the_flow_and_a_rerun_resumes_from_it(synthetic):
     assert "up to date" in sh(["dvc", "status"], root).lower()
 
 
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_second_job_runs_in_its_folder_and_leaves_the_main_one_alone(tmp_path, harness):
+    """`reproduce(pipeline="jobs/x/dvc.yaml")` (`performer flow run --pipeline`, `make real`) runs that
+    file's stages only, in its folder, with their own dvc.lock; the main job's outputs are not touched."""
+    root = tmp_path
+    (root / "work.py").write_text(WORK)
+    main = {"stages": {"a": {"cmd": "python work.py a out/a.txt", "deps": ["work.py"], "outs": ["out/a.txt"]}}}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(main))
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 1, "sleep": 0.1}))
+    job = root / "jobs" / "x"
+    job.mkdir(parents=True)
+    (job / "params.yaml").write_text(yaml.safe_dump({"seed": 5, "sleep": 0.1}))
+    second = {
+        "stages": {
+            "a": {"cmd": "python ../../work.py a out/a.txt", "deps": ["../../work.py"], "outs": ["out/a.txt"]},
+            "b": {"cmd": "python ../../work.py b out/b.txt out/a.txt", "deps": ["out/a.txt"], "outs": ["out/b.txt"]},
+        }
+    }
+    (job / "dvc.yaml").write_text(yaml.safe_dump(second))
+    dvc_init(root)
+    results = reproduce(str(root), pipeline="jobs/x/dvc.yaml")
+    assert ran(results) == ["a", "b"]  # named as in their own file
+    assert (job / "out" / "b.txt").read_text() == "a\nb\n" and (job / "dvc.lock").is_file()
+    assert not (root / "out").exists() and not (root / "dvc.lock").exists()  # the main job: not run
+    assert ran(reproduce(str(root))) == ["a"] and (root / "out" / "a.txt").is_file()
+    assert ran(reproduce(str(root), pipeline="jobs/x/dvc.yaml")) == []  # each up to date on its own
+
+
 def test_error_headline_names_the_fault_not_the_last_line():
     from pipeline.flows.reproduce import error_headline
 
