@@ -219,4 +219,7 @@ def data_source_note(source: str) -> str:
             "Built-in corpus (FluidSynth renders with another soundfont and a performer model, so FluidSynth "
             "rows are strong here), CPU-sized training: not the paper's numbers."
         )
-    return f"The {source} corpus's test recordings (unseen pieces)."
+    return (
+        f"The {source} corpus: real recordings of pieces no model has seen, CPU-sized training: not the "
+        "paper's numbers. Realism: distance to the training recordings' sound (lower is more real)."
+    )
