@@ -33,8 +33,12 @@ class LatencyChoice:
     f1: dict[float, float]  # candidate latency (s) -> mean note-onset F1 of the recordings on those clips
 
     def describe(self) -> str:
+        # the grid's end chosen: the best latency may lie beyond it
+        edge = (
+            " (the largest candidate: widen evaluate.transcription.latencies)" if self.latency == max(self.f1) else ""
+        )
         return (
-            f"transcriber latency {self.latency * 1000:.0f} ms, chosen on {self.clips} training clips "
+            f"transcriber latency {self.latency * 1000:.0f} ms{edge}, chosen on {self.clips} training clips "
             f"({self.recordings} recordings; best mean note-onset F1 of the recordings themselves, "
             f"{self.f1[self.latency]:.3f})"
         )
