@@ -181,3 +181,28 @@ def test_a_piece_is_the_movement_whatever_repeats_its_score_plays(tmp_path):
     split = split_corpus(index, replace(PARAMS.split, test_pieces=("bwv1002_mov7",)))
     assert set(split.test) | set(split.excluded) == set(variants["filename"])
     assert split.train == [WITH_AUDIO]
+
+
+def test_the_timing_rows_score_every_test_recording_and_the_audio_rows_those_with_audio(corpus):
+    from pipeline.evaluation.run import read_clips
+
+    piece = dict(zip(corpus["info"]["filename"], corpus["info"]["score_filename"]))
+    split_config = replace(PARAMS.split, test_pieces=("bwv1006_mov2", "bwv1006_mov3"))
+    every = read_split(corpus["features"], split_config)  # what read_clips gives the timing rows
+    assert every.test and set(every.test) <= set(every.annotation_only)
+    assert {piece[r] for r in every.test} == {"bwv1006_mov2", "bwv1006_mov3"}
+    assert every.with_audio().test == []  # nothing with sound: the audio rows have no clip
+    params = replace(PARAMS, split=split_config)
+    with pytest.raises(PipelineError, match="no test recording with audio"):
+        read_clips(params, corpus["features"], corpus["audio16k"])
+    # the timing clips of annotation-only recordings are cut from their notes, without a mel
+    starting = ClipDataset(
+        corpus["features"],
+        every.test,
+        notes="starting",
+        mel=False,
+        clip_frames=PARAMS.mel.clip_frames,
+        hop_length=PARAMS.mel.hop_length,
+    )
+    assert len(starting) > 10 and {r.recording for r in starting.refs} == set(every.test)
+    assert "mel" not in starting[0] and starting[0]["onset_frame"].size > 0

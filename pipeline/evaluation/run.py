@@ -37,7 +37,7 @@ from pipeline.evaluation.scoring import (
 )
 from pipeline.evaluation.summary import by_material, compare, summarise, timing_summary
 from pipeline.evaluation.systems import ModelFolder
-from pipeline.evaluation.tables import TableOutputs, display_table, log_to_mlflow, write_tables
+from pipeline.evaluation.tables import TableOutputs, display_table, log_to_mlflow, timing_sentence, write_tables
 from pipeline.evaluation.transcription import Transcriber
 
 
@@ -175,6 +175,13 @@ def evaluate(
     timing = score_timing(timing_systems, starting, config.batch_size, frame_seconds)
     timing.score(scores)
 
+    audible = set(test.split.test)
+    timing_set = {  # the timing rows' clips: every test recording, annotation-only ones too
+        "clips": len(starting),
+        "with_audio": sum(r in audible for r in starting.recordings),
+        "annotation_only": sum(r not in audible for r in starting.recordings),
+    }
+
     names = rows.names
     table = summarise(scores, names, config.bootstrap_resamples, config.confidence, config.seed)
     diffs = compare(scores, rows.comparisons(), config.bootstrap_resamples, config.confidence, config.seed)
@@ -194,6 +201,7 @@ def evaluate(
         models=model_hashes,
         title=title,
         not_scored={name: scores.not_scored(name) for name in names},
+        timing_set=timing_set,
     )
     write_report(
         report,
@@ -203,7 +211,8 @@ def evaluate(
         mel=params.mel,
         notes=f"{data_source_note(params.data.source)} Every metric on every clip, mean ± half-width of the "
         f"{config.confidence:.0%} bootstrap interval; {latency.describe()}, every system scored at it. The "
-        "note and multi-pitch columns measure how closely the audio follows the score, not realism.",
+        f"note and multi-pitch columns measure how closely the audio follows the score, not realism. "
+        f"{timing_sentence(timing_set)}",
         left_out=read_left_out(features),
     )
     log_to_mlflow(params, table, outputs, report)

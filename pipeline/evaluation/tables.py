@@ -46,13 +46,15 @@ def write_tables(
     models: dict[str, str] | None = None,
     title: str = "",
     not_scored: dict[str, dict[str, dict[str, int]]] | None = None,
+    timing_set: dict[str, int] | None = None,
 ) -> None:
     """Write every file of ``outputs``: ``timing`` is the timing plot's rows
     (:func:`pipeline.evaluation.summary.timing_summary`), ``materials`` the by-material means, ``latency``
     the one transcriber latency every system was scored at and what it was chosen on, ``models`` the md5
     of each model file evaluated, ``title`` the table's (the corpus and its test clips), ``not_scored``
     per system ``{metric: {reason: clips}}`` of the clips a metric has no value on
-    (:meth:`pipeline.evaluation.scoring.Scores.not_scored`)."""
+    (:meth:`pipeline.evaluation.scoring.Scores.not_scored`), ``timing_set`` what the timing rows were scored
+    on (``clips``, test recordings ``with_audio`` and ``annotation_only``)."""
     metrics: dict = {}
     for system in table.mean.index:
         row: dict = {}
@@ -78,6 +80,8 @@ def write_tables(
     metrics["title"] = title
     metrics["clips"] = n_clips
     metrics["test_recordings"] = len(split.test)
+    if timing_set is not None:  # the timing rows' clips: every test recording, with audio or annotation-only
+        metrics["timing_test_set"] = dict(timing_set)
     metrics["confidence"] = confidence
     if models is not None:  # {model folder: md5 of its model.pt}: what was evaluated (`performer models register`)
         metrics["models"] = dict(models)
@@ -93,6 +97,7 @@ def write_tables(
             + markdown_table(table)
             + f"\n{latency.describe()}; every system is scored at it. The score-following columns measure how "
             "closely the audio's transcribed notes follow the score, not how real it sounds.\n"
+            + (f"{timing_sentence(timing_set)}\n" if timing_set else "")
             + "\n"
             + markdown_materials(materials)
             + "\n"
@@ -104,6 +109,13 @@ def write_tables(
     timing_rows_ = [{"system": s, **dict(t)} for s, t in timing.items()]
     with atomic_path(outputs.timing_plot) as tmp:
         pd.DataFrame(timing_rows_).to_csv(tmp, index=False)
+
+
+def timing_sentence(timing_set: dict[str, int]) -> str:
+    """What the timing columns were scored on, for the line under the table."""
+    audio, silent = timing_set.get("with_audio", 0), timing_set.get("annotation_only", 0)
+    extra = f", {silent} of them annotation-only (the dataset's human timing, no audio)" if silent else ""
+    return f"The timing columns: the notes of {timing_set.get('clips', 0)} clips of {audio + silent} test recordings{extra}."
 
 
 def _round(value: float) -> float | None:
