@@ -369,6 +369,7 @@ def test_the_fluidsynth_rows_score_in_every_column_even_with_double_stops(tmp_pa
     table = pd.read_csv(outputs.table_csv, index_col=0)
     scored = [
         "audio_mel_mse",
+        "realism",
         "mr_stft",
         "note_onset_f1",
         "note_f1",
