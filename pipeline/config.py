@@ -577,7 +577,12 @@ def load_mel(path: str | Path = "params.yaml", *overlays: str | Path) -> MelConf
     path = Path(path)
     raw = _read_yaml(path)
     for overlay in overlays:
-        raw = overlay_settings(raw, _read_yaml(Path(overlay)))
+        try:
+            raw = overlay_settings(raw, _read_yaml(Path(overlay)))
+        except PipelineError as err:
+            if err.path is not None:
+                raise
+            raise PipelineError(str(err), overlay) from err
     if "mel" not in raw:
         raise PipelineError("missing setting(s) params.mel", path)
     try:
