@@ -58,6 +58,8 @@ def test_the_job_pipeline_is_the_main_one_run_in_the_job_folder(tmp_path):
         {"../../params.yaml": yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["mel"]["params"]}
     ]
     assert {"params.yaml": ["split"]} in spec["train_alignment"]["params"]
+    with pytest.raises(PipelineError, match=r"jobs/nope/dvc\.yaml: pipeline file not found"):
+        read_dag(tmp_path, "jobs/nope/dvc.yaml")
 
 
 def test_a_stale_job_pipeline_fails_the_check(tmp_path, monkeypatch):

@@ -73,13 +73,13 @@ def read_dag(root: Path | str = ".", pipeline: str | Path = DEFAULT_PIPELINE) ->
 
     root = Path(root).resolve()
     dvcfile = (root / pipeline).resolve()
-    if not dvcfile.is_file():
-        raise PipelineError("pipeline file not found", dvcfile)
     try:
         repo = Repo(str(root))
     except Exception as err:  # NotDvcRepoError and friends
         raise PipelineError(f"not a DVC project: {err}", root) from err
     with repo:
+        if not dvcfile.is_file():  # checked after the project, whose absence is the likelier fault
+            raise PipelineError("pipeline file not found", dvcfile)
         graph = repo.index.graph  # edges go from a stage to the stages it depends on
         every = [s for s in repo.index.stages if getattr(s, "cmd", None)]  # pipeline stages, dvc.yaml order
         wanted = {s for s in every if Path(s.path).resolve() == dvcfile}
