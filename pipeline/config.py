@@ -329,6 +329,7 @@ class EvaluateConfig:
     bootstrap_resamples: int  # clip-level bootstrap for the 95 % intervals
     confidence: float
     seed: int  # of the bootstrap
+    workers: int  # systems scored in parallel (processes); the table is the same for any number
     transcription: TranscriptionConfig
     realism: RealismConfig
 

@@ -425,6 +425,57 @@ def test_the_fluidsynth_rows_score_in_every_column_even_with_double_stops(tmp_pa
     np.testing.assert_array_equal(clip, whole[first : first + 100 * HOP])
 
 
+def _short(params, models):
+    ceiling = sys_.recording(params.mel.hop_length)
+    return lambda batch: [sys_.ClipOutput(out.audio[:-1]) for out in ceiling(batch)]
+
+
+def test_the_evaluation_writes_the_same_bytes_for_any_number_of_workers(tmp_path, monkeypatch):
+    """The systems scored one process at a time and two at a time (forked workers): every table file and
+    every sound of the listening report are the same bytes; a fault in a worker is the stage's one-line
+    error, naming the system."""
+    from pipeline.errors import PipelineError
+    from pipeline.evaluation.run import evaluate
+
+    features, audio = make_corpus(tmp_path / "corpus", double_stop=True)
+    rows = TableRows(
+        systems=(
+            Row(DEEP_PERFORMER, _scaled(0.8)),
+            Row(r.FLUIDSYNTH_TEMPO, r.fluidsynth(r.exact_tempo), baseline_of=(DEEP_PERFORMER,)),
+            Row(r.FLOOR, r.griffin_lim),
+            Row(r.CEILING, r.recording),
+        ),
+        timing=(Row(DEEP_PERFORMER, r.exact_tempo),),
+    )
+    monkeypatch.setattr("pipeline.evaluation.run.log_to_mlflow", lambda *args: None)
+    written = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"workers{workers}"
+        params = _small(PARAMS, workers=workers)
+        evaluate(params, features, audio, tmp_path / "models", _outputs(folder), folder / "report", rows=rows)
+        written[workers] = {
+            str(f.relative_to(folder)): f.read_bytes()
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.suffix in (".json", ".csv", ".md", ".wav")
+        }
+    assert len([name for name in written[1] if name.endswith(".wav")]) >= 4  # each system's report sound
+    assert written[1].keys() == written[2].keys()
+    for name, data in written[1].items():
+        assert written[2][name] == data, name
+
+    broken = dataclasses.replace(rows, systems=(*rows.systems, Row("Short", _short, baseline_of=(DEEP_PERFORMER,))))
+    with pytest.raises(PipelineError, match=r"system 'Short', clip .*: output has \(\d+,\) samples"):
+        evaluate(
+            _small(PARAMS, workers=2),
+            features,
+            audio,
+            tmp_path / "models",
+            _outputs(tmp_path / "b"),
+            tmp_path / "b" / "report",
+            rows=broken,
+        )
+
+
 def test_the_transcriber_latency_is_chosen_on_training_clips_not_on_the_test_clips(tmp_path, monkeypatch):
     """The training recordings sound 100 ms after their notes, the test recording on them: the latency is
     the training clips' (>= 50 ms: the onset tolerance is 50 ms), and every system, the recording included, is scored at it on the test

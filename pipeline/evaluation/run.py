@@ -160,6 +160,7 @@ def evaluate(
         config.batch_size,
         scorer,
         kept_clips={clip_id(test.clips.refs[i]) for i in shown},
+        workers=config.workers,
     )
 
     # ---- the timing systems, on the notes starting in the test clips

@@ -37,6 +37,7 @@ the stage, naming it. The per-clip metrics are groups of :data:`ClipMetric` func
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,7 @@ from pipeline.evaluation.transcription import (
     Transcriber,
     Transcription,
     decode_notes,
+    forget_sessions,
     multipitch_accuracy,
     note_metrics,
 )
@@ -440,27 +442,109 @@ def score_systems(
     batch_size: int,
     scorer: ClipScorer,
     kept_clips: Collection[str] = (),
+    workers: int = 1,
 ) -> tuple[Scores, dict[str, dict[str, ClipOutput]]]:
     """Every system on the clips ``order`` of ``clips`` (in batches of ``batch_size``), each clip scored
     by ``scorer``; returns the scores and, for the clip ids in ``kept_clips`` (the listening report's),
-    every system's output: ``{clip id: {system: output}}``."""
+    every system's output: ``{clip id: {system: output}}``.
+
+    ``workers`` > 1 scores the systems in that many processes, a system per task. Every system and
+    metric is deterministic and owns its inputs, so the scores are the same for any number of workers
+    (tests/test_evaluation_rows.py); the evaluate stage runs alone after training, and one process
+    left the other cores idle for most of its minutes."""
+    n_batches = -(-len(order) // batch_size)
+    job = _SystemJob(clips, order, polyphonic, batch_size, scorer, frozenset(kept_clips))
+    names = list(systems)
+    workers = max(1, min(workers, len(names)))
+    results: dict[str, _SystemResult] = {}
+    with tqdm(total=n_batches * len(names), desc="evaluate systems", unit="system-batch") as bar:
+        if workers == 1:
+            for name in names:
+                results[name] = job(name, systems[name], bar)
+        else:
+            global _FORKED  # the children inherit the systems (models loaded) and the scorer by fork
+            _FORKED = (job, dict(systems), workers)
+            try:
+                context = multiprocessing.get_context("fork")
+                with context.Pool(workers, initializer=_forked_worker) as pool:
+                    for name, result in pool.imap_unordered(_score_forked, names):
+                        results[name] = result
+                        bar.update(n_batches)
+            finally:
+                _FORKED = None
     scores = Scores()
     kept: dict[str, dict[str, ClipOutput]] = {}
-
-    def keep(system: str, clip: ClipInfo, out: ClipOutput) -> None:
-        if clip.id in kept_clips:
-            kept.setdefault(clip.id, {})[system] = out
-
-    def batches() -> Iterator[tuple[Batch, list[ClipInfo]]]:
-        for i in range(0, len(order), batch_size):
-            chunk = order[i : i + batch_size]
-            batch = collate_clips([clips[j] for j in chunk])
-            yield batch, clip_infos(batch, [clips.refs[j] for j in chunk], polyphonic)
-
-    n_batches = -(-len(order) // batch_size)
-    with tqdm(total=n_batches * len(systems), desc="evaluate systems", unit="system-batch") as bar:
-        run_systems(systems, batches(), scores, scorer, keep, bar)
+    for name in names:  # in the systems' order, whatever order they finished in
+        result = results[name]
+        for table, part in ((scores.values, result.values), (scores.weights, result.weights)):
+            for metric, by_clip in part.items():
+                table[name][metric].update(by_clip)
+        for metric, by_clip in result.reasons.items():
+            scores.reasons[name][metric].update(by_clip)
+        for clip, out in result.kept.items():
+            kept.setdefault(clip, {})[name] = out
     return scores, kept
+
+
+@dataclass
+class _SystemResult:
+    """One system's scores (``metric -> clip -> value``, plain dicts: they cross a process boundary)."""
+
+    values: dict[str, dict[str, float]]
+    weights: dict[str, dict[str, float]]
+    reasons: dict[str, dict[str, str]]
+    kept: dict[str, ClipOutput]  # clip id -> the output, for the listening report's clips
+
+
+@dataclass
+class _SystemJob:
+    """Scores one system on every test clip: the work of one task of :func:`score_systems`."""
+
+    clips: ClipDataset
+    order: list[int]
+    polyphonic: dict[str, bool]
+    batch_size: int
+    scorer: ClipScorer
+    kept_clips: frozenset[str]
+
+    def batches(self) -> Iterator[tuple[Batch, list[ClipInfo]]]:
+        for i in range(0, len(self.order), self.batch_size):
+            chunk = self.order[i : i + self.batch_size]
+            batch = collate_clips([self.clips[j] for j in chunk])
+            yield batch, clip_infos(batch, [self.clips.refs[j] for j in chunk], self.polyphonic)
+
+    def __call__(self, name: str, system: System, progress=None) -> _SystemResult:
+        scores = Scores()
+        kept: dict[str, ClipOutput] = {}
+
+        def keep(_: str, clip: ClipInfo, out: ClipOutput) -> None:
+            if clip.id in self.kept_clips:
+                kept[clip.id] = out
+
+        run_systems({name: system}, self.batches(), scores, self.scorer, keep, progress)
+
+        def plain(table: dict) -> dict:
+            return {metric: dict(by_clip) for metric, by_clip in table[name].items()}
+
+        return _SystemResult(plain(scores.values), plain(scores.weights), plain(scores.reasons), kept)
+
+
+# (job, systems, workers) of the score_systems call in progress, for its forked workers
+_FORKED: tuple[_SystemJob, dict[str, System], int] | None = None
+
+
+def _forked_worker() -> None:
+    """A worker's share of the cores (the parent's threads split between the workers), and its own
+    transcriber session."""
+    assert _FORKED is not None
+    torch.set_num_threads(max(1, torch.get_num_threads() // _FORKED[2]))
+    forget_sessions()
+
+
+def _score_forked(name: str) -> tuple[str, _SystemResult]:
+    assert _FORKED is not None
+    job, systems, _ = _FORKED
+    return name, job(name, systems[name])
 
 
 @dataclass

@@ -145,6 +145,12 @@ def _session(path: str, threads: int):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def forget_sessions() -> None:
+    """Drop this process's onnxruntime sessions: a forked process makes its own (a session is not to be
+    used across a fork)."""
+    _session.cache_clear()
+
+
 def _to_model_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono float32 at MODEL_SAMPLE_RATE (soxr, deterministic); channels, if any, are averaged."""
     audio = np.asarray(audio, np.float32)
