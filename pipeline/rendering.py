@@ -162,6 +162,28 @@ def _events(perf: Performance, sample_rate: int) -> Iterator[Event]:
             yield heapq.heappop(heap)
 
 
+def _write_float(synth, frames: int) -> np.ndarray:
+    """The synth's next ``frames`` frames as float32 ``(frames, 2)``, straight from its float mix.
+
+    Not ``Synth.get_samples``: its 16-bit output adds dither noise from a table FluidSynth fills from
+    the C library's ``rand()`` when a process makes its first synth, so a render's last bits depended
+    on what else had called ``rand()`` in the process (the evaluate stage's FluidSynth rows moved in the
+    4th digit with the order its systems ran in). The float output has no dither and no clipping."""
+    import ctypes
+
+    import fluidsynth
+
+    write = fluidsynth._fl.fluid_synth_write_float  # pyfluidsynth wraps only the 16-bit writer
+    write.restype = ctypes.c_int
+    pointer, count = ctypes.c_void_p, ctypes.c_int  # (synth, len, lout, loff, lincr, rout, roff, rincr)
+    write.argtypes = [pointer, count, pointer, count, count, pointer, count, count]
+    out = np.empty((frames, 2), np.float32)
+    buffer = out.ctypes.data_as(ctypes.c_void_p)
+    if write(synth.synth, frames, buffer, 0, 2, buffer, 1, 2) != 0:  # left, right interleaved
+        raise RuntimeError("FluidSynth failed to render")
+    return out
+
+
 def _synthesize(
     perf: Performance, instrument: Instrument, sample_rate: int, total: int
 ) -> Generator[np.ndarray, None, None]:
@@ -197,7 +219,7 @@ def _synthesize(
             time = min(time, total)
             while pos < time:  # bounded pieces of interleaved int16 stereo
                 n = min(time - pos, 1 << 16)
-                yield synth.get_samples(n).reshape(-1, 2) / np.float32(32768.0)
+                yield _write_float(synth, n)
                 pos += n
             if kind == 0:
                 synth.noteoff(chan, a)
@@ -209,7 +231,7 @@ def _synthesize(
                 synth.cc(chan, 11, a)
         while pos < total:
             n = min(total - pos, 1 << 16)
-            yield synth.get_samples(n).reshape(-1, 2) / np.float32(32768.0)
+            yield _write_float(synth, n)
             pos += n
     finally:
         synth.delete()

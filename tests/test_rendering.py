@@ -64,3 +64,40 @@ def test_high_shelf_changes_treble_not_bass(gain):
     amp = lambda s, f: np.abs(np.fft.rfft(s))[f]  # noqa: E731  (1-second signal: bin = Hz)
     assert amp(y, 100) == pytest.approx(amp(x, 100), rel=0.05)
     assert 20 * np.log10(amp(y, 6000) / amp(x, 6000)) == pytest.approx(gain, abs=1.0)
+
+
+RENDER_HASH = """
+import ctypes, hashlib, sys
+import numpy as np
+for _ in range(int(sys.argv[1])):
+    ctypes.CDLL("libc.so.6").rand()  # what other libraries may do before the first synth of a process
+from pipeline.rendering import Instrument, Performance, render
+perf = Performance(np.array([0.0, 0.5]), np.array([0.4, 1.0]), np.array([60, 67]), np.array([80, 80]))
+audio = render(perf, Instrument(), 16000, tail=0.5)
+print(hashlib.md5(audio.tobytes()).hexdigest(), float(np.abs(audio).max()))
+"""
+
+
+def test_a_render_is_the_same_bytes_whatever_the_process_did_before():
+    """FluidSynth's 16-bit output dithers with noise drawn from the C library's rand() state when a
+    process makes its first synth: renders are read as floats, so the bytes do not depend on it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", RENDER_HASH, str(n)], capture_output=True, text=True, check=True, cwd=root
+        )
+        for n in (0, 7)
+    ]
+    (first, peak), (second, _) = (run.stdout.split() for run in runs)
+    assert first == second and float(peak) > 0.01
+
+
+def test_the_rendering_is_not_quantised_to_16_bits():
+    audio = render(one_note(seconds=0.5), Instrument(reverb_send=0), 16000, tail=0.2)
+    sounding = audio[np.abs(audio) > 1e-3]
+    assert len(sounding) > 1000
+    assert np.mean(np.abs(sounding * 32768 - np.round(sounding * 32768)) > 1e-3) > 0.5

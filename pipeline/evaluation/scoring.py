@@ -456,6 +456,9 @@ def score_systems(
     job = _SystemJob(clips, order, polyphonic, batch_size, scorer, frozenset(kept_clips))
     names = list(systems)
     workers = max(1, min(workers, len(names)))
+    if workers > 1 and torch.cuda.is_initialized():  # forked children cannot use the parent's CUDA context
+        print(f"evaluate: the systems hold CUDA models, so one process scores them (not evaluate.workers={workers})")
+        workers = 1
     results: dict[str, _SystemResult] = {}
     with tqdm(total=n_batches * len(names), desc="evaluate systems", unit="system-batch") as bar:
         if workers == 1:
@@ -479,8 +482,8 @@ def score_systems(
         for table, part in ((scores.values, result.values), (scores.weights, result.weights)):
             for metric, by_clip in part.items():
                 table[name][metric].update(by_clip)
-        for metric, by_clip in result.reasons.items():
-            scores.reasons[name][metric].update(by_clip)
+        for metric, why in result.reasons.items():
+            scores.reasons[name][metric].update(why)
         for clip, out in result.kept.items():
             kept.setdefault(clip, {})[name] = out
     return scores, kept
