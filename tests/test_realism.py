@@ -125,6 +125,9 @@ def test_a_click_in_silence_has_too_few_frames_and_a_wrong_rate_is_refused(refer
     # a short clip (a recording's last) is left out of a fit, not an error: the same reference without it
     with_short = RealismReference.fit([tone(1, 300.0), tone(2, 200.0)[: CONFIG.n_fft]], RATE, CONFIG)
     assert with_short.frames == RealismReference.fit([tone(1, 300.0)], RATE, CONFIG).frames
+    # so is a silent one (a rest: exact zeros)
+    with_rest = RealismReference.fit([tone(1, 300.0), np.zeros(CLIP, np.float32)], RATE, CONFIG)
+    assert with_rest.frames == with_short.frames
 
 
 def test_settings_are_checked_as_params_are_read():

@@ -103,7 +103,9 @@ def frame_features(audio: np.ndarray, sample_rate: int, config: RealismConfig, w
     total = power[:, edges[0] : edges[-1]].sum(axis=1)  # (T,)
     peak = float(total.max())
     if peak <= 0:
-        raise PipelineError("realism: audio is silent", where)
+        # no frame above any gate: a reference clip of a rest (exact zeros since rendering reads
+        # FluidSynth's undithered float output) is left out like a short one
+        raise TooShortForRealism("realism: audio is silent (no frames to score)", where)
     # a floor relative to the clip's loudest frame: scale-free, and log never meets an exact zero
     power = power + peak * 10 ** (-config.floor_db / 10) / config.n_fft
     band = np.stack([power[:, a:b].sum(axis=1) for a, b in pairwise(edges)], axis=1)  # (T, bands)
@@ -197,8 +199,8 @@ class RealismReference:
     @classmethod
     def fit(cls, clips: list[np.ndarray], sample_rate: int, config: RealismConfig) -> RealismReference:
         """Reference of ``clips`` (mono ``(samples,)`` each, real recordings of the *training* split, at
-        ``sample_rate``): every clip's gated frames. A clip too short to score is left out (a recording's
-        last clip can be a few frames); other bad input (NaN, silence) is an error."""
+        ``sample_rate``): every clip's gated frames. A clip too short or too quiet to score is left out (a
+        recording's last clip can be a few frames, a rest silent); other bad input (NaN) is an error."""
         if not clips:
             raise PipelineError("realism: no reference clips to fit on (the training split's recordings)")
         features = []
