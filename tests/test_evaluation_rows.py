@@ -476,6 +476,57 @@ def test_the_evaluation_writes_the_same_bytes_for_any_number_of_workers(tmp_path
         )
 
 
+def _silent_rendering(params, models):
+    ceiling = sys_.recording(params.mel.hop_length)
+    return lambda batch: [sys_.ClipOutput(np.zeros_like(out.audio), may_be_silent=True) for out in ceiling(batch)]
+
+
+def test_a_rendering_timed_out_of_its_clip_is_scored_as_silence_not_refused(tmp_path, monkeypatch):
+    """FluidSynth at a timing that leaves the clip without a sounding note (a slow constant tempo on a
+    clip of long notes): the row is scored, its silence worst on mel MSE, where a model's silent output
+    fails the stage (the silence check catches broken models)."""
+    from pipeline.errors import PipelineError
+    from pipeline.evaluation.run import evaluate
+
+    features, audio = make_corpus(tmp_path / "corpus")
+
+    def silent(params, models):
+        ceiling = sys_.recording(params.mel.hop_length)
+        return lambda batch: [sys_.ClipOutput(np.zeros_like(out.audio)) for out in ceiling(batch)]
+
+    rows = TableRows(
+        systems=(
+            Row(DEEP_PERFORMER, _scaled(0.8)),
+            Row("Late FluidSynth", _silent_rendering, baseline_of=(DEEP_PERFORMER,)),
+            Row(r.CEILING, r.recording),
+        ),
+        timing=(Row(DEEP_PERFORMER, r.exact_tempo),),
+    )
+    monkeypatch.setattr("pipeline.evaluation.run.log_to_mlflow", lambda *args: None)
+    outputs = _outputs(tmp_path)
+    evaluate(_small(PARAMS), features, audio, tmp_path / "models", outputs, tmp_path / "report", rows=rows)
+    table = pd.read_csv(outputs.table_csv, index_col=0)
+    assert table.loc["Late FluidSynth", "audio_mel_mse"] > table.loc[DEEP_PERFORMER, "audio_mel_mse"]
+    assert table.loc["Late FluidSynth", "note_onset_f1"] == 0
+    # FluidSynth's rows say their silence may be the timing's (the flag the row above stands for)
+    from pipeline.datasets.clips import ClipDataset, collate_clips
+
+    clips = ClipDataset(features, ["rec0"], audio_dir=audio, clip_frames=PARAMS.mel.clip_frames, hop_length=HOP)
+    rendered = r.fluidsynth(r.exact_tempo)(PARAMS, None)(collate_clips([clips[0]]))
+    assert rendered[0].may_be_silent and np.abs(rendered[0].audio).max() > 1e-3
+    broken = dataclasses.replace(rows, systems=(*rows.systems, Row("Silent model", silent)))
+    with pytest.raises(PipelineError, match=r"system 'Silent model', clip .*: output audio is silent"):
+        evaluate(
+            _small(PARAMS),
+            features,
+            audio,
+            tmp_path / "models",
+            _outputs(tmp_path / "b"),
+            tmp_path / "b" / "report",
+            rows=broken,
+        )
+
+
 def test_the_transcriber_latency_is_chosen_on_training_clips_not_on_the_test_clips(tmp_path, monkeypatch):
     """The training recordings sound 100 ms after their notes, the test recording on them: the latency is
     the training clips' (>= 50 ms: the onset tolerance is 50 ms), and every system, the recording included, is scored at it on the test

@@ -112,7 +112,7 @@ def fluidsynth_system(timing: ClipTiming, instrument: Instrument, mel_config: Me
             )
             audio = render_clip(perf, clip_start, n * mel_config.hop_length, instrument, mel_config.sample_rate)
             audio = at_level(audio, mel, float(mel_level_db(batch["mel"][i, :, :n].numpy())))
-            outputs.append(ClipOutput(audio, mel(torch.from_numpy(audio)).numpy()))
+            outputs.append(ClipOutput(audio, mel(torch.from_numpy(audio)).numpy(), may_be_silent=True))
         return outputs
 
     return run

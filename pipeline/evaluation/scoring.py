@@ -179,7 +179,7 @@ def check_output(system: str, out: ClipOutput, clip: ClipInfo, hop: int, n_mels:
         raise PipelineError(f"{where}: output has {audio.shape} samples, expected ({clip.frames * hop},)", "evaluate")
     if not np.isfinite(audio).all():
         raise PipelineError(f"{where}: output audio holds NaN or infinite samples", "evaluate")
-    if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+    if not out.may_be_silent and float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
         raise PipelineError(f"{where}: output audio is silent (RMS below {SILENCE_RMS:g})", "evaluate")
     if out.mel is not None:
         mel = np.asarray(out.mel)

@@ -51,6 +51,9 @@ class ClipOutput:
 
     audio: np.ndarray  # (samples,) float32, 16 kHz, the clip's length
     mel: np.ndarray | None = None  # (n_mels, frames): the system's own log-mel prediction, if it has one
+    # a rendering whose timing can leave a clip with no note sounding (FluidSynth at a constant tempo):
+    # its silence is scored, not refused (the silence check is there to catch broken models)
+    may_be_silent: bool = False
 
 
 Batch = dict[str, torch.Tensor]
