@@ -98,13 +98,44 @@ def git_commit(root: str | Path = ".") -> str:
 
 
 def dvc_input_hashes(stage: str, root: str | Path = ".") -> dict[str, str]:
-    """``{dep path: md5}`` of ``stage``'s dependencies as recorded in dvc.lock (empty if unknown)."""
+    """``{dep path: md5}`` of ``stage``'s dependencies as recorded in ``root``/dvc.lock (empty if unknown).
+
+    Paths are as the lock spells them: relative to ``root``, so a job's pipeline under ``jobs/`` has
+    ``../../pipeline/...`` beside its own ``params.yaml``.
+    """
     lock = Path(root) / "dvc.lock"
     if not lock.is_file():
         return {}
     data = yaml.safe_load(lock.read_text()) or {}
     deps = data.get("stages", {}).get(stage, {}).get("deps", [])
     return {d["path"]: str(d.get("md5", d.get("hash", ""))) for d in deps if "path" in d}
+
+
+def _dvc_root(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def dvc_dep_tags(stage: str, root: str | Path = ".") -> dict[str, str]:
+    """MLflow tags ``dvc_dep:<path>`` -> md5 of ``stage``'s dependencies, each path relative to the DVC
+    project's root.
+
+    Why not the lock's own spelling: MLflow refuses a tag key that normalises to another name
+    (``../../pipeline/x.py``), and a job's ``params.yaml`` and the project's must stay two tags.
+    """
+    here = Path(root).resolve()
+    top = _dvc_root(here)
+    tags = {}
+    for path, digest in dvc_input_hashes(stage, root).items():
+        full = Path(os.path.normpath(here / path))
+        if top is not None and full.is_relative_to(top):
+            name = full.relative_to(top).as_posix()
+        else:  # outside any DVC project: keep it unique without a '..' segment
+            name = os.path.normpath(path).replace("..", "_up_")
+        tags[f"dvc_dep:{name}"] = digest
+    return tags
 
 
 class MlflowTracker:

@@ -41,3 +41,36 @@ def test_parallel_stages_share_a_new_sqlite_store(tmp_path):
         experiments = con.execute("SELECT name FROM experiments WHERE name = 'deep-performer'").fetchall()
         runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert experiments == [("deep-performer",)] and runs == n
+
+
+def test_a_jobs_dependency_tags_are_named_from_the_project_root_and_accepted_by_mlflow(tmp_path):
+    """A job's dvc.lock spells the library as ``../../pipeline/...``: MLflow refuses such a tag key, so
+    every training and evaluate run of a job failed before it trained a step."""
+    import mlflow
+    import yaml
+
+    from pipeline.tracking import MlflowTracker, dvc_dep_tags
+
+    (tmp_path / ".dvc").mkdir()
+    job = tmp_path / "jobs" / "real"
+    job.mkdir(parents=True)
+    deps = [
+        {"path": "../../pipeline/__init__.py", "md5": "aa"},
+        {"path": "../../params.yaml", "md5": "bb"},
+        {"path": "params.yaml", "md5": "cc"},
+        {"path": "data/features", "md5": "dd.dir"},
+    ]
+    (job / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train_x": {"deps": deps}}}))
+    tags = dvc_dep_tags("train_x", job)
+    assert tags == {
+        "dvc_dep:pipeline/__init__.py": "aa",
+        "dvc_dep:params.yaml": "bb",
+        "dvc_dep:jobs/real/params.yaml": "cc",
+        "dvc_dep:jobs/real/data/features": "dd.dir",
+    }
+    tracker = MlflowTracker("deep-performer", "train_x", job / "models", tags=tags, root=job)
+    try:
+        run = mlflow.get_run(tracker.run.info.run_id)
+        assert run.data.tags["dvc_dep:jobs/real/params.yaml"] == "cc"
+    finally:
+        mlflow.end_run()

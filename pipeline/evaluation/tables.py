@@ -187,9 +187,9 @@ def markdown_differences(diffs: list[Comparison], confidence: float) -> str:
 def log_to_mlflow(params: Params, table: Table, outputs: TableOutputs, report: Path) -> None:
     """A new MLflow run of the evaluate stage: the table's means as metrics, its files and the report as
     artifacts."""
-    from pipeline.tracking import MlflowTracker, dvc_input_hashes
+    from pipeline.tracking import MlflowTracker, dvc_dep_tags
 
-    tags = {"stage": "evaluate", **{f"dvc_dep:{p}": h for p, h in dvc_input_hashes("evaluate").items()}}
+    tags = {"stage": "evaluate", **dvc_dep_tags("evaluate")}
     run_dir = outputs.metrics.parent
     (run_dir / "mlflow_run_id").unlink(missing_ok=True)  # every evaluation is a new run
     tracker = MlflowTracker(

@@ -227,14 +227,14 @@ def run_training(job: TrainingJob) -> dict[str, float]:
         model.load_state_dict(seed)  # in place: the trainer's modules are the task's, on its device
     tracker = None
     if rank == 0:
-        from pipeline.tracking import MlflowTracker, dvc_input_hashes
+        from pipeline.tracking import MlflowTracker, dvc_dep_tags
 
         if not trainer.resumed:  # a fresh start is a new MLflow run; a resumed one continues its run
             (out_dir / "mlflow_run_id").unlink(missing_ok=True)
         tags = {
             "stage": stage,
             "world_size": str(world),
-            **{f"dvc_dep:{path}": digest for path, digest in dvc_input_hashes(job.dvc_stage or stage, root).items()},
+            **dvc_dep_tags(job.dvc_stage or stage, root),
         }
         tracker = MlflowTracker(
             "deep-performer", stage, out_dir, params=job.settings, tags=tags, root=root, mel=job.mel
