@@ -109,21 +109,29 @@ def perform(
     ),
     seed: int = typer.Option(0, help="random seed of the performance"),
     tempo: float | None = typer.Option(None, help=TEMPO_HELP),
-    truth: Path | None = typer.Option(None, help="also write the performed onset,offset per note (CSV)"),
+    truth: Path | None = typer.Option(
+        None,
+        help="also write each note's performed onset,offset in seconds with its note_id, pitch, score onset and "
+        "duration in beats (CSV)",
+    ),
+    midi: Path | None = typer.Option(
+        None, "--midi", help="also write the performance as a MIDI file (notes at their performed times)"
+    ),
     params: Path = typer.Option(Path("params.yaml"), help="parameter file (for the default sample rate)"),
 ) -> None:
     """Play a score with a virtual performer through FluidSynth (how the built-in corpus is made)."""
     from pipeline.config import load_params
-    from pipeline.datasets.layout import write_reference
     from pipeline.outputs import AUDIO_SUFFIXES, all_or_nothing, check_output
     from pipeline.performers import get_performer, warn_out_of_range
     from pipeline.rendering import render_to_file
-    from pipeline.scores import read_score
+    from pipeline.scores import MIDI_SUFFIXES, read_score, write_note_timing, write_performance_midi
 
     try:
         check_output(output, AUDIO_SUFFIXES)
         if truth is not None:
             check_output(truth, (".csv",), "--truth")
+        if midi is not None:
+            check_output(midi, tuple(MIDI_SUFFIXES), "--midi")
         if sample_rate is None:
             sample_rate = load_params(params).resample.sample_rate
         if sample_rate <= 0:
@@ -135,12 +143,23 @@ def perform(
         if tempo is not None:
             notes.tempo_qpm = tempo  # the opening tempo: the tempo map scales with it
         perf = player.perform(notes, seed=seed)
-        with all_or_nothing([output, truth]):
+        with all_or_nothing([output, truth, midi]):
             # streamed block by block (memory does not grow with the score), a progress bar on stderr;
             # the same file as write_audio(output, render(...)) (pipeline.rendering.render_to_file)
             render_to_file(perf, player.instrument, sample_rate, output, desc="perform")
             if truth is not None:
-                write_reference(truth, perf.onset, perf.offset)
+                write_note_timing(truth, notes, perf.onset, perf.offset)
+            if midi is not None:
+                write_performance_midi(
+                    midi,
+                    perf.pitch,
+                    perf.onset,
+                    perf.offset,
+                    perf.velocity,
+                    performer=player.name,
+                    program=player.instrument.program,
+                    title=score.stem,
+                )
     except PipelineError as err:
         _fail(err)
     typer.echo(f"wrote {output} ({len(notes)} notes, {perf.offset.max():.1f} s)")
@@ -283,7 +302,15 @@ def render(
         None, "--mel-plot", help="also draw the predicted mel with the notes (PNG; with -o)"
     ),
     timing: Path | None = typer.Option(
-        None, help="also write each note's performed onset,offset in seconds (CSV; with -o)"
+        None,
+        help="also write each note's performed onset,offset in seconds with its note_id, pitch, score onset and "
+        "duration in beats (CSV; with -o)",
+    ),
+    midi: Path | None = typer.Option(
+        None,
+        "--midi",
+        help="also write the predicted performance as a MIDI file (notes at their performed times and lengths, "
+        "the score's velocities, the performer in the track name; with -o)",
     ),
     loudness: str = typer.Option(
         "calibrated",
@@ -317,7 +344,7 @@ def render(
     )
 
     try:  # the outputs first, before the seconds of loading models: a bad path fails at once
-        outputs = _render_outputs(scores, output, out_dir, mel_plot, timing)
+        outputs = _render_outputs(scores, output, out_dir, mel_plot, timing, midi)
         _check_tempo(tempo)
         check_loudness(loudness)
         requests = [
@@ -329,6 +356,7 @@ def render(
                 loudness=loudness,
                 mel_plot=None if mel_plot is None else str(mel_plot),
                 timing=None if timing is None else str(timing),
+                midi=None if midi is None else str(midi),
             )
             for score, audio in zip(scores, outputs)
         ]
@@ -351,11 +379,17 @@ def render(
 
 
 def _render_outputs(
-    scores: list[Path], output: Path | None, out_dir: Path | None, mel_plot: Path | None, timing: Path | None
+    scores: list[Path],
+    output: Path | None,
+    out_dir: Path | None,
+    mel_plot: Path | None,
+    timing: Path | None,
+    midi: Path | None = None,
 ) -> list[Path]:
     """The audio file of each score (``-o`` for one, ``--out-dir``/<score name>.wav for any number),
     every output checked (:func:`pipeline.outputs.check_output`)."""
     from pipeline.outputs import AUDIO_SUFFIXES, check_output
+    from pipeline.scores import MIDI_SUFFIXES
 
     if (output is None) == (out_dir is None):
         raise PipelineError(
@@ -371,7 +405,7 @@ def _render_outputs(
         assert out_dir is not None
         if out_dir.exists() and not out_dir.is_dir():
             raise PipelineError("--out-dir is a file, not a folder", out_dir)
-        for flag, given in (("--mel-plot", mel_plot), ("--timing", timing)):
+        for flag, given in (("--mel-plot", mel_plot), ("--timing", timing), ("--midi", midi)):
             if given is not None:
                 raise PipelineError(f"{flag} names one file: give it with -o FILE and one score, not --out-dir", given)
         outputs = [out_dir / f"{score.stem}.wav" for score in scores]
@@ -386,6 +420,8 @@ def _render_outputs(
         check_output(mel_plot, (".png",), "--mel-plot")
     if timing is not None:
         check_output(timing, (".csv",), "--timing")
+    if midi is not None:
+        check_output(midi, tuple(MIDI_SUFFIXES), "--midi")
     return outputs
 
 

@@ -37,6 +37,7 @@ class RenderRequest:
     loudness: str = "calibrated"
     mel_plot: str | None = None
     timing: str | None = None
+    midi: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,16 +139,42 @@ def render_files(bundle: ModelBundle, request: RenderRequest, notes: NoteTable) 
     if performer is None:
         performer = bundle.performers[0] if bundle.performers else "0"
     result = render_score(bundle, notes, performer, request.tempo, loudness=request.loudness)
-    with all_or_nothing([request.output, request.mel_plot, request.timing]):
+    frame = result.hop_length / result.sample_rate
+    onset, offset = result.onset_frame * frame, result.offset_frame * frame
+    with all_or_nothing([request.output, request.mel_plot, request.timing, request.midi]):
         write_audio(request.output, result.audio, result.sample_rate)
         if request.mel_plot is not None:
             _plot_rendering(Path(request.mel_plot), result, notes, Path(request.score).name, bundle.mel)
         if request.timing is not None:
-            from pipeline.datasets.layout import write_reference
+            from pipeline.scores import write_note_timing
 
-            frame = result.hop_length / result.sample_rate
-            write_reference(Path(request.timing), result.onset_frame * frame, result.offset_frame * frame)
+            write_note_timing(request.timing, notes, onset, offset)
+        if request.midi is not None:
+            from pipeline.scores import write_performance_midi
+
+            write_performance_midi(
+                request.midi,
+                notes.pitch,
+                onset,
+                offset,
+                notes.velocity,
+                performer=result.performer,
+                program=performer_program(result.performer),
+                title=Path(request.score).stem,
+            )
     return RenderDone(notes=len(notes), seconds=result.seconds, performer=result.performer)
+
+
+VIOLIN_PROGRAM = 40  # General MIDI: the instrument of the real corpus (the Bach Violin Dataset)
+
+
+def performer_program(performer: str) -> int:
+    """The General MIDI program a performance MIDI names: a virtual performer's own instrument
+    (pipeline.performers), the first of a blend's; a violin for anyone else (a real violinist)."""
+    from pipeline.performers import PERFORMERS
+
+    first = performer.split(",")[0].split(":")[0]
+    return PERFORMERS[first].instrument.program if first in PERFORMERS else VIOLIN_PROGRAM
 
 
 def _plot_rendering(path: Path, result: Rendering, notes: NoteTable, title: str, mel: MelConfig) -> None:

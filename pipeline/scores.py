@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pandas costs 0.3 s to import: `performer render` reads no n
     import pandas as pd
 
 DEFAULT_TEMPO_QPM = 100.0
+DEFAULT_MIDI_QPM = 120.0  # MIDI's tempo until the first set_tempo (500000 us per quarter)
 MIDI_SUFFIXES = {".mid", ".midi"}
 MUSICXML_SUFFIXES = {".xml", ".musicxml", ".mxl"}
 NOTE_COLUMNS = ["onset", "duration", "pitch", "velocity", "track"]
@@ -379,6 +380,133 @@ def read_midi_notes(path: str | Path) -> MidiNotes:
         onset[order], (end - onset)[order], pitch[order], velocity[order], track[order], qpm, path.stem, path, tempo_map
     )
     return MidiNotes(table, start[order], (start + length)[order], int(midi.ticks_per_beat), tempos)
+
+
+def tick_seconds(ticks: np.ndarray, tempos: list[tuple[int, float]], resolution: int) -> np.ndarray:
+    """Seconds of MIDI ``ticks`` under a file's tempo events ``(MIDI tick, qpm)`` (in file order; MIDI's
+    120 qpm until the first; where several share a tick, the last in file order holds)."""
+    times: list[int] = [0]
+    qpms: list[float] = [DEFAULT_MIDI_QPM]
+    for tick, qpm in sorted(tempos, key=lambda t: t[0]):  # stable: the last change at a tick wins
+        if int(tick) == times[-1]:
+            qpms[-1] = float(qpm)
+        else:
+            times.append(int(tick))
+            qpms.append(float(qpm))
+    change = np.asarray(times, dtype=np.int64)
+    sec_per_tick = 60.0 / (np.asarray(qpms) * resolution)
+    at_change = np.concatenate([[0.0], np.cumsum(np.diff(change) * sec_per_tick[:-1])])
+    ticks = np.asarray(ticks, dtype=np.int64)
+    index = np.searchsorted(change, ticks, side="right") - 1
+    return at_change[index] + (ticks - change[index]) * sec_per_tick[index]
+
+
+def midi_notes_and_times(path: str | Path) -> tuple[NoteTable, np.ndarray, np.ndarray]:
+    """The NoteTable of ``read_midi`` and each note's onset/offset in seconds (same rows), from the
+    file's own ticks (:func:`pipeline.scores.read_midi_notes`): exact, not the 24-tick grid's."""
+    midi = read_midi_notes(path)
+    onset = tick_seconds(midi.onset, midi.tempos, midi.ticks_per_beat)
+    offset = tick_seconds(midi.offset, midi.tempos, midi.ticks_per_beat)
+    return midi.table, onset, offset
+
+
+PERFORMANCE_TICKS_PER_BEAT = 960  # at MIDI's default 120 qpm one tick is 0.52 ms: times round-trip within 0.26 ms
+
+
+def write_performance_midi(
+    path: str | Path,
+    pitch: np.ndarray,
+    onset: np.ndarray,
+    offset: np.ndarray,
+    velocity: np.ndarray,
+    *,
+    performer: str,
+    program: int = 0,
+    title: str = "",
+) -> None:
+    """A performance as a type-0 MIDI file that any synthesizer or DAW plays: every note at its performed
+    ``onset``/``offset`` (seconds) with its ``velocity``, on one channel with General MIDI ``program``; the
+    performer in the track name and a ``performer=NAME`` text event (``title``, if given, as a marker).
+
+    The clock is MIDI's default 120 qpm at :data:`PERFORMANCE_TICKS_PER_BEAT` (written as a tempo event
+    too), so :func:`midi_notes_and_times` reads every time back within 0.26 ms. A note that would still
+    sound when the same key starts again ends there (MIDI has one voice per key and channel); each
+    note keeps at least one tick. Written whole or not at all.
+    """
+    import mido
+
+    pitch = np.asarray(pitch, dtype=np.int64)
+    onset, offset = np.asarray(onset, dtype=float), np.asarray(offset, dtype=float)
+    velocity = np.asarray(velocity, dtype=np.int64)
+    if not (len(pitch) == len(onset) == len(offset) == len(velocity)):
+        raise PipelineError("a performance needs one pitch, onset, offset and velocity per note", path)
+    if len(pitch) and (not np.isfinite(onset).all() or not np.isfinite(offset).all() or onset.min() < 0):
+        raise PipelineError("a performance's note times must be finite and >= 0", path)
+    tick = 60.0 / (DEFAULT_MIDI_QPM * PERFORMANCE_TICKS_PER_BEAT)
+    start = np.rint(onset / tick).astype(np.int64)
+    end = np.maximum(np.rint(offset / tick).astype(np.int64), start + 1)
+    order = np.lexsort((pitch, start))
+    next_start: dict[int, int] = {}  # key -> the onset tick of its next note (walking backwards)
+    for i in order[::-1]:
+        later = next_start.get(int(pitch[i]))
+        if later is not None and later > start[i]:
+            end[i] = min(end[i], later)
+        next_start[int(pitch[i])] = int(start[i])
+    events = [(int(end[i]), 0, int(pitch[i]), 0) for i in order]  # note-offs sort first at a tick
+    events += [(int(start[i]), 1, int(pitch[i]), int(np.clip(velocity[i], 1, 127))) for i in order]
+    events.sort()
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=performer, time=0))
+    track.append(mido.MetaMessage("text", text=f"performer={performer}", time=0))
+    if title:
+        track.append(mido.MetaMessage("marker", text=title, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(DEFAULT_MIDI_QPM), time=0))
+    track.append(mido.Message("program_change", program=int(program) & 127, channel=0, time=0))
+    now = 0
+    for at, is_on, key, vel in events:
+        kind = "note_on" if is_on else "note_off"
+        track.append(mido.Message(kind, note=int(key), velocity=vel, channel=0, time=at - now))
+        now = at
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    midi = mido.MidiFile(type=0, ticks_per_beat=PERFORMANCE_TICKS_PER_BEAT)
+    midi.tracks.append(track)
+    with atomic_path(path) as tmp:
+        midi.save(filename=str(tmp))
+
+
+def performance_midi_performer(path: str | Path) -> str | None:
+    """The performer a :func:`write_performance_midi` file names (its ``performer=`` text), or None."""
+    import mido
+
+    for msg in mido.MidiFile(filename=str(path)).tracks[0]:
+        if msg.type == "text" and msg.text.startswith("performer="):
+            return str(msg.text[len("performer=") :])
+    return None
+
+
+def write_note_timing(path: str | Path, notes: NoteTable, onset: np.ndarray, offset: np.ndarray) -> None:
+    """Each note's performed ``onset``/``offset`` (seconds; rows of ``notes``) as CSV, with what lines it
+    up with the score: ``note_id`` (its row in the score's note table, sorted by onset then pitch),
+    ``pitch``, ``score_onset_beats`` and ``score_duration_beats`` (quarter notes from the score's start).
+    The ``onset,offset`` columns are the reference-alignment format (pipeline.datasets.layout)."""
+    import csv
+
+    if not (len(notes) == len(onset) == len(offset)):
+        raise PipelineError(f"{len(onset)} timed notes for a score of {len(notes)} notes", path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(["note_id", "pitch", "score_onset_beats", "score_duration_beats", "onset", "offset"])
+        for i in range(len(notes)):
+            out.writerow(
+                [
+                    i,
+                    int(notes.pitch[i]),
+                    _number(round(float(notes.onset[i]) / notes.resolution, 6)),
+                    _number(round(float(notes.duration[i]) / notes.resolution, 6)),
+                    _number(round(float(onset[i]), 6)),
+                    _number(round(float(offset[i]), 6)),
+                ]
+            )
 
 
 def read_musicxml(path: str | Path) -> NoteTable:

@@ -24,7 +24,7 @@ from pipeline.models.persistence import save_model
 from pipeline.models.synthesis import SynthesisModel, synthesis_inputs
 from pipeline.models.tempo import tempo_centers, tempo_class
 from pipeline.registry.loading import load_models
-from pipeline.scores import NoteTable
+from pipeline.scores import NoteTable, midi_notes_and_times, performance_midi_performer, read_score
 from tests._params import MEL
 from tests.test_scores import write_midi
 
@@ -282,6 +282,8 @@ def test_render_command_midi_and_musicxml(tmp_path):
             timing,
             "--mel-plot",
             tmp_path / "mel.png",
+            "--midi",
+            tmp_path / "played.mid",
         )
         assert result.returncode == 0, result.stderr
         info = sf.info(wav)
@@ -294,6 +296,17 @@ def test_render_command_midi_and_musicxml(tmp_path):
         )
         assert info.duration == pytest.approx(played["offset"].max() + 0.5, abs=0.02)
         assert (tmp_path / "mel.png").stat().st_size > 10_000
+        # the timing lines up with the score, and the MIDI file plays exactly that timing
+        table = read_score(score)
+        np.testing.assert_array_equal(played["note_id"], np.arange(len(table)))
+        np.testing.assert_array_equal(played["pitch"], table.pitch)
+        np.testing.assert_allclose(played["score_onset_beats"], table.onset / table.resolution)
+        np.testing.assert_allclose(played["score_duration_beats"], table.duration / table.resolution)
+        back, onset, offset = midi_notes_and_times(tmp_path / "played.mid")
+        np.testing.assert_array_equal(back.pitch, played["pitch"])
+        np.testing.assert_allclose(onset, played["onset"], atol=1e-3)
+        np.testing.assert_allclose(offset, played["offset"], atol=1e-3)
+        assert performance_midi_performer(tmp_path / "played.mid") == "ana"
 
 
 @pytest.mark.slow

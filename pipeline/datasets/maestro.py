@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -25,12 +24,11 @@ from pipeline.datasets.cutting import Cut, cut_to_flac
 from pipeline.datasets.download import fetch_archive
 from pipeline.datasets.layout import Recording, write_manifest, write_reference
 from pipeline.errors import PipelineError
-from pipeline.scores import NoteTable, read_midi_notes
+from pipeline.scores import midi_notes_and_times, tick_seconds  # noqa: F401  (tick_seconds: MAESTRO's reader's)
 
 SOURCE = "maestro"
 SPLITS = ("train", "validation", "test")
 CSV_COLUMNS = ("canonical_title", "split", "year", "midi_filename", "audio_filename")
-DEFAULT_MIDI_QPM = 120.0  # MIDI's tempo until the first set_tempo (500000 us per quarter)
 
 
 def find_maestro_csv(root: Path) -> Path:
@@ -45,34 +43,6 @@ def find_maestro_csv(root: Path) -> Path:
         if len(found) > 1:
             raise PipelineError(f"several MAESTRO tables here ({', '.join(p.name for p in found)}): point at one", root)
     raise PipelineError("no maestro-v*.csv in this folder or the ones below it (not an extracted MAESTRO?)", root)
-
-
-def tick_seconds(ticks: np.ndarray, tempos: list[tuple[int, float]], resolution: int) -> np.ndarray:
-    """Seconds of MIDI ``ticks`` under a file's tempo events ``(MIDI tick, qpm)`` (in file order; MIDI's
-    120 qpm until the first; where several share a tick, the last in file order holds)."""
-    times: list[int] = [0]
-    qpms: list[float] = [DEFAULT_MIDI_QPM]
-    for tick, qpm in sorted(tempos, key=lambda t: t[0]):  # stable: the last change at a tick wins
-        if int(tick) == times[-1]:
-            qpms[-1] = float(qpm)
-        else:
-            times.append(int(tick))
-            qpms.append(float(qpm))
-    change = np.asarray(times, dtype=np.int64)
-    sec_per_tick = 60.0 / (np.asarray(qpms) * resolution)
-    at_change = np.concatenate([[0.0], np.cumsum(np.diff(change) * sec_per_tick[:-1])])
-    ticks = np.asarray(ticks, dtype=np.int64)
-    index = np.searchsorted(change, ticks, side="right") - 1
-    return at_change[index] + (ticks - change[index]) * sec_per_tick[index]
-
-
-def midi_notes_and_times(path: Path) -> tuple[NoteTable, np.ndarray, np.ndarray]:
-    """The NoteTable of ``read_midi`` and each note's onset/offset in seconds (same rows), from the
-    file's own ticks (:func:`pipeline.scores.read_midi_notes`): exact, not the 24-tick grid's."""
-    midi = read_midi_notes(path)
-    onset = tick_seconds(midi.onset, midi.tempos, midi.ticks_per_beat)
-    offset = tick_seconds(midi.offset, midi.tempos, midi.ticks_per_beat)
-    return midi.table, onset, offset
 
 
 def _select(frame: pd.DataFrame, config: DataConfig, csv_path: Path) -> pd.DataFrame:
