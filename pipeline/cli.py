@@ -131,7 +131,7 @@ def perform(
         if truth is not None:
             check_output(truth, (".csv",), "--truth")
         if midi is not None:
-            check_output(midi, tuple(MIDI_SUFFIXES), "--midi")
+            check_output(midi, tuple(sorted(MIDI_SUFFIXES)), "--midi")
         if sample_rate is None:
             sample_rate = load_params(params).resample.sample_rate
         if sample_rate <= 0:
@@ -421,7 +421,7 @@ def _render_outputs(
     if timing is not None:
         check_output(timing, (".csv",), "--timing")
     if midi is not None:
-        check_output(midi, tuple(MIDI_SUFFIXES), "--midi")
+        check_output(midi, tuple(sorted(MIDI_SUFFIXES)), "--midi")
     return outputs
 
 
